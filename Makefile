@@ -1,0 +1,72 @@
+# jupyter-repro: `make run` and `make test` do every set-up step on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# jlpm and jupyter come from the venv; hatch-jupyter-builder calls jlpm by name.
+export PATH := $(BIN):$(PATH)
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+INSTALLED := $(VENV)/.installed
+LABEXT_BUILT := jupyter_repro/labextension/static/style.js
+LABEXT_SOURCES := $(shell find labextension/src labextension/style labextension/schema -type f 2>/dev/null) \
+	labextension/package.json labextension/tsconfig.json labextension/yarn.lock
+RUN_ARGS ?=
+
+.PHONY: help run test test-python lint bench chromium clean
+
+help:
+	@echo "make run    install everything into $(VENV) and start JupyterLab on examples/"
+	@echo "make test   install what the tests need and run every test, browser tests included"
+	@echo "make bench  run benchmarks/ and print ratio tables"
+	@echo "make lint   ruff, mypy and the TypeScript linters"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip
+
+# Build requirements first, so the project installs without build isolation (faster, and
+# the frontend is built by the venv's own jlpm). Editable install: a development checkout.
+$(INSTALLED): pyproject.toml labextension/package.json labextension/yarn.lock | $(BIN)/python
+	$(PIP) install "hatchling>=1.21" editables "hatch-jupyter-builder>=0.9" "jupyterlab>=4.2,<5"
+	$(PIP) install --no-build-isolation -e ".[test,bench,dev]"
+	@# hatchling's editable install skips shared-data: link the labextension and enable the
+	@# server extension in the venv, as the wheel does through share/ and etc/.
+	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	$(BIN)/jupyter server extension enable --sys-prefix jupyter_repro >/dev/null
+	touch $@
+
+$(LABEXT_BUILT): $(LABEXT_SOURCES) | $(INSTALLED)
+	cd labextension && jlpm install && jlpm build
+	touch $@
+
+run: $(INSTALLED) $(LABEXT_BUILT)
+	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)/examples" $(RUN_ARGS)
+
+# Debian's chromium drives the browser tests; Playwright cannot download its own here.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing and this user cannot install it: browser tests will be skipped (they fail under CI=true)"; \
+	fi
+
+test: $(INSTALLED) $(LABEXT_BUILT) chromium
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check jupyter_repro tests benchmarks
+	$(BIN)/ruff format --check jupyter_repro tests benchmarks
+	$(BIN)/mypy
+	cd labextension && jlpm lint:check
+
+bench: $(INSTALLED) $(LABEXT_BUILT)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build dist test-artifacts jupyter_repro/labextension \
+		labextension/node_modules labextension/lib labextension/tsconfig.tsbuildinfo

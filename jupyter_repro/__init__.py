@@ -1,0 +1,23 @@
+"""jupyter-repro: reproducible notebooks with conda environments.
+
+This module is imported by every Jupyter server that has the extension enabled, so it
+imports nothing heavy: the application class is loaded only when the server asks for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+
+__all__ = ["__version__"]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import ReproApp
+
+    return [{"module": "jupyter_repro", "app": ReproApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-repro"}]

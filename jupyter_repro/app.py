@@ -1,0 +1,65 @@
+"""The server extension: configuration, services and handlers of jupyter-repro."""
+
+from __future__ import annotations
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, Enum, Unicode, default
+
+from ._version import __version__
+from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
+from .handlers import default_handlers
+from .status import StatusService
+
+
+class ReproApp(ExtensionApp):
+    """jupyter-repro's server extension.
+
+    Configure it as `ReproApp` in any Jupyter config file, e.g. in `jupyter_server_config.py`::
+
+        c.ReproApp.engine = "micromamba"
+        c.ReproApp.cli_paths = {"micromamba": "/opt/micromamba/bin/micromamba"}
+    """
+
+    name = "jupyter_repro"
+    app_name = "jupyter-repro"
+    version = __version__
+    description = "Reproducible notebooks: conda environments as kernels, export and restore."
+
+    # Settings key under which handlers find the services; one instance per server.
+    SETTINGS_KEY = "jupyter_repro"
+
+    engine = Enum(
+        list(ENGINE_NAMES),
+        default_value=EMBEDDED_ENGINE,
+        config=True,
+        help=(
+            "Engine that solves and installs environments on restore. 'rattler' is the embedded "
+            "engine (py-rattler), which works on machines without conda; 'conda', 'mamba' and "
+            "'micromamba' run that CLI (found on PATH, through CONDA_EXE/MAMBA_EXE, or set in "
+            "cli_paths)."
+        ),
+    )
+
+    cli_paths = Dict(
+        key_trait=Enum(list(CLI_NAMES)),
+        value_trait=Unicode(),
+        config=True,
+        help=(
+            "Explicit paths of conda-family executables, by name, e.g. "
+            "{'conda': '/opt/conda/bin/conda'}. They take precedence over PATH. A path that is "
+            "not an executable file is ignored."
+        ),
+    )
+
+    @default("cli_paths")
+    def _default_cli_paths(self) -> dict[str, str]:
+        return {}
+
+    def initialize_settings(self) -> None:
+        self.settings[self.SETTINGS_KEY] = {
+            "status": StatusService(self.engine, self.cli_paths),
+        }
+        self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(default_handlers())

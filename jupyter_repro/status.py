@@ -1,0 +1,31 @@
+"""What `repro/status` reports: the version, the engine in use and the conda-family CLIs found."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._version import __version__
+from .environments.engines import EngineInfo, engine_info, find_clis
+
+
+class StatusService:
+    """Assembles the server's status; plain class, usable without a server."""
+
+    def __init__(
+        self,
+        engine: str,
+        configured_clis: Mapping[str, str] | None = None,
+        clis_finder: Callable[[Mapping[str, str] | None], dict[str, str | None]] = find_clis,
+    ) -> None:
+        self._engine: EngineInfo = engine_info(engine)
+        self._configured_clis = dict(configured_clis or {})
+        self._find_clis = clis_finder
+
+    def status(self) -> dict[str, Any]:
+        """The status document. Looks at PATH each time, so a CLI installed later shows up."""
+        return {
+            "version": __version__,
+            "engine": self._engine.to_json(),
+            "clis": self._find_clis(self._configured_clis),
+        }
