@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of jupyter-repro against its peers; `make bench` runs them all."""

@@ -1,0 +1,174 @@
+"""A real JupyterLab (subprocess) with jupyter-repro, driven by Playwright in Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Without these, chromium keeps trying to reach Google services, which this network refuses.
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium_path() -> str | None:
+    for candidate in (os.environ.get("REPRO_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LabServer:
+    """A running `jupyter lab` and what a browser needs to reach it."""
+
+    url: str
+    token: str
+    root_dir: Path
+    log_path: Path
+
+    def lab_url(self, path: str = "lab") -> str:
+        return f"{self.url}{path}?token={self.token}"
+
+
+def _wait_until_ready(server: LabServer, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    probe = f"{server.url}api/status?token={server.token}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"jupyter lab exited with {process.returncode}; see {server.log_path}:\n"
+                + server.log_path.read_text(errors="replace")[-3000:]
+            )
+        try:
+            with urllib.request.urlopen(probe, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"jupyter lab did not answer within {timeout} s; see {server.log_path}")
+
+
+def isolated_jupyter_env(base: Path) -> dict[str, str]:
+    """Environment for a Jupyter process that reads no config or data of the person running tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CONDA", "MAMBA"))}
+    for name in ("home", "config", "data", "runtime", "ipython"):
+        (base / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(base / "home"),
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        IPYTHONDIR=str(base / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory, artifacts_dir) -> Iterator[LabServer]:
+    """`jupyter lab` on a free loopback port, serving a copy of examples/, with a fresh token."""
+    base = tmp_path_factory.mktemp("lab")
+    root_dir = base / "root"
+    shutil.copytree(REPO_ROOT / "examples", root_dir)
+    port = _free_port()
+    token = secrets.token_hex(16)
+    log_path = artifacts_dir / "jupyter-lab.log"
+    server = LabServer(f"http://127.0.0.1:{port}/", token, root_dir, log_path)
+    command = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root_dir}",
+        f"--LabApp.user_settings_dir={base / 'settings'}",
+        f"--LabApp.workspaces_dir={base / 'workspaces'}",
+    ]  # fmt: skip
+    if os.geteuid() == 0:  # CI and these machines run as root
+        command.append("--allow-root")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=isolated_jupyter_env(base), cwd=base
+        )
+    try:
+        _wait_until_ready(server, process, timeout=60)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium under Playwright (Playwright cannot download a browser here)."""
+    chromium = _chromium_path()
+    if chromium is None:
+        message = "chromium is not installed (`make test` installs Debian's chromium as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, request, artifacts_dir):
+    """A fresh browser page; fails the test on any uncaught error in the page."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    yield page
+    report = getattr(request.node, "repro_call_report", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(artifacts_dir / f"{request.node.name}-failure.png"))
+    context.close()
+    assert not page_errors, f"uncaught errors in the page: {page_errors}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the call phase's report on the item, so `page` can screenshot a failure."""
+    report = yield
+    if report.when == "call":
+        item.repro_call_report = report
+    return report
