@@ -1,3 +1,3 @@
-"""The one place the Python package's version is written (the labextension's package.json must match)."""
+"""The one place the version is written; labextension/package.json must say the same."""
 
 __version__ = "0.1.0"

@@ -39,7 +39,10 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
 
 
 class StatusHandler(ReproHandler):
-    """GET `repro/status`: `{"version", "engine": {name, version, embedded}, "clis": {name: path|null}}`."""
+    """GET `repro/status`.
+
+    200: `{"version", "engine": {"name", "version", "embedded"}, "clis": {name: path | null}}`.
+    """
 
     @web.authenticated
     @authorized

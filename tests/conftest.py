@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Jupyter server with the extension (pytest-jupyter) and the offline conda rig."""
+"""Shared fixtures: a real Jupyter server with the extension and the offline conda rig."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wheel is the product: built with `pip wheel .`, installed into a clean venv, enabled with no command."""
+"""The wheel is the product: `pip wheel .`, installed in a clean venv, enabled by itself."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def run(command: list[str], **kwargs) -> str:
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
     output = ANSI.sub("", result.stdout + result.stderr)
-    assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{output[-4000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(command)} failed ({result.returncode}):\n{output[-4000:]}"
+    )
     return output
 
 
@@ -34,7 +36,17 @@ def wheel(tmp_path_factory) -> Path:
     # hatch-jupyter-builder, jupyterlab for jlpm), so this runs offline and fast.
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     run(
-        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-w", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            ".",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+        ],
         cwd=REPO_ROOT,
         env=env,
     )
@@ -49,7 +61,11 @@ def test_wheel_ships_server_config_and_a_production_labextension(wheel):
     assert f"{data}/etc/jupyter/jupyter_server_config.d/jupyter_repro.json" in names
     assert f"{data}/share/jupyter/labextensions/jupyter-repro/package.json" in names
     assert f"{data}/share/jupyter/labextensions/jupyter-repro/install.json" in names
-    static = [n for n in names if n.startswith(f"{data}/share/jupyter/labextensions/jupyter-repro/static/")]
+    static = [
+        n
+        for n in names
+        if n.startswith(f"{data}/share/jupyter/labextensions/jupyter-repro/static/")
+    ]
     assert any("/remoteEntry." in n for n in static), static
     assert any(n.endswith("/style.js") for n in static), static
     assert "jupyter_repro/app.py" in names
@@ -59,7 +75,18 @@ def test_wheel_in_a_clean_venv_is_enabled_and_ok(wheel, tmp_path):
     target = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
     python = str(target / "bin" / "python")
-    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel), "jupyterlab>=4.2,<5"])
+    run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(wheel),
+            "jupyterlab>=4.2,<5",
+        ]
+    )
     # Only the clean venv's own config and data: nothing from the user or the test venv.
     env = {
         "PATH": f"{target / 'bin'}{os.pathsep}/usr/bin:/bin",

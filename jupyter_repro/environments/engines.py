@@ -62,7 +62,9 @@ def find_cli(
     then PATH. A configured path that is not an executable file is ignored rather than trusted.
     """
     if name not in CLI_NAMES:
-        raise ValueError(f"unknown conda-family CLI {name!r}; expected one of {', '.join(CLI_NAMES)}")
+        raise ValueError(
+            f"unknown conda-family CLI {name!r}; expected one of {', '.join(CLI_NAMES)}"
+        )
     env = os.environ if environ is None else environ
     candidates: list[str] = []
     if configured and configured.get(name):
@@ -85,7 +87,7 @@ def find_clis(
 
 
 def engine_info(name: str) -> EngineInfo:
-    """Describe the engine `name` (versions of CLIs are not probed: that would mean running them)."""
+    """Describe the engine `name`; a CLI's version is not probed, as that means running it."""
     if name == EMBEDDED_ENGINE:
         return EngineInfo(name=name, version=embedded_engine_version(), embedded=True)
     if name in CLI_NAMES:

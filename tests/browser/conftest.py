@@ -31,7 +31,11 @@ CHROMIUM_ARGS = [
 
 
 def _chromium_path() -> str | None:
-    for candidate in (os.environ.get("REPRO_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    for candidate in (
+        os.environ.get("REPRO_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -66,7 +70,7 @@ def _wait_until_ready(server: LabServer, process: subprocess.Popen[bytes], timeo
                 + server.log_path.read_text(errors="replace")[-3000:]
             )
         try:
-            with urllib.request.urlopen(probe, timeout=2) as response:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(probe, timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -76,7 +80,7 @@ def _wait_until_ready(server: LabServer, process: subprocess.Popen[bytes], timeo
 
 
 def isolated_jupyter_env(base: Path) -> dict[str, str]:
-    """Environment for a Jupyter process that reads no config or data of the person running tests."""
+    """Environment for a Jupyter process that reads no config or data of whoever runs the tests."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CONDA", "MAMBA"))}
     for name in ("home", "config", "data", "runtime", "ipython"):
         (base / name).mkdir(parents=True, exist_ok=True)
