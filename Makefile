@@ -30,7 +30,7 @@ $(BIN)/python:
 # Build requirements first, so the project installs without build isolation (faster, and
 # the frontend is built by the venv's own jlpm). Editable install: a development checkout.
 $(INSTALLED): pyproject.toml labextension/package.json labextension/yarn.lock | $(BIN)/python
-	$(PIP) install "hatchling>=1.21" editables "hatch-jupyter-builder>=0.9" "jupyterlab>=4.2,<5"
+	$(PIP) install "hatchling>=1.21" editables "hatch-jupyter-builder>=0.9" "jupyterlab>=4.6,<5"
 	$(PIP) install --no-build-isolation -e ".[test,bench,dev]"
 	@# hatchling's editable install skips shared-data: link the labextension and enable the
 	@# server extension in the venv, as the wheel does through share/ and etc/.

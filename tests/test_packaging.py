@@ -84,7 +84,7 @@ def test_wheel_in_a_clean_venv_is_enabled_and_ok(wheel, tmp_path):
             "-q",
             "--disable-pip-version-check",
             str(wheel),
-            "jupyterlab>=4.2,<5",
+            "jupyterlab>=4.6,<5",
         ]
     )
     # Only the clean venv's own config and data: nothing from the user or the test venv.

@@ -87,7 +87,7 @@ def test_panel_shows_the_server_error_and_recovers_on_retry(page, lab_server, ar
     page.screenshot(path=str(artifacts_dir / "environments-panel-error.png"))
 
     failing["on"] = False
-    panel.get_by_test_id("repro-refresh").click()
+    panel.get_by_test_id("repro-retry").click()
     panel.get_by_test_id("repro-server-version").wait_for(timeout=TIMEOUT_MS)
     assert panel.get_by_test_id("repro-server-version").inner_text().strip() == __version__
     assert panel.get_by_test_id("repro-status-error").count() == 0
