@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -133,7 +134,24 @@ def lab_server(tmp_path_factory, artifacts_dir) -> Iterator[LabServer]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def jp_asyncio_loop():
+    """Browser tests need no server loop of pytest-jupyter's.
+
+    Playwright's sync API keeps its own asyncio loop running while the browser is open;
+    pytest-jupyter's autouse fixture would pick that loop up and try to close it.
+    """
+    return None
+
+
+@pytest.fixture
+def jp_server_cleanup():
+    """No in-process ServerApp to clean up: the browser tests' JupyterLab is a subprocess."""
+    return None
+
+
+# Package scope: Playwright's loop must be gone before tests outside this folder run.
+@pytest.fixture(scope="package")
 def browser():
     """Debian's chromium under Playwright (Playwright cannot download a browser here)."""
     chromium = _chromium_path()
@@ -152,6 +170,8 @@ def browser():
             yield browser
         finally:
             browser.close()
+    # Leave no loop of Playwright's behind as the thread's current loop.
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture
