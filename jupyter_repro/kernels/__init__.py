@@ -1,0 +1,1 @@
+"""Kernels for discovered environments: the spec manager, the activating launcher, synced kernelspecs."""
