@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import startup
+from . import kernels, startup
 from ._table import Result, markdown_table
 
-BENCHMARKS = {"startup": startup.run}
+BENCHMARKS = {"startup": startup.run, "kernels": kernels.run}
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
 
 
@@ -33,4 +34,9 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    # py-rattler (used to build the benchmark environments) can abort during interpreter
+    # finalization; leave without it once everything is printed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -112,6 +112,6 @@ def run() -> list[Result]:
             peer=statistics.median(without_ext),
             peer_name="same server without jupyter-repro",
             unit="s",
-            target_ratio=1.10,
+            limit=1.10,
         )
     ]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Enum, Unicode, default
+from traitlets import Bool, Dict, Enum, Unicode, default
 
 from ._version import __version__
+from .environments.catalog import EnvironmentCatalog
+from .environments.discovery import EnvironmentDiscovery
 from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
 from .handlers import default_handlers
 from .status import StatusService
@@ -51,15 +57,56 @@ class ReproApp(ExtensionApp):
         ),
     )
 
+    manage_kernelspecs = Bool(
+        True,
+        config=True,
+        help=(
+            "Serve every discovered environment as a kernel by making the server use "
+            "jupyter_repro's CondaKernelSpecManager. A kernel_spec_manager_class configured "
+            "explicitly for the server always wins (and a log line says so)."
+        ),
+    )
+
     @default("cli_paths")
     def _default_cli_paths(self) -> dict[str, str]:
         return {}
 
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        super()._link_jupyter_server_extension(serverapp)
+        # Linking runs before the server builds its kernel spec manager, so the class can
+        # still be chosen here; the user's explicit choice is never overridden.
+        if not self.manage_kernelspecs:
+            self.log.info("jupyter-repro: kernels of environments disabled by configuration")
+            return
+        configured = serverapp.config.get("ServerApp", {})
+        if "kernel_spec_manager_class" in configured:
+            self.log.info(
+                "jupyter-repro: keeping the configured kernel_spec_manager_class %s; "
+                "environments are not listed as kernels",
+                configured["kernel_spec_manager_class"],
+            )
+            return
+        from .kernels.manager import CondaKernelSpecManager
+
+        serverapp.kernel_spec_manager_class = CondaKernelSpecManager
+
     def initialize_settings(self) -> None:
         self.settings[self.SETTINGS_KEY] = {
             "status": StatusService(self.engine, self.cli_paths),
+            "catalog": self._catalog(),
         }
         self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)
+
+    def _catalog(self) -> EnvironmentCatalog:
+        """The kernel manager's catalog when it is ours (one cache for both), else a new one."""
+        from .kernels.manager import CondaKernelSpecManager
+
+        manager = getattr(self.serverapp, "kernel_spec_manager", None)
+        if isinstance(manager, CondaKernelSpecManager):
+            return manager.catalog
+        return EnvironmentCatalog(
+            EnvironmentDiscovery(server_prefix=Path(sys.prefix), log=self.log)
+        )
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers())

@@ -1,1 +1,1 @@
-"""Kernels for discovered environments: the spec manager, the activating launcher, synced kernelspecs."""
+"""Kernels of discovered environments: spec manager, activating launcher, synced kernelspecs."""
