@@ -22,8 +22,13 @@ _log = os.environ["REPRO_BENCH_SPAWN_LOG"]
 _events = {"subprocess.Popen", "os.posix_spawn", "os.fork", "os.forkpty", "os.exec", "os.system"}
 def _hook(event, args):
     if event in _events:
+        import traceback
+        where = " <- ".join(
+            f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in traceback.extract_stack()[-8:-1]
+        )
+        line = f"{event} {args[0] if args else ''} at {where}".replace("\\n", " ")
         with open(_log, "a") as stream:
-            stream.write(event + "\\n")
+            stream.write(line + "\\n")
 sys.addaudithook(_hook)
 from jupyter_server.serverapp import main
 sys.argv = ["jupyter-server", *sys.argv[1:]]
@@ -106,6 +111,24 @@ class BenchServer:
         request = urllib.request.Request(url, headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
+
+    def settle(self, quiet_seconds: float = 1.5, timeout: float = 30) -> None:
+        """Wait until start-up's own spawns (JupyterLab runs node, npm, git, uname) are over."""
+        deadline = time.monotonic() + timeout
+        last, last_change = self.spawns(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.spawns()
+            if now != last:
+                last, last_change = now, time.monotonic()
+            elif time.monotonic() - last_change >= quiet_seconds:
+                return
+
+    def spawn_lines(self) -> list[str]:
+        try:
+            return self.spawn_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
 
     def spawns(self) -> int:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,9 +62,12 @@ def listing(count: int) -> list[Result]:
         base = Path(tmp)
         inst = _installation(base / "rig", count)
         with BenchServer(base / "ours", inst.home, extension=True) as ours:
+            ours.settle()
             spawns_before = ours.spawns()
             ours_latency = _median_listing(ours, count)
             spawns = (ours.spawns() - spawns_before) / (LISTINGS + 1)
+            for line in ours.spawn_lines()[spawns_before:]:
+                print(f"  spawned during listings: {line}", file=sys.stderr)
             ours_rss = ours.rss_mb()
         stock_base = base / "stock"
         _static_kernelspecs(inst, stock_base / "data")

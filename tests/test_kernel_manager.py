@@ -157,3 +157,20 @@ def test_listing_twice_with_nothing_changed_does_not_rescan(installation):
     m.get_all_specs()
 
     assert m.catalog.discovery.rescans == rescans
+
+
+def test_kernelspec_path_writes_real_kernelspecs_when_kernels_change(installation, tmp_path):
+    target = tmp_path / "prefix"
+    target.mkdir()
+    m = manager(kernelspec_path=str(target))
+
+    m.find_kernel_specs()
+
+    written = target / "share" / "jupyter" / "kernels"
+    assert (written / "conda-env-py-py" / "kernel.json").is_file()
+    prefix = installation.create_env("later", ["python", "ipykernel"])
+    m.find_kernel_specs()
+    assert (written / "conda-env-later-py" / "kernel.json").is_file()
+    installation.remove_env(prefix)
+    m.find_kernel_specs()
+    assert not (written / "conda-env-later-py").exists()

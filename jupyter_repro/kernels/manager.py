@@ -71,8 +71,10 @@ class CondaKernelSpecManager(KernelSpecManager):
         allow_none=True,
         config=True,
         help=(
-            "Accepted for nb_conda_kernels compatibility. Use `jupyter repro kernels sync` to "
-            "write real kernelspecs; this manager always serves environments dynamically."
+            "As in nb_conda_kernels: also write real kernelspecs of the environments' kernels "
+            "whenever they change, so other clients see them. '' = system-wide, '--user', "
+            "'--sys-prefix', or a prefix path (written to PREFIX/share/jupyter/kernels). None "
+            "(default) writes nothing; `jupyter repro kernels sync` does the same on demand."
         ),
     )
     enable_debugger = Bool(
@@ -140,7 +142,31 @@ class CondaKernelSpecManager(KernelSpecManager):
                 kernels[name] = CondaKernel(name, spec, env, listed=not duplicate)
         self._kernels = kernels
         self._built_from = entries
+        if self.kernelspec_path is not None:
+            self._write_kernelspecs()
         return kernels
+
+    def _write_kernelspecs(self) -> None:
+        from .sync import kernels_dir, sync_kernelspecs
+
+        path = self.kernelspec_path or ""
+        destination = kernels_dir(
+            user=path == "--user",
+            sys_prefix=path == "--sys-prefix",
+            prefix=None if path in ("", "--user", "--sys-prefix") else path,
+        )
+        try:
+            report = sync_kernelspecs(self, destination)
+        except OSError as error:
+            self.log.warning("jupyter-repro: cannot write kernelspecs to %s: %s", destination, error)
+            return
+        if report.written or report.removed:
+            self.log.info(
+                "jupyter-repro: kernelspecs in %s: %d written, %d removed",
+                destination,
+                len(report.written),
+                len(report.removed),
+            )
 
     def _spec(
         self, env: Environment, env_name: str, is_base: bool, kernel_dir: KernelDir, name: str
