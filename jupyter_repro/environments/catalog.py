@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,16 @@ class EnvironmentCatalog:
         self._filter = re.compile(env_filter) if env_filter else None
         self._built_from: tuple[Discovered, tuple[int | None, ...]] | None = None
         self._entries: tuple[CatalogEntry, ...] = ()
+        # REST handlers read the catalog from executor threads while the kernel spec manager
+        # reads it on the event loop: one scan at a time, and never a half-built cache.
+        self._lock = threading.Lock()
 
     def entries(self) -> tuple[CatalogEntry, ...]:
         """Every environment, base first; costs a few stat calls when nothing changed."""
+        with self._lock:
+            return self._entries_locked()
+
+    def _entries_locked(self) -> tuple[CatalogEntry, ...]:
         discovered = self.discovery.discover()
         environments = [
             e
