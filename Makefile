@@ -14,6 +14,8 @@ LABEXT_BUILT := jupyter_repro/labextension/static/style.js
 LABEXT_SOURCES := $(shell find labextension/src labextension/style labextension/schema -type f 2>/dev/null) \
 	labextension/package.json labextension/tsconfig.json labextension/yarn.lock
 RUN_ARGS ?=
+# Jupyter refuses to run as root without this; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: help run test test-python lint bench chromium clean
 
@@ -43,7 +45,7 @@ $(LABEXT_BUILT): $(LABEXT_SOURCES) | $(INSTALLED)
 	touch $@
 
 run: $(INSTALLED) $(LABEXT_BUILT)
-	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)/examples" $(RUN_ARGS)
+	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)/examples" $(ALLOW_ROOT) $(RUN_ARGS)
 
 # Debian's chromium drives the browser tests; Playwright cannot download its own here.
 chromium:
