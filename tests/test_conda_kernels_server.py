@@ -226,3 +226,23 @@ async def test_environment_routes_require_credentials(
     for path in ("repro/environments", "repro/environments/base"):
         response = await http_server_client.fetch(f"{jp_base_url}{path}", raise_error=False)
         assert response.code == 403, path
+
+
+class TestTokensNeverLeave:
+    @pytest.fixture
+    def installation(self, conda_installation_factory) -> CondaInstallation:
+        inst = conda_installation_factory()
+        prefix = inst.create_env("tok", ["pkgc"])
+        record_path = next((prefix / "conda-meta").glob("pkgc-*.json"))
+        record = json.loads(record_path.read_text())
+        record["channel"] = "https://conda.anaconda.org/t/tk-secret-123/conda-forge"
+        record_path.unlink()  # never edit in place: files may be shared hard links
+        record_path.write_text(json.dumps(record))
+        return inst
+
+    async def test_environment_details_show_short_channels_without_tokens(self, jp_fetch):
+        response = await jp_fetch("repro", "environments", "tok")
+
+        assert b"tk-secret-123" not in response.body
+        packages = {p["name"]: p for p in json.loads(response.body)["conda_packages"]}
+        assert packages["pkgc"]["channel"] == "conda-forge"

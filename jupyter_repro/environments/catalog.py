@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..kernels.naming import NamingInput, environment_names, kernel_name
+from .channels import short_channel_name
 from .discovery import Discovered, Environment, EnvironmentDiscovery
 from .prefix import KernelDir, Prefix
 
@@ -132,7 +133,13 @@ class EnvironmentCatalog:
         prefix = Prefix(entry.environment.prefix)
         document = self.summary(entry)
         document["conda_packages"] = [
-            {"name": p.name, "version": p.version, "build": p.build, "channel": p.channel}
+            # Channels as users write them; a `/t/<token>/` never leaves the server.
+            {
+                "name": p.name,
+                "version": p.version,
+                "build": p.build,
+                "channel": short_channel_name(p.channel) if p.channel else None,
+            }
             for p in prefix.conda_packages()
         ]
         document["pip_packages"] = [

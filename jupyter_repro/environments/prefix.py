@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+from .channels import record_channel_name, redact_url
+from .history import HistoryEntry, read_history
+from .history import requested_specs as history_requested_specs
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,77 @@ class PipPackage:
 
     name: str
     version: str
+
+
+class CondaRecord(NamedTuple):
+    """The fields of one `conda-meta/*.json` record that exporting an environment needs.
+
+    A NamedTuple rather than a frozen dataclass: an export builds one per record, and a
+    tuple is built three times faster, which shows at hundreds of records.
+    """
+
+    name: str
+    version: str
+    build: str
+    channel: str | None = None
+    """As recorded: a URL (it may hold a `/t/<token>/`) or a name; see `channel_name`."""
+    url: str | None = None
+    """As recorded; see `package_url` for the one that may be shown."""
+    md5: str | None = None
+    sha256: str | None = None
+    subdir: str | None = None
+    fn: str | None = None
+    depends: tuple[str, ...] = ()
+    requested_specs: tuple[str, ...] = ()
+    """What rattler (`requested_specs`) or pixi and conda (`requested_spec`) recorded as
+    asked for; empty for a dependency."""
+    damaged: bool = False
+    """The JSON could not be read: name, version and build come from the file name."""
+
+    @property
+    def dist_name(self) -> str:
+        """`name-version-build`, the record's file name without `.json`."""
+        return f"{self.name}-{self.version}-{self.build}"
+
+    @property
+    def channel_name(self) -> str | None:
+        """The channel as a user writes it (`conda-forge`, `defaults`, a redacted URL)."""
+        return record_channel_name(self.channel, self.url, self.subdir)
+
+    @property
+    def package_url(self) -> str | None:
+        """The package's download URL without tokens or credentials, if it is known."""
+        if self.url and "://" in self.url:
+            return redact_url(self.url)
+        if self.channel and "://" in self.channel and self.subdir and self.fn:
+            return f"{redact_url(self.channel).rstrip('/')}/{self.subdir}/{self.fn}"
+        return None
+
+
+PipInstallKind = Literal["index", "vcs", "url", "editable", "local"]
+
+
+@dataclass(frozen=True)
+class PipDistribution:
+    """A pip-installed distribution with where it came from (PEP 610 `direct_url.json`)."""
+
+    name: str
+    version: str
+    kind: PipInstallKind
+    """`index` (no direct URL: from PyPI or another index), `vcs`, `url` (an archive URL),
+    `editable` or `local` (a folder or a `file:` archive on this machine)."""
+    url: str | None = None
+    """For `vcs` and `url`: the redacted URL pip can install from (`git+https://...@rev`)."""
+
+    @property
+    def requirement(self) -> str | None:
+        """The pip requirement that installs this again elsewhere; None for editable and
+        local installs, which only exist on this machine."""
+        if self.kind == "index":
+            return f"{self.name}=={self.version}"
+        if self.kind in ("vcs", "url") and self.url:
+            return f"{self.name} @ {self.url}"
+        return None
 
 
 def normalize_dist_name(name: str) -> str:
@@ -280,18 +356,71 @@ class Prefix:
 
     def _conda_owned_dist_infos(self) -> set[str]:
         """Prefix-relative `.../x.dist-info` folders that some conda record lists files of."""
+        return self.read_conda_records(dist_infos=True)[1]
+
+    # -- records, fast ---------------------------------------------------------------------
+
+    def conda_records(self) -> list[CondaRecord]:
+        """Every `conda-meta/*.json` record, sorted by name (see `read_conda_records`)."""
+        return self.read_conda_records()[0]
+
+    def read_conda_records(self, dist_infos: bool = False) -> tuple[list[CondaRecord], set[str]]:
+        """The records sorted by name, and (with `dist_infos`) the prefix-relative
+        `.dist-info` folders their files include.
+
+        Only the needed fields are decoded: a record's `files` and `paths_data` (99% of its
+        bytes in a real environment) are skipped unless `dist_infos` asks for the former. A
+        record that cannot be read falls back to its file name (`damaged`). Raises OSError
+        when `conda-meta` exists but cannot be listed; no `conda-meta` gives no records.
+        """
+        meta = os.fspath(self.conda_meta)
+        try:
+            with os.scandir(meta) as it:
+                names = sorted(e.name for e in it if e.name.endswith(".json"))
+        except FileNotFoundError:
+            return [], set()
+        records: list[CondaRecord] = []
         owned: set[str] = set()
-        for path in self._record_paths():
-            record = _read_json_object(path)
-            files = record.get("files") if record else None
-            if not isinstance(files, list):
+        for name in names:
+            # Plain strings, not Paths or os.path.join: at hundreds of records they show.
+            path = meta + os.sep + name
+            try:
+                scanned = _read_record(path, dist_infos)
+            except IsADirectoryError:
                 continue
-            for f in files:
-                if isinstance(f, str):
-                    end = f.find(_DIST_INFO + "/")
-                    if end >= 0:
-                        owned.add(f[: end + len(_DIST_INFO)])
-        return owned
+            except OSError as exc:
+                log.debug("cannot read %s: %s", path, exc)
+                scanned = None
+            record = _record_from_fields(path, scanned[0]) if scanned else None
+            if record is None:
+                record = _record_from_file_name(path, name)
+                if record is None:
+                    continue
+            elif scanned is not None:
+                owned |= scanned[1]
+            records.append(record)
+        records.sort(key=_RECORD_ORDER)
+        return records, owned
+
+    def history(self) -> list[HistoryEntry]:
+        """The blocks of `conda-meta/history` (none when it is missing or empty)."""
+        return read_history(self.conda_meta / "history")
+
+    def requested_specs(self, records: list[CondaRecord] | None = None) -> dict[str, str]:
+        """Package name -> the spec the user asked for, in order of first request.
+
+        From `conda-meta/history` when it records any request (conda, mamba, micromamba),
+        else from the records' own requested specs (rattler and pixi leave the history
+        empty), in name order. Names may include packages no longer installed.
+        """
+        from_history = history_requested_specs(self.history())
+        if from_history is not None:
+            return from_history
+        specs: dict[str, str] = {}
+        for record in self.conda_records() if records is None else records:
+            if record.requested_specs:
+                specs.setdefault(record.name, record.requested_specs[0])
+        return specs
 
     def site_packages_dirs(self) -> list[Path]:
         """`lib/python*/site-packages` (and Windows' `Lib/site-packages`) that exist."""
@@ -303,21 +432,40 @@ class Prefix:
         candidates.append(self.path / "Lib" / "site-packages")
         return [d for d in candidates if d.is_dir()]
 
+    def has_dist_infos(self) -> bool:
+        """Some site-packages folder holds a `.dist-info` (pip-installed or conda's own)."""
+        sites = self.site_packages_dirs()
+        return any(e.name.endswith(_DIST_INFO) for site in sites for e in _scandir(site))
+
     def pip_packages(self) -> list[PipPackage]:
         """Distributions in site-packages whose `.dist-info` no conda record lists, sorted by
         normalized name; name and version from their METADATA."""
-        owned = self._conda_owned_dist_infos() if self.conda_meta.is_dir() else set()
-        found: dict[str, PipPackage] = {}
+        return [PipPackage(d.name, d.version) for d in self.pip_distributions()]
+
+    def pip_distributions(self, conda_owned: set[str] | None = None) -> list[PipDistribution]:
+        """Like `pip_packages`, with where each came from (`direct_url.json`).
+
+        `conda_owned` (prefix-relative `.dist-info` folders, from `read_conda_records`)
+        saves reading the records again; it is read only when site-packages has any
+        `.dist-info` at all.
+        """
+        found: dict[str, PipDistribution] = {}
+        owned = conda_owned
         for site in self.site_packages_dirs():
             for entry in _scandir(site):
                 if not entry.name.endswith(_DIST_INFO) or not _is_dir(entry):
                     continue
+                if owned is None:
+                    owned = self._conda_owned_dist_infos() if self.is_conda() else set()
                 relative = Path(entry.path).relative_to(self.path).as_posix()
                 if relative in owned:
                     continue
                 package = self._dist_info_package(Path(entry.path))
                 if package is not None:
-                    found.setdefault(normalize_dist_name(package.name), package)
+                    found.setdefault(
+                        normalize_dist_name(package.name),
+                        _with_origin(package, Path(entry.path) / "direct_url.json"),
+                    )
         return [found[k] for k in sorted(found)]
 
     @staticmethod
@@ -354,15 +502,24 @@ class Prefix:
         env_vars_d = self.path / "etc" / "conda" / "env_vars.d"
         for path in sorted(Path(e.path) for e in _scandir(env_vars_d) if e.name.endswith(".json")):
             merged.update(self._string_values(path, _read_json_object(path)))
-        state_path = self.conda_meta / "state"
-        if os.path.lexists(state_path):
-            state = _read_json_object(state_path)
-            env_vars = state.get("env_vars") if state else None
-            if env_vars is not None and not isinstance(env_vars, dict):
-                log.debug("skipping %s: env_vars is not an object", state_path)
-            elif env_vars:
-                merged.update(self._string_values(state_path, env_vars))
+        merged.update(self._state_env_vars())
         return {k: v for k, v in merged.items() if v != _CONDA_UNSET_VALUE}
+
+    def state_env_vars(self) -> dict[str, str]:
+        """Only what the user set with `conda env config vars set` (`conda-meta/state`),
+        without the `***unset***` markers: the `variables:` of an exported spec."""
+        return {k: v for k, v in self._state_env_vars().items() if v != _CONDA_UNSET_VALUE}
+
+    def _state_env_vars(self) -> dict[str, str]:
+        state_path = self.conda_meta / "state"
+        if not os.path.lexists(state_path):
+            return {}
+        state = _read_json_object(state_path)
+        env_vars = state.get("env_vars") if state else None
+        if env_vars is not None and not isinstance(env_vars, dict):
+            log.debug("skipping %s: env_vars is not an object", state_path)
+            return {}
+        return self._string_values(state_path, env_vars)
 
     @staticmethod
     def _string_values(path: Path, values: dict[str, Any] | None) -> dict[str, str]:
@@ -374,3 +531,257 @@ class Prefix:
             else:
                 log.debug("%s: ignoring %s (not a string)", path, key)
         return out
+
+
+# -- reading records fast ---------------------------------------------------------------------
+
+_RECORD_FIELDS = frozenset(
+    {
+        "name",
+        "version",
+        "build",
+        "channel",
+        "url",
+        "md5",
+        "sha256",
+        "subdir",
+        "fn",
+        "depends",
+        "requested_spec",
+        "requested_specs",
+    }
+)
+# With these found, a record's remaining fields are not needed for export.
+_CORE_FIELDS = ("name", "version", "build", "channel", "url", "md5")
+_BULKY_FIELDS = frozenset({"files", "paths_data"})
+_STRING_FIELDS = ("name", "version", "build", "channel", "url", "md5", "sha256", "subdir", "fn")
+_RECORD_ORDER = operator.attrgetter("name", "version", "build")
+_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)": ')
+# What a path inside a `.dist-info` folder holds, searched for in a record's `files` list.
+_DIST_INFO_MARK = b".dist-info/"
+# rattler writes every field export needs before the paths, so the head of the file is
+# enough; a file no larger than this is decoded whole.
+_HEAD_BYTES = 8 * 1024
+
+
+class _Truncated(Exception):
+    """The scan needs more of the file than the head that was read."""
+
+
+def _scan_record(
+    data: bytes, dist_infos: bool, complete: bool = True
+) -> tuple[dict[str, Any], set[str]] | None:
+    """The wanted top-level fields of a record's JSON, and the `.dist-info` folders of its
+    `files` if asked; None when the JSON cannot be read.
+
+    conda, mamba, rattler and pixi all write records pretty-printed, one top-level key per
+    line at one fixed indent. That layout lets the scan jump from key to key and over the
+    bulky lists with `bytes.find` instead of decoding every path; any other layout, or
+    anything unexpected, is read with `json.loads` instead. With `complete=False`, `data` is
+    only the head of the file, and `_Truncated` is raised when the scan needs more.
+    """
+    layout = _pretty_layout(data)
+    if layout is None:
+        if not complete:
+            raise _Truncated
+        return _parse_record(data, dist_infos)
+    newline, indent = layout
+    marker = newline + indent  # start of a top-level line; a key follows it
+    fields: dict[str, Any] = {}
+    owned: set[str] = set()
+    pos = 1 + len(marker)
+    try:
+        while True:
+            m = _KEY.match(data, pos)
+            if m is None:
+                raise ValueError("no key where one was expected")
+            key = m.group(1).decode("ascii")
+            start = m.end()
+            opener = data[start : start + 1]
+            if opener in (b"[", b"{") and data.startswith(newline, start + 1):
+                if key in _BULKY_FIELDS and not dist_infos and _has_core_fields(fields):
+                    break  # rattler's order: everything needed came before the paths
+                closer = marker + (b"]" if opener == b"[" else b"}")
+                end = data.find(closer, start)
+                if end < 0:
+                    raise ValueError("unclosed value")
+                end += len(closer)
+                if key in _RECORD_FIELDS:
+                    fields[key] = json.loads(data[start:end])
+                elif key == "files" and dist_infos:
+                    owned |= _dist_infos_in(data[start:end])
+                if data.startswith(b",", end):
+                    end += 1
+            else:
+                end = data.find(newline, start)
+                if end < 0:
+                    raise ValueError("unterminated line")
+                if key in _RECORD_FIELDS:
+                    fields[key] = _scalar(data[start:end].rstrip(b","))
+                elif key == "files" and dist_infos:  # a list written on one line
+                    owned |= _dist_infos_in(data[start:end])
+            if not data.startswith(marker + b'"', end):
+                # Anything but the object's closing line means the head cut a value short.
+                if not complete and not data.startswith(newline + b"}", end):
+                    raise ValueError("cut off")
+                break
+            pos = end + len(marker)
+    except (ValueError, UnicodeDecodeError):
+        if not complete:
+            raise _Truncated from None
+        return _parse_record(data, dist_infos)
+    return fields, owned
+
+
+def _read_record(path: str, dist_infos: bool) -> tuple[dict[str, Any], set[str]] | None:
+    """`_scan_record` of the file at `path`, reading only its head when that is enough."""
+    with open(path, "rb") as fh:
+        data = fh.read(_HEAD_BYTES)
+        if len(data) < _HEAD_BYTES:
+            # A small record (no or few files): C's JSON decoder beats the scan's Python steps.
+            return _parse_record(data, dist_infos)
+        if not dist_infos:
+            try:
+                return _scan_record(data, dist_infos, complete=False)
+            except _Truncated:
+                pass
+        data += fh.read()
+    return _scan_record(data, dist_infos)
+
+
+def _scalar(value: bytes) -> Any:
+    """A one-line JSON value; plain strings (nearly all of them) without the JSON decoder."""
+    if len(value) >= 2 and value[0] == 0x22 and value[-1] == 0x22 and b"\\" not in value:
+        return value[1:-1].decode("utf-8")
+    return json.loads(value)
+
+
+def _has_core_fields(fields: dict[str, Any]) -> bool:
+    return all(k in fields for k in _CORE_FIELDS) and (
+        "requested_specs" in fields or "requested_spec" in fields
+    )
+
+
+def _pretty_layout(data: bytes) -> tuple[bytes, bytes] | None:
+    """`(newline, indent)` of a record written one key per line, else None."""
+    if data.startswith(b"{\n"):
+        newline = b"\n"
+    elif data.startswith(b"{\r\n"):
+        newline = b"\r\n"
+    else:
+        return None
+    start = 1 + len(newline)
+    width = len(data) - start - len(data[start:].lstrip(b" "))
+    if width == 0 or not data.startswith(b'"', start + width):
+        return None
+    return newline, b" " * width
+
+
+def _parse_record(data: bytes, dist_infos: bool) -> tuple[dict[str, Any], set[str]] | None:
+    """The slow path: the whole JSON decoded."""
+    try:
+        record = json.loads(data)
+    except ValueError:  # JSON and UTF-8 decoding errors
+        return None
+    if not isinstance(record, dict):
+        return None
+    owned: set[str] = set()
+    files = record.get("files") if dist_infos else None
+    if isinstance(files, list):
+        for f in files:
+            if isinstance(f, str):
+                end = f.find(_DIST_INFO + "/")
+                if end >= 0:
+                    owned.add(f[: end + len(_DIST_INFO)])
+    return record, owned  # the other fields are ignored by `_record_from_fields`
+
+
+def _dist_infos_in(files_json: bytes) -> set[str]:
+    """The `.dist-info` folders named in a JSON list of paths.
+
+    A literal search for `.dist-info/`, then back to the string's opening quote: a regex
+    over every path costs ten times more, and most records name no `.dist-info` at all.
+    """
+    owned: set[str] = set()
+    pos = 0
+    while True:
+        hit = files_json.find(_DIST_INFO_MARK, pos)
+        if hit < 0:
+            return owned
+        end = hit + len(_DIST_INFO_MARK) - 1
+        opening = files_json.rfind(b'"', 0, hit)
+        pos = end
+        raw = files_json[opening + 1 : end]
+        try:
+            owned.add(json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8"))
+        except ValueError:
+            continue
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _record_from_fields(path: str, fields: dict[str, Any]) -> CondaRecord | None:
+    # Called once per record of every export: plain expressions, no helper calls per field.
+    name, version, build, channel, url, md5, sha256, subdir, fn = [
+        value if isinstance(value, str) and value else None
+        for value in map(fields.get, _STRING_FIELDS)
+    ]
+    if name is None or version is None or build is None:
+        log.debug("%s lacks name/version/build; using its file name", path)
+        return None
+    depends = fields.get("depends")
+    requested = fields.get("requested_specs")
+    if not isinstance(requested, list):
+        requested = [fields.get("requested_spec")]
+    return CondaRecord(
+        name,
+        version,
+        build,
+        channel,
+        url,
+        md5,
+        sha256,
+        subdir,
+        fn,
+        tuple(d for d in depends if isinstance(d, str)) if isinstance(depends, list) else (),
+        tuple(s for s in requested if isinstance(s, str) and s),
+    )
+
+
+def _record_from_file_name(path: str, file_name: str) -> CondaRecord | None:
+    parts = split_dist_name(file_name[: -len(".json")])
+    if parts is None:
+        log.debug("skipping %s: not a name-version-build record", path)
+        return None
+    return CondaRecord(*parts, damaged=True)
+
+
+def _with_origin(package: PipPackage, direct_url_json: Path) -> PipDistribution:
+    """`package` with the origin its PEP 610 `direct_url.json` records (none: an index)."""
+    if not os.path.lexists(direct_url_json):
+        return PipDistribution(package.name, package.version, "index")
+    info = _read_json_object(direct_url_json)
+    url = _text(info.get("url")) if info else None
+    if info is None or url is None:
+        # Unreadable: the safest reading is a plain install of that name and version.
+        return PipDistribution(package.name, package.version, "index")
+    subdirectory = _text(info.get("subdirectory"))
+    fragment = f"#subdirectory={subdirectory}" if subdirectory else ""
+    vcs_info = info.get("vcs_info")
+    if isinstance(vcs_info, dict):
+        vcs = _text(vcs_info.get("vcs")) or "git"
+        revision = _text(vcs_info.get("commit_id")) or _text(vcs_info.get("requested_revision"))
+        clean = redact_url(url)
+        if not clean.startswith(f"{vcs}+"):
+            clean = f"{vcs}+{clean}"
+        at = f"@{revision}" if revision else ""
+        return PipDistribution(package.name, package.version, "vcs", clean + at + fragment)
+    dir_info = info.get("dir_info")
+    if isinstance(dir_info, dict):
+        kind: PipInstallKind = "editable" if dir_info.get("editable") is True else "local"
+        return PipDistribution(package.name, package.version, kind)
+    if url.startswith("file:"):
+        return PipDistribution(package.name, package.version, "local")
+    return PipDistribution(package.name, package.version, "url", redact_url(url) + fragment)

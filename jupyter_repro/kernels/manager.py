@@ -158,7 +158,9 @@ class CondaKernelSpecManager(KernelSpecManager):
         try:
             report = sync_kernelspecs(self, destination)
         except OSError as error:
-            self.log.warning("jupyter-repro: cannot write kernelspecs to %s: %s", destination, error)
+            self.log.warning(
+                "jupyter-repro: cannot write kernelspecs to %s: %s", destination, error
+            )
             return
         if report.written or report.removed:
             self.log.info(

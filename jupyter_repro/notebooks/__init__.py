@@ -1,0 +1,1 @@
+"""Notebook files: the environment embedded in their metadata."""
