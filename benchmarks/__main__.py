@@ -8,10 +8,15 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, startup
+from . import export, kernels, restore, startup
 from ._table import Result, markdown_table
 
-BENCHMARKS = {"startup": startup.run, "kernels": kernels.run, "export": export.run}
+BENCHMARKS = {
+    "startup": startup.run,
+    "kernels": kernels.run,
+    "export": export.run,
+    "restore": restore.run,
+}
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
 
 

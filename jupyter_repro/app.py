@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Enum, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, List, Unicode, default
 
 from ._version import __version__
 from .environments.catalog import EnvironmentCatalog
 from .environments.discovery import EnvironmentDiscovery
 from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
+from .environments.restore import RestoreError, RestoreOptions, RestoreService
+from .environments.spec import SpecError
 from .handlers import default_handlers
+from .jobs import JobManager, RestoreJobs
 from .status import StatusService
 
 
@@ -67,6 +71,65 @@ class ReproApp(ExtensionApp):
         ),
     )
 
+    allowed_channels = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help=(
+            "Channels a restored spec may use (names like 'conda-forge' or URLs). None (the "
+            "default) allows any channel; a list refuses specs naming any other channel, which "
+            "matters when untrusted users can ask this server to restore environments."
+        ),
+    )
+
+    allow_pip_urls = Bool(
+        False,
+        config=True,
+        help=(
+            "Allow the pip section of a restored spec to install from URLs, VCS links or local "
+            "paths and to pass pip options. Off by default: such entries run arbitrary code "
+            "from places no channel policy covers."
+        ),
+    )
+
+    pip_find_links = List(
+        Unicode(),
+        config=True,
+        help=(
+            "Folders or URLs passed to pip as --find-links when installing a spec's pip "
+            "section, e.g. a local wheel folder for offline sites."
+        ),
+    )
+
+    pip_index_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help=(
+            "Package index pip uses for a spec's pip section (pip's --index-url). None: "
+            "pip's own default."
+        ),
+    )
+
+    pip_no_index = Bool(
+        False,
+        config=True,
+        help=(
+            "Install a spec's pip section without any index (pip's --no-index): only from "
+            "pip_find_links. For machines without network access."
+        ),
+    )
+
+    job_retention_seconds = Float(
+        3600.0,
+        config=True,
+        help=(
+            "How long a finished restore job stays readable at repro/jobs/{id} before it is "
+            "forgotten. Running jobs are always kept."
+        ),
+    )
+
     @default("cli_paths")
     def _default_cli_paths(self) -> dict[str, str]:
         return {}
@@ -91,9 +154,30 @@ class ReproApp(ExtensionApp):
         serverapp.kernel_spec_manager_class = CondaKernelSpecManager
 
     def initialize_settings(self) -> None:
+        self.restore_service = RestoreService(
+            RestoreOptions(
+                engine=self.engine,
+                cli_paths=dict(self.cli_paths),
+                allowed_channels=(
+                    None if self.allowed_channels is None else tuple(self.allowed_channels)
+                ),
+                allow_pip_urls=self.allow_pip_urls,
+                pip_find_links=tuple(self.pip_find_links),
+                pip_index_url=self.pip_index_url,
+                pip_no_index=self.pip_no_index,
+            ),
+            log=self.log,
+        )
+        self.job_manager = JobManager(
+            retention_seconds=self.job_retention_seconds,
+            expected_errors=(RestoreError, SpecError),
+            log=self.log,
+        )
         self.settings[self.SETTINGS_KEY] = {
             "status": StatusService(self.engine, self.cli_paths),
             "catalog": self._catalog(),
+            "jobs": self.job_manager,
+            "restore": RestoreJobs(self.restore_service, self.job_manager),
         }
         self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)
 
@@ -107,6 +191,24 @@ class ReproApp(ExtensionApp):
         return EnvironmentCatalog(
             EnvironmentDiscovery(server_prefix=Path(sys.prefix), log=self.log)
         )
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # A server killed mid-restore leaves a partial prefix; removing it scans envs dirs,
+        # so it runs off the loop and the server answers requests meanwhile.
+        self._cleanup = asyncio.get_running_loop().run_in_executor(None, self._cleanup_leftovers)
+
+    def _cleanup_leftovers(self) -> None:
+        try:
+            removed = self.restore_service.cleanup_leftovers()
+        except Exception:
+            self.log.exception("jupyter-repro: removing leftovers of interrupted restores failed")
+            return
+        for prefix in removed:
+            self.log.warning("jupyter-repro: removed %s, left by an interrupted restore", prefix)
+
+    async def stop_extension(self) -> None:
+        # Cancelled restores remove their partial prefixes; wait for that before exiting.
+        await self.job_manager.shutdown()
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers())

@@ -10,12 +10,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
 
 if TYPE_CHECKING:
     from .environments.export import ExportMode
+    from .environments.restore import RestorePlan, RestoreSource
     from .kernels.manager import CondaKernelSpecManager
 
 
@@ -197,6 +198,173 @@ def _export(args: argparse.Namespace) -> int:
     return 1
 
 
+class TextProgress:
+    """The restore engine's `Progress` as text bars on a stream, with or without a terminal.
+
+    On a terminal one line per phase is redrawn in place; elsewhere (logs, CI) a line is
+    written only when the bar grows, so the output stays short.
+    """
+
+    WIDTH = 20
+
+    def __init__(self, stream: TextIO, *, verbose: bool = False) -> None:
+        self.stream = stream
+        self.verbose = verbose
+        self.tty = stream.isatty()
+        self._last: tuple[str, int] | None = None
+        self._open_line = False
+
+    def bar(self, name: str, done: int, total: int) -> str:
+        filled = self.WIDTH if total <= 0 else min(self.WIDTH, self.WIDTH * done // total)
+        return f"{name:<8} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        filled = self.WIDTH if total <= 0 else min(self.WIDTH, self.WIDTH * done // total)
+        if self._last == (name, filled) and not self.tty:
+            return
+        if self.tty:
+            if self._last is not None and self._last[0] != name and self._open_line:
+                self.stream.write("\n")
+            self.stream.write("\r" + self.bar(name, done, total))
+            self._open_line = True
+        else:
+            self.stream.write(self.bar(name, done, total) + "\n")
+        self._last = (name, filled)
+        self.stream.flush()
+
+    def log(self, line: str) -> None:
+        if not self.verbose:
+            return
+        self.end_line()
+        self.stream.write(f"  {line}\n")
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        """Finish a bar redrawn in place before anything else is written."""
+        if self._open_line:
+            self.stream.write("\n")
+            self._open_line = False
+            self.stream.flush()
+
+
+def _package_line(package: Any) -> str:
+    if isinstance(package, dict):
+        words = [package.get(k) for k in ("name", "version", "build", "channel")]
+        return "  ".join(str(w) for w in words if w not in (None, ""))
+    return str(package)
+
+
+def _print_plan(plan: RestorePlan) -> None:
+    document = plan.to_json()
+    print(f"target:   {document.get('target')}")
+    if document.get("name"):
+        print(f"name:     {document['name']}")
+    print(f"engine:   {document.get('engine')}")
+    channels = document.get("channels") or []
+    print(f"channels: {', '.join(str(c) for c in channels) or '-'}")
+    packages = document.get("packages") or []
+    print(f"packages ({len(packages)}):")
+    for package in packages:
+        print(f"  {_package_line(package)}")
+    pip = document.get("pip") or []
+    if pip:
+        print(f"pip ({len(pip)}):")
+        for requirement in pip:
+            print(f"  {_package_line(requirement)}")
+    for warning in document.get("warnings") or []:
+        print(f"warning: {warning}")
+
+
+def _restore_source(path: str) -> RestoreSource:
+    from .environments.restore import load_source
+
+    source = Path(path)
+    if not source.is_file():
+        raise _RestoreProblem(f"no file {path}")
+    if source.suffix == ".ipynb":
+        return load_source(notebook=source)
+    return load_source(file=source)
+
+
+class _RestoreProblem(Exception):
+    """A user error of `jupyter repro restore`, with the message to print."""
+
+
+def _confirm(assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise _RestoreProblem("not a terminal, so no confirmation can be asked: pass --yes")
+    try:
+        answer = input("Proceed? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _restore(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from .environments.engines import EMBEDDED_ENGINE
+    from .environments.restore import RestoreError, RestoreOptions, RestoreService
+    from .environments.spec import SpecError
+
+    def fail(message: str) -> int:
+        print(f"jupyter repro restore: error: {message}", file=sys.stderr)
+        return 1
+
+    prefix = Path(args.prefix) if args.prefix is not None else None
+    try:
+        service = RestoreService(
+            RestoreOptions(
+                engine=args.engine or EMBEDDED_ENGINE,
+                allow_pip_urls=args.allow_pip_urls,
+                pip_find_links=tuple(args.find_links),
+            )
+        )
+        source = _restore_source(args.source)
+        # Plan and restore run in separate loops so the confirmation prompt, a blocking
+        # read, happens outside any event loop.
+        plan = asyncio.run(service.plan(source, name=args.name, prefix=prefix))
+        _print_plan(plan)
+        sys.stdout.flush()
+        if args.dry_run:
+            print("dry run: nothing was installed", file=sys.stderr)
+            return 0
+        if not _confirm(args.yes):
+            print("cancelled: nothing was installed", file=sys.stderr)
+            return 1
+        progress = TextProgress(sys.stderr, verbose=args.verbose)
+        started = time.monotonic()
+        try:
+            # On Ctrl-C asyncio.run cancels this task, the engine removes the partial
+            # prefix, then KeyboardInterrupt is raised here.
+            result = asyncio.run(
+                service.restore(source, name=args.name, prefix=prefix, progress=progress)
+            )
+        finally:
+            progress.end_line()
+    except KeyboardInterrupt:
+        print(
+            "jupyter repro restore: interrupted; the partial environment was removed",
+            file=sys.stderr,
+        )
+        return 130
+    except (_RestoreProblem, SpecError, RestoreError) as error:
+        return fail(str(error))
+    except OSError as error:
+        return fail(f"{error.filename or args.source}: {error.strerror or error}")
+    elapsed = time.monotonic() - started
+    pip = f" and {result.pip} pip packages" if result.pip else ""
+    named = f" (environment {result.name!r})" if result.name else ""
+    print(
+        f"restored {result.packages} packages{pip} into {result.prefix}{named} in {elapsed:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter repro",
@@ -259,6 +427,39 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --format explicit, the package URLs too)",
     )
     export.set_defaults(run=_export)
+
+    restore = commands.add_parser(
+        "restore",
+        help="create an environment from an environment.yml, explicit file or notebook",
+        description=(
+            "Restore an environment: SOURCE is an environment.yml, an @EXPLICIT list or a "
+            "notebook with an embedded spec. The plan is shown first; nothing existing is "
+            "ever overwritten, and a failed or interrupted restore leaves no folder behind."
+        ),
+    )
+    restore.add_argument(
+        "source", metavar="SOURCE", help="environment.yml, explicit file or .ipynb"
+    )
+    target = restore.add_mutually_exclusive_group()
+    target.add_argument("--name", "-n", metavar="N", help="environment name (first envs dir)")
+    target.add_argument("--prefix", "-p", metavar="P", help="environment folder to create")
+    restore.add_argument("--dry-run", action="store_true", help="show the plan, install nothing")
+    restore.add_argument("--engine", help="rattler (default), conda, mamba or micromamba")
+    restore.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    restore.add_argument(
+        "--allow-pip-urls",
+        action="store_true",
+        help="allow URLs, paths and options in the spec's pip section (off: refused)",
+    )
+    restore.add_argument(
+        "--find-links",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder or URL of wheels for pip (repeatable), e.g. for offline machines",
+    )
+    restore.add_argument("--verbose", "-v", action="store_true", help="print the engine's log")
+    restore.set_defaults(run=_restore)
     return parser
 
 

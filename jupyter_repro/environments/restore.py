@@ -1,0 +1,924 @@
+"""Spec -> prefix: restore an environment from environment.yml, an explicit list or a notebook.
+
+The embedded engine is py-rattler (solve, download, link, all async, in the server's loop);
+conda, mamba and micromamba are used instead when configured and found. Around the engine
+this module keeps the promises of a restore:
+
+- The target is claimed atomically (prefix folder plus `conda-meta/.jupyter_repro_restoring`)
+  before anything is installed, so two restores cannot build one prefix and discovery never
+  lists a half-built one.
+- Anything that goes wrong, cancellation included, removes the prefix this call created.
+- The spec is untrusted: channels can be restricted, pip URLs and pip options are refused
+  unless allowed, names are validated, and a spec's `prefix:` never decides where files go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+from .channels import channel_of_package_url, channel_url, short_channel_name
+from .discovery import EnvironmentDiscovery
+from .engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
+from .export import host_platform
+from .restore_channels import (
+    CondaConfig,
+    channel_urls,
+    detect_virtual_packages,
+    environ_home,
+    normalized_channel,
+    read_conda_config,
+)
+from .restore_disk import (
+    ClaimRefused,
+    claim_target,
+    find_leftovers,
+    is_writable_dir,
+    register_prefix,
+    registered_prefixes,
+    release_marker,
+    remove_prefix,
+    write_history,
+)
+from .restore_process import run_process
+from .spec import (
+    EnvironmentSpec,
+    ExplicitEntry,
+    ParsedSpec,
+    SpecError,
+    environment_name_problem,
+    explicit_urls,
+    parse_environment_dict,
+    parse_environment_yaml,
+    parse_explicit,
+    read_spec_file,
+)
+
+SourceKind = Literal["yaml", "explicit", "notebook"]
+_RESERVED_NAMES = frozenset({"base", "root"})
+_EXPLICIT_MARKER = "@EXPLICIT"
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+
+
+class RestoreError(Exception):
+    """A restore that cannot go on; the message says what is wrong and what to do."""
+
+
+class TargetExists(RestoreError):
+    """The target prefix exists already; a restore never overwrites an environment."""
+
+
+class TargetBusy(RestoreError):
+    """Another restore is building that target right now."""
+
+
+class RefusedSpec(RestoreError):
+    """The spec asks for something the server's policy forbids (channel, pip URL, name)."""
+
+
+class UnsatisfiableSpec(RestoreError):
+    """The solver found no set of packages that meets the spec."""
+
+
+class RestoreCancelled(RestoreError):
+    """The restore was cancelled (for callers that prefer an error to `CancelledError`)."""
+
+
+# --------------------------------------------------------------------------------------------
+# sources, options, plans
+
+
+@dataclass(frozen=True)
+class RestoreSource:
+    """What to restore from, parsed and validated but not yet checked against policy."""
+
+    kind: SourceKind
+    origin: str
+    """The file path, or `<content>`, for messages."""
+    spec: EnvironmentSpec | None = None
+    explicit: tuple[ExplicitEntry, ...] = ()
+    platform: str | None = None
+    warnings: tuple[str, ...] = ()
+    pip_options: tuple[str, ...] = ()
+    pip_urls: tuple[str, ...] = ()
+
+
+def _is_explicit(text: str) -> bool:
+    """The first line that is neither blank nor a comment is `@EXPLICIT`."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            return line == _EXPLICIT_MARKER
+    return False
+
+
+def _from_parsed(
+    kind: SourceKind, origin: str, parsed: ParsedSpec, platform: str | None = None
+) -> RestoreSource:
+    return RestoreSource(
+        kind=kind,
+        origin=origin,
+        spec=parsed.spec,
+        platform=platform,
+        warnings=parsed.warnings,
+        pip_options=parsed.pip_options,
+        pip_urls=parsed.pip_urls,
+    )
+
+
+def _source_from_text(data: bytes | str, origin: str) -> RestoreSource:
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    if _is_explicit(text):
+        platform, entries = parse_explicit(data, source=origin)
+        return RestoreSource(
+            kind="explicit", origin=origin, explicit=tuple(entries), platform=platform
+        )
+    return _from_parsed("yaml", origin, parse_environment_yaml(data, source=origin))
+
+
+def _source_from_notebook(path: Path) -> RestoreSource:
+    from ..notebooks.embedded import METADATA_KEY, NotebookError, read_notebook
+
+    origin = str(path)
+    try:
+        notebook = read_notebook(path)
+    except NotebookError as error:
+        raise RestoreError(f"{origin}: {error}") from error
+    embedded = notebook.get("metadata", {}).get(METADATA_KEY)
+    environment = embedded.get("environment") if isinstance(embedded, dict) else None
+    if not isinstance(environment, dict):
+        raise RestoreError(
+            f"notebook has no embedded environment ({origin}: no metadata.{METADATA_KEY}"
+            ".environment); export one from the notebook's kernel first, or restore from an "
+            "environment.yml"
+        )
+    exported = embedded.get("exported") if isinstance(embedded, dict) else None
+    platform = exported.get("platform") if isinstance(exported, dict) else None
+    where = f"{origin}: metadata.{METADATA_KEY}.environment"
+    parsed = parse_environment_dict(environment, source=where)
+    return _from_parsed("notebook", origin, parsed, platform if isinstance(platform, str) else None)
+
+
+def load_source(
+    *, file: Path | None = None, content: str | None = None, notebook: Path | None = None
+) -> RestoreSource:
+    """Parse one source: an environment.yml, an explicit list, or a notebook's embedded spec.
+
+    A `file` ending in `.ipynb` is read as a notebook. Raises `SpecError` for an invalid spec
+    and `RestoreError` for a notebook without an embedded environment.
+    """
+    given = [v for v in (file, content, notebook) if v is not None]
+    if len(given) != 1:
+        raise RestoreError("give exactly one source: a file, a notebook or the spec's content")
+    if notebook is not None:
+        return _source_from_notebook(Path(notebook))
+    if file is not None:
+        path = Path(file)
+        if path.suffix == ".ipynb":
+            return _source_from_notebook(path)
+        return _source_from_text(read_spec_file(path, source=str(path)), str(path))
+    assert content is not None
+    return _source_from_text(content, "<content>")
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How restores run; the server's configuration (see `ReproApp`) fills this in."""
+
+    engine: str = EMBEDDED_ENGINE
+    """`rattler` (embedded), `conda`, `mamba` or `micromamba`."""
+    cli_paths: Mapping[str, str] = field(default_factory=dict)
+    allowed_channels: tuple[str, ...] | None = None
+    """Channels (names or URLs) a spec may use; None allows any."""
+    allow_pip_urls: bool = False
+    """Allow pip URLs, local paths and pip option lines in a spec's pip section."""
+    pip_find_links: tuple[str, ...] = ()
+    pip_index_url: str | None = None
+    pip_no_index: bool = False
+    cache_dir: Path | None = None
+    """rattler's package cache; default `RATTLER_CACHE_DIR`, else rattler's own default."""
+
+
+@dataclass(frozen=True)
+class PlannedPackage:
+    """One conda package a restore would install."""
+
+    name: str
+    version: str
+    build: str
+    channel: str
+    size: int | None
+    url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "build": self.build,
+            "channel": self.channel,
+            "size": self.size,
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a restore would do: the target and everything it would install."""
+
+    target: Path
+    name: str | None
+    engine: str
+    packages: tuple[PlannedPackage, ...]
+    pip: tuple[str, ...]
+    channels: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": str(self.target),
+            "name": self.name,
+            "engine": self.engine,
+            "packages": [p.to_json() for p in self.packages],
+            "pip": list(self.pip),
+            "channels": list(self.channels),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """A finished restore."""
+
+    prefix: Path
+    name: str | None
+    packages: int
+    pip: int
+
+
+class Progress(Protocol):
+    """Where a restore reports progress; phases are solve, download, link, pip, register."""
+
+    def phase(self, name: str, done: int, total: int) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+
+class _Silent:
+    def phase(self, name: str, done: int, total: int) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# the rattler side
+
+
+class _Reporter:
+    """Counts linked packages for rattler; `watch()` reports the count to `Progress`.
+
+    rattler calls the reporter from its worker threads, taking the GIL for each call: every
+    kind of per-package callback cost about 8% of a 50-package local install, and waking
+    the loop for each one three times that (measured). So the reporter has one callback
+    (rattler calls only the ones an object has), which just counts, and a task on the loop
+    reports the count a few times a second. rattler downloads and links package by package,
+    so links follow downloads closely. The first link is reported at once, since that is
+    when a cancel starts to need a cleanup.
+    """
+
+    _INTERVAL = 0.1
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, progress: Progress, total: int) -> None:
+        self._loop = loop
+        self._progress = progress
+        self._total = total
+        self.linked = 0
+
+    def on_link_complete(self, index: int) -> None:
+        self.linked += 1
+        if self.linked == 1:
+            self._loop.call_soon_threadsafe(self._progress.phase, "link", 1, self._total)
+
+    def report(self) -> None:
+        """Report the current count."""
+        self._progress.phase("link", self.linked, self._total)
+
+    async def watch(self) -> None:
+        """Report the count whenever it changed, until cancelled."""
+        seen = 0
+        while True:
+            await asyncio.sleep(self._INTERVAL)
+            if self.linked != seen:
+                seen = self.linked
+                self.report()
+
+
+def _package_of(record: Any) -> PlannedPackage:
+    channel = record.channel or channel_of_package_url(str(record.url)) or ""
+    return PlannedPackage(
+        name=record.name.normalized,
+        version=str(record.version),
+        build=str(record.build),
+        channel=short_channel_name(channel, record.subdir) if channel else "",
+        size=record.size,
+        url=str(record.url),
+    )
+
+
+def _dist_str(record: Any) -> str:
+    """conda's `channel/subdir::name-version-build` of a record, for the history file."""
+    channel = channel_url(record.channel or "", record.subdir) if record.channel else ""
+    head = f"{channel}/{record.subdir}" if channel else record.subdir
+    return f"{head}::{record.name.normalized}-{record.version}-{record.build}"
+
+
+def _spec_channel(spec: str) -> str | None:
+    """The channel a match spec names (`conda-forge::numpy`), if any."""
+    head = spec.split("[", 1)[0]
+    if "::" not in head:
+        return None
+    channel = head.split("::", 1)[0].strip()
+    # `conda-forge/linux-64::x` names a subdir too; the channel is what comes before it.
+    return channel or None
+
+
+def _split_dist(filename: str) -> tuple[str, str, str] | None:
+    for suffix in (".conda", ".tar.bz2"):
+        if filename.endswith(suffix):
+            parts = filename[: -len(suffix)].rsplit("-", 2)
+            if len(parts) == 3:
+                return parts[0], parts[1], parts[2]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# the service
+
+
+@dataclass
+class _History:
+    """The block of `conda-meta/history` a rattler restore writes when it is done."""
+
+    cmd: str
+    added: list[str]
+    specs: list[str]
+
+
+@dataclass
+class _Prepared:
+    """A checked source: where, what, from which channels, with which records."""
+
+    target: Path
+    name: str | None
+    records: list[Any]
+    specs: list[str]
+    channels: list[str]
+    pip: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+class RestoreService:
+    """Plans and runs restores; plain class, one per server (or per CLI invocation)."""
+
+    def __init__(
+        self,
+        options: RestoreOptions,
+        *,
+        environ: Mapping[str, str] | None = None,
+        home: Path | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        if options.engine not in ENGINE_NAMES:
+            raise RestoreError(
+                f"unknown restore engine {options.engine!r}; use one of {', '.join(ENGINE_NAMES)}"
+            )
+        self.options = options
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.home = environ_home(self.environ, home)
+        self.log = log or logging.getLogger(__name__)
+        # Targets this process is building; the on-disk claim covers other processes.
+        self._active: set[Path] = set()
+        # Targets a rattler install has started writing into: removal must let it settle.
+        self._linking: set[Path] = set()
+        self._virtual_packages: list[Any] | None = None
+
+    # -- targets -----------------------------------------------------------------------------
+
+    def _envs_dirs(self) -> tuple[Path, ...]:
+        discovery = EnvironmentDiscovery(environ=self.environ, home=self.home, log=self.log)
+        return discovery.discover().envs_dirs
+
+    def resolve_target(
+        self,
+        *,
+        name: str | None,
+        prefix: str | os.PathLike[str] | None,
+        source: RestoreSource,
+    ) -> tuple[Path, str | None]:
+        """Where the environment goes and its name; refuses bad names and existing targets.
+
+        A name goes into the first writable envs dir; without name and prefix the spec's
+        `name:` is used. A spec's `prefix:` is never used.
+        """
+        if name is not None and prefix is not None:
+            raise RestoreError("give a name or a prefix, not both")
+        if prefix is not None:
+            target = Path(os.path.abspath(os.path.expanduser(os.fspath(prefix))))
+            result_name: str | None = None
+        else:
+            chosen = name if name is not None else (source.spec.name if source.spec else None)
+            if chosen is None:
+                raise RestoreError(
+                    f"{source.origin} names no environment; give a name or a prefix to restore into"
+                )
+            problem = environment_name_problem(chosen)
+            if problem is None and chosen in _RESERVED_NAMES:
+                problem = f"'{chosen}' is the root environment's name"
+            if problem is not None:
+                raise RefusedSpec(f"cannot use {chosen!r} as an environment name: {problem}")
+            writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
+            if not writable:
+                raise RestoreError(
+                    "no writable envs directory to put a named environment in; "
+                    "give a prefix, or add a writable folder to envs_dirs in ~/.condarc"
+                )
+            target = writable[0] / chosen
+            result_name = chosen
+        target = Path(os.path.realpath(target.parent)) / target.name
+        if target in self._active:
+            raise TargetBusy(
+                f"another restore is already building {target}; wait for it or cancel it"
+            )
+        if os.path.lexists(target):
+            if os.path.lexists(target / "conda-meta" / ".jupyter_repro_restoring"):
+                raise TargetBusy(
+                    f"a restore is building {target} (or one was interrupted: restarting the "
+                    "server removes its leftovers); wait, or choose another name"
+                )
+            raise TargetExists(
+                f"{target} already exists; a restore never overwrites an environment: choose "
+                "another name or prefix, or remove the existing one first"
+            )
+        return target, result_name
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def _config(self) -> CondaConfig:
+        return read_conda_config(self.environ, self.home)
+
+    def _check_channels(
+        self, channels: Sequence[str], urls: Sequence[str], config: CondaConfig
+    ) -> None:
+        allowed = self.options.allowed_channels
+        if allowed is None:
+            return
+        permitted = {normalized_channel(a, config) for a in allowed}
+        for written, url in zip(channels, urls, strict=True):
+            if url.rstrip("/") not in permitted:
+                raise RefusedSpec(
+                    f"channel {written!r} ({url}) is not allowed on this server; allowed: "
+                    f"{', '.join(allowed) or 'none'}"
+                )
+
+    def _check_pip(self, source: RestoreSource) -> None:
+        if self.options.allow_pip_urls:
+            return
+        refused = [*source.pip_urls, *source.pip_options]
+        if refused:
+            raise RefusedSpec(
+                f"the pip section of {source.origin} has URLs, local paths or pip options "
+                f"({', '.join(refused[:3])}{', ...' if len(refused) > 3 else ''}), which this "
+                "server does not install; ask an administrator to set allow_pip_urls, or list "
+                "plain requirements (name==version)"
+            )
+
+    def _check_platform(self, source: RestoreSource) -> None:
+        if source.kind == "explicit" and source.platform and source.platform != host_platform():
+            raise RestoreError(
+                f"{source.origin} lists packages for {source.platform}, but this machine is "
+                f"{host_platform()}; restore from an environment.yml instead"
+            )
+
+    # -- solving -----------------------------------------------------------------------------
+
+    def _cache_dir(self) -> Path | None:
+        if self.options.cache_dir is not None:
+            return Path(self.options.cache_dir)
+        configured = self.environ.get("RATTLER_CACHE_DIR")
+        return Path(configured) if configured else None
+
+    async def _virtual(self) -> list[Any]:
+        if self._virtual_packages is None:
+            self._virtual_packages = await asyncio.to_thread(detect_virtual_packages, self.environ)
+        return self._virtual_packages
+
+    async def _solve_spec(
+        self, source: RestoreSource, config: CondaConfig
+    ) -> tuple[list[Any], list[str], list[str]]:
+        from rattler import Channel, Gateway, MatchSpec, solve
+        from rattler.exceptions import GatewayError, SolverError
+
+        spec = source.spec
+        assert spec is not None
+        written = list(spec.channels) or list(config.channels) or ["defaults"]
+        written += [c for c in map(_spec_channel, spec.dependencies) if c and c not in written]
+        urls = channel_urls(written, config)
+        shown = [c for c in written if c != "nodefaults"]
+        self._check_channels(shown if len(shown) == len(urls) else urls, urls, config)
+        specs = list(spec.dependencies)
+        try:
+            match_specs = [MatchSpec(s) for s in specs]
+        except Exception as error:
+            raise SpecError(str(error), source=source.origin) from error
+        try:
+            records = await solve(
+                sources=[Channel(url) for url in urls],
+                specs=match_specs,
+                gateway=Gateway(show_progress=False),
+                platforms=cast(Any, [host_platform(), "noarch"]),
+                virtual_packages=await self._virtual(),
+            )
+        except SolverError as error:
+            raise UnsatisfiableSpec(
+                f"cannot satisfy {', '.join(specs) or 'the spec'} from {', '.join(urls)}: {error}"
+            ) from error
+        except GatewayError as error:
+            raise RestoreError(
+                f"cannot read the channels {', '.join(urls)}: {error}; check the channel names "
+                "and that they are reachable"
+            ) from error
+        return list(records), specs, urls
+
+    async def _explicit_records(
+        self, source: RestoreSource, config: CondaConfig
+    ) -> tuple[list[Any], list[str], list[str]]:
+        """The repodata records of an explicit list, by URL: no solve, exactly these builds."""
+        from rattler import Channel, Gateway, MatchSpec
+        from rattler.exceptions import GatewayError
+
+        groups: dict[tuple[str, str], list[ExplicitEntry]] = {}
+        for entry in source.explicit:
+            channel = channel_of_package_url(entry.url)
+            subdir = entry.url.rsplit("/", 2)[-2] if entry.url.count("/") >= 2 else ""
+            if channel is None:
+                raise SpecError(f"{entry.url} is not a channel package URL", source=source.origin)
+            groups.setdefault((channel, subdir), []).append(entry)
+        channels = sorted({c for c, _ in groups})
+        self._check_channels(channels, channels, config)
+        gateway = Gateway(show_progress=False)
+        records: list[Any] = []
+        specs: list[str] = []
+        for (channel, subdir), entries in groups.items():
+            wanted: dict[str, ExplicitEntry] = {}
+            match_specs = []
+            for entry in entries:
+                filename = entry.url.rsplit("/", 1)[-1]
+                dist = _split_dist(filename)
+                if dist is None:
+                    raise SpecError(f"{filename} is not name-version-build", source=source.origin)
+                wanted[filename] = entry
+                match_specs.append(MatchSpec(f"{dist[0]}=={dist[1]}={dist[2]}"))
+                specs.append(f"{dist[0]}=={dist[1]}={dist[2]}")
+            try:
+                found = await gateway.query(
+                    [Channel(channel)], cast(Any, [subdir]), match_specs, recursive=False
+                )
+            except GatewayError as error:
+                raise RestoreError(f"cannot read the channel {channel}: {error}") from error
+            by_file = {r.file_name: r for rows in found for r in rows}
+            for filename, entry in wanted.items():
+                record = by_file.get(filename)
+                if record is None:
+                    raise RestoreError(
+                        f"{entry.url} is not in its channel's index any more; restore from an "
+                        "environment.yml instead"
+                    )
+                self._check_hash(entry, record)
+                records.append(record)
+        return records, specs, channels
+
+    @staticmethod
+    def _check_hash(entry: ExplicitEntry, record: Any) -> None:
+        expected = entry.md5 or entry.sha256
+        actual = (record.md5 if entry.md5 else record.sha256) if expected else None
+        if expected and actual is not None and actual.hex() != expected:
+            raise RestoreError(
+                f"checksum mismatch for {entry.url}: the list says {expected}, the channel "
+                f"{actual.hex()}; the package changed since the list was written"
+            )
+
+    async def _prepare(
+        self, source: RestoreSource, name: str | None, prefix: str | os.PathLike[str] | None
+    ) -> _Prepared:
+        target, result_name = self.resolve_target(name=name, prefix=prefix, source=source)
+        self._check_platform(source)
+        self._check_pip(source)
+        config = await asyncio.to_thread(self._config)
+        if source.kind == "explicit":
+            records, specs, channels = await self._explicit_records(source, config)
+        else:
+            records, specs, channels = await self._solve_spec(source, config)
+        pip = source.spec.pip if source.spec else ()
+        return _Prepared(target, result_name, records, specs, channels, pip, source.warnings)
+
+    async def plan(
+        self,
+        source: RestoreSource,
+        *,
+        name: str | None = None,
+        prefix: str | os.PathLike[str] | None = None,
+    ) -> RestorePlan:
+        """Solve only (dry run); nothing on disk is touched."""
+        prepared = await self._prepare(source, name, prefix)
+        return RestorePlan(
+            target=prepared.target,
+            name=prepared.name,
+            engine=self.options.engine,
+            packages=tuple(_package_of(r) for r in prepared.records),
+            pip=prepared.pip,
+            channels=tuple(prepared.channels),
+            warnings=prepared.warnings,
+        )
+
+    # -- restoring ---------------------------------------------------------------------------
+
+    async def restore(
+        self,
+        source: RestoreSource,
+        *,
+        name: str | None = None,
+        prefix: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> RestoreResult:
+        """Build the environment; on failure or cancellation remove what this call created."""
+        progress = progress or _Silent()
+        target, result_name = self.resolve_target(name=name, prefix=prefix, source=source)
+        # Claimed in memory before the first await: a second restore in this process that
+        # starts while the first one solves is refused at once.
+        self._active.add(target)
+        created = False
+        try:
+            # Policy first: a refused spec must not even create the folder.
+            self._check_platform(source)
+            self._check_pip(source)
+            try:
+                # On the loop's thread, not in a worker: a few syscalls, and a claim made by a
+                # thread whose awaiter was cancelled meanwhile would leave a folder nobody owns.
+                claim_target(target)
+            except ClaimRefused as refused:
+                cls = TargetBusy if refused.busy else TargetExists
+                raise cls(
+                    f"{target} is being restored or already exists; choose another target"
+                ) from None
+            created = True
+            progress.log(f"restoring {source.origin} into {target}")
+            config = await asyncio.to_thread(self._config)
+            history: _History | None = None
+            if self.options.engine == EMBEDDED_ENGINE:
+                packages, history = await self._install_rattler(source, target, config, progress)
+                history.cmd = self._command_line(source, prefix, target)
+            else:
+                packages = await self._install_cli(source, target, config, progress)
+            pip = await self._install_pip(source, target, progress)
+            progress.phase("register", 0, 1)
+            await asyncio.to_thread(self._publish, target, history)
+            progress.phase("register", 1, 1)
+            progress.log(f"restored {packages} packages into {target}")
+            created = False
+            return RestoreResult(prefix=target, name=result_name, packages=packages, pip=pip)
+        finally:
+            try:
+                if created:
+                    progress.log(f"removing the partial environment {target}")
+                    # Shielded: a second cancellation must not leave half a prefix behind.
+                    settle = target in self._linking
+                    await asyncio.shield(asyncio.to_thread(remove_prefix, target, settle=settle))
+            finally:
+                self._active.discard(target)
+                self._linking.discard(target)
+
+    def _publish(self, target: Path, history: _History | None) -> None:
+        """Make the finished prefix an environment: history, no marker, listed for conda.
+
+        The CLI engines write their own history; rattler leaves the file empty.
+        """
+        if history is not None:
+            # rattler tags new prefixes as caches; conda does not, and backup tools skip
+            # tagged folders, so the environment is left as conda would leave it.
+            (target / "CACHEDIR.TAG").unlink(missing_ok=True)
+            write_history(target, cmd=history.cmd, added=history.added, update_specs=history.specs)
+        release_marker(target)
+        register_prefix(self.home, target)
+
+    async def _install_rattler(
+        self,
+        source: RestoreSource,
+        target: Path,
+        config: CondaConfig,
+        progress: Progress,
+    ) -> tuple[int, _History]:
+        from rattler import InstallerReporter, MatchSpec, install
+
+        progress.phase("solve", 0, 1)
+        if source.kind == "explicit":
+            records, specs, _ = await self._explicit_records(source, config)
+        else:
+            records, specs, _ = await self._solve_spec(source, config)
+        progress.phase("solve", 1, 1)
+        total = len(records)
+        progress.phase("download", 0, total)
+        reporter = _Reporter(asyncio.get_running_loop(), progress, total)
+        watcher = asyncio.ensure_future(reporter.watch())
+        # A task of its own, so that cancelling the restore cancels rattler's future (which
+        # drops the Rust work) before the prefix is removed.
+        self._linking.add(target)
+        task = asyncio.ensure_future(
+            install(
+                records,
+                target_prefix=str(target),
+                cache_dir=self._cache_dir(),
+                show_progress=False,
+                requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                # rattler calls only the callbacks the object has (see `_Reporter`).
+                reporter=cast(InstallerReporter, reporter),
+            )
+        )
+        try:
+            await task
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        finally:
+            watcher.cancel()
+        reporter.report()
+        return total, _History(cmd="", added=[_dist_str(r) for r in records], specs=specs)
+
+    @staticmethod
+    def _command_line(
+        source: RestoreSource, prefix: str | os.PathLike[str] | None, target: Path
+    ) -> str:
+        where = ["-p", os.fspath(prefix)] if prefix is not None else ["-n", target.name]
+        return shlex.join(["jupyter", "repro", "restore", source.origin, *where])
+
+    # -- CLI engines -------------------------------------------------------------------------
+
+    def _cli(self) -> str:
+        engine = self.options.engine
+        path = find_cli(engine, self.options.cli_paths, self.environ)
+        if path is None:
+            raise RestoreError(
+                f"the {engine} executable was not found (PATH, configured cli_paths); install "
+                f"it, configure its path, or use the embedded engine '{EMBEDDED_ENGINE}'"
+            )
+        return path
+
+    async def _install_cli(
+        self, source: RestoreSource, target: Path, config: CondaConfig, progress: Progress
+    ) -> int:
+        """`<cli> create --yes --prefix P --file F --json`; the CLI solves and writes history."""
+        assert self.options.engine in CLI_NAMES
+        exe = self._cli()
+        if source.kind == "explicit":
+            channels = sorted({channel_of_package_url(e.url) or e.url for e in source.explicit})
+            self._check_channels(channels, channels, config)
+            text = "\n".join(["@EXPLICIT", *explicit_urls(source.explicit)]) + "\n"
+            filename = "explicit.txt"
+        else:
+            assert source.spec is not None
+            written = list(source.spec.channels) or list(config.channels) or ["defaults"]
+            urls = channel_urls(written, config)
+            self._check_channels(written if len(written) == len(urls) else urls, urls, config)
+            # The pip section is installed by us (with the configured find-links/index), so the
+            # CLI gets the conda part only; the name is dropped as `--prefix` decides.
+            conda_part = EnvironmentSpec(
+                channels=source.spec.channels,
+                dependencies=source.spec.dependencies,
+                variables=source.spec.variables,
+            )
+            text = conda_part.to_yaml()
+            filename = "environment.yml"
+        progress.phase("solve", 0, 1)
+        with tempfile.TemporaryDirectory(prefix="jupyter-repro-restore-") as tmp:
+            spec_file = Path(tmp) / filename
+            spec_file.write_text(text, encoding="utf-8")
+            argv = [
+                exe,
+                "create",
+                "--yes",
+                "--prefix",
+                str(target),
+                "--file",
+                str(spec_file),
+                "--json",
+            ]
+            progress.log("running " + shlex.join(argv))
+            outcome = await run_process(argv, env=self.environ, on_line=progress.log)
+        if outcome.returncode != 0:
+            raise RestoreError(
+                f"{self.options.engine} failed (exit status {outcome.returncode}): "
+                f"{_cli_message(outcome.lines) or outcome.tail()}"
+            )
+        progress.phase("solve", 1, 1)
+        packages = len(list((target / "conda-meta").glob("*.json")))
+        progress.phase("link", packages, packages)
+        return packages
+
+    # -- pip ---------------------------------------------------------------------------------
+
+    def _pip_argv(self, python: Path, requirements: Path) -> list[str]:
+        argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        if self.options.pip_no_index:
+            argv.append("--no-index")
+        if self.options.pip_index_url:
+            argv += ["--index-url", self.options.pip_index_url]
+        for link in self.options.pip_find_links:
+            argv += ["--find-links", link]
+        return [*argv, "-r", str(requirements)]
+
+    async def _install_pip(self, source: RestoreSource, target: Path, progress: Progress) -> int:
+        """The spec's pip section, installed by the new environment's own pip."""
+        entries = source.spec.pip if source.spec else ()
+        if not entries:
+            return 0
+        python = target / "bin" / "python"
+        if not python.exists():
+            raise RestoreError(
+                f"{source.origin} has a pip section, but the environment has no python to run "
+                "pip with; add python (and pip) to its dependencies"
+            )
+        requirements = [e for e in entries if not e.lstrip().startswith("-")]
+        progress.phase("pip", 0, len(requirements))
+        with tempfile.TemporaryDirectory(prefix="jupyter-repro-pip-") as tmp:
+            # A requirements file, as conda does: option lines (allowed by policy by now)
+            # keep their meaning there, which they would not as command-line arguments.
+            path = Path(tmp) / "requirements.txt"
+            path.write_text("\n".join(entries) + "\n", encoding="utf-8")
+            env = dict(self.environ)
+            env["PYTHONNOUSERSITE"] = "1"
+            env.pop("PYTHONPATH", None)
+            outcome = await run_process(self._pip_argv(python, path), env=env, on_line=progress.log)
+        if outcome.returncode != 0:
+            raise RestoreError(
+                f"pip could not install the pip section of {source.origin} (exit status "
+                f"{outcome.returncode}):\n{outcome.tail()}"
+            )
+        progress.phase("pip", len(requirements), len(requirements))
+        return len(requirements)
+
+    # -- leftovers ---------------------------------------------------------------------------
+
+    def cleanup_leftovers(self) -> list[Path]:
+        """Remove prefixes a restore left half-built (its server died); return them."""
+        leftovers = find_leftovers(self._envs_dirs(), registered_prefixes(self.home), self._active)
+        for prefix in leftovers:
+            self.log.info("removing %s, left by an interrupted restore", prefix)
+            remove_prefix(prefix)
+        return leftovers
+
+
+def _cli_message(lines: Sequence[str]) -> str | None:
+    """The `message`/`error` of a conda-family `--json` error document, if one was printed."""
+    text = "\n".join(lines).strip()
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        document = json.loads(text[start:])
+    except ValueError:
+        return None
+    if isinstance(document, dict):
+        for key in ("message", "error"):
+            if isinstance(document.get(key), str):
+                return str(document[key])
+    return None
+
+
+__all__ = [
+    "PlannedPackage",
+    "Progress",
+    "RefusedSpec",
+    "RestoreCancelled",
+    "RestoreError",
+    "RestoreOptions",
+    "RestorePlan",
+    "RestoreResult",
+    "RestoreService",
+    "RestoreSource",
+    "TargetBusy",
+    "TargetExists",
+    "UnsatisfiableSpec",
+    "load_source",
+]

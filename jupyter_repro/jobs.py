@@ -1,0 +1,333 @@
+"""Long-running jobs: asyncio tasks with a state, progress, a bounded log and cancellation.
+
+A plain service (no tornado): the server's handlers and the CLI both drive it. A job's work is
+a coroutine; cancelling the job cancels its task, and the job only reports `cancelled` once
+the coroutine has finished its own cleanup (e.g. removing a partial prefix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .environments.restore import RestorePlan, RestoreService, RestoreSource
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+# What a client sees when the work failed in a way nobody anticipated: the details (and the
+# traceback) go to the server log only, since they may reveal paths or internals.
+UNEXPECTED_MESSAGE = "the job failed unexpectedly; the server log has the details"
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return _dt.datetime.fromtimestamp(timestamp, tz=_dt.timezone.utc).isoformat()
+
+
+def error_reason(error: BaseException) -> str:
+    """A short machine-readable reason from an error's class: `TargetExists` -> `target exists`."""
+    name = type(error).__name__
+    words: list[str] = []
+    for char in name:
+        if char.isupper() and words:
+            words.append(" ")
+        words.append(char.lower())
+    return "".join(words)
+
+
+class JobNotFound(KeyError):
+    """No job has that id (never existed, or forgotten after the retention time)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"no job with id {self.job_id!r}"
+
+
+@dataclass
+class Job:
+    """One unit of long-running work and everything a client may want to know about it."""
+
+    kind: str
+    max_log_lines: int = 1000
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: JobState = "queued"
+    phase: str | None = None
+    done: int = 0
+    total: int = 0
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel_requested: bool = False
+    log_dropped: int = 0
+    # Bounded so a chatty job cannot grow the server's memory without limit.
+    log: deque[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = deque(maxlen=self.max_log_lines)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    def add_log(self, line: str) -> None:
+        if len(self.log) == self.log.maxlen:
+            self.log_dropped += 1
+        self.log.append(line)
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as the REST API returns it."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "progress": {"phase": self.phase, "done": self.done, "total": self.total},
+            "log": list(self.log),
+            "log_dropped": self.log_dropped,
+            "result": self.result,
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+        }
+
+
+class JobProgress:
+    """The `Progress` protocol of the restore engine, writing into one job."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        self._job.phase = name
+        self._job.done = done
+        self._job.total = total
+
+    def log(self, line: str) -> None:
+        self._job.add_log(line)
+
+
+JobWork = Callable[[JobProgress], Awaitable[dict[str, Any]]]
+
+
+class JobManager:
+    """Runs jobs as asyncio tasks on the running loop and keeps them for polling.
+
+    `expected_errors` are the typed errors whose message is meant for the user (e.g.
+    `SpecError`, `RestoreError`): a job failing with one reports its message. Anything else
+    is reported with a generic message and logged with its traceback.
+    """
+
+    def __init__(
+        self,
+        *,
+        retention_seconds: float = 3600.0,
+        max_log_lines: int = 1000,
+        expected_errors: tuple[type[BaseException], ...] = (),
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.retention_seconds = retention_seconds
+        self.max_log_lines = max_log_lines
+        self.expected_errors = expected_errors
+        self.log = log or logging.getLogger(__name__)
+        self._clock = clock
+        self._jobs: dict[str, Job] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Set once a job's final state is recorded, for wait() and on_finish ordering.
+        self._finished: dict[str, asyncio.Event] = {}
+
+    def submit(
+        self, kind: str, work: JobWork, *, on_finish: Callable[[Job, JobState], None] | None = None
+    ) -> Job:
+        """Start `work(progress)` as a task; its returned dict becomes the job's result.
+
+        `on_finish(job, state)` runs once the work is over, whatever the outcome, just
+        before the job shows its final `state`.
+        """
+        self._prune()
+        job = Job(kind=kind, max_log_lines=self.max_log_lines, created=self._clock())
+        self._jobs[job.id] = job
+        self._finished[job.id] = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._run(job, work, on_finish))
+        self._tasks[job.id] = task
+
+        def never_ran(task: asyncio.Task[None]) -> None:
+            # A task cancelled before its first step never reached _run's handlers.
+            if not job.is_finished:
+                self._finish(job, "cancelled", on_finish)
+
+        task.add_done_callback(never_ran)
+        return job
+
+    async def _run(
+        self, job: Job, work: JobWork, on_finish: Callable[[Job, JobState], None] | None
+    ) -> None:
+        job.state = "running"
+        job.started = self._clock()
+        try:
+            result = await work(JobProgress(job))
+        except asyncio.CancelledError:
+            # The work's own cleanup (its finally blocks) has run by the time we get here.
+            self._finish(job, "cancelled", on_finish)
+            raise
+        except self.expected_errors as error:
+            job.error = {"message": str(error), "reason": error_reason(error)}
+            job.add_log(f"error: {error}")
+            self._finish(job, "failed", on_finish)
+        except Exception as error:
+            self.log.exception("jupyter-repro: %s job %s failed", job.kind, job.id)
+            job.error = {"message": UNEXPECTED_MESSAGE, "reason": error_reason(error)}
+            self._finish(job, "failed", on_finish)
+        else:
+            job.result = result
+            self._finish(job, "succeeded", on_finish)
+
+    def _finish(
+        self, job: Job, state: JobState, on_finish: Callable[[Job, JobState], None] | None
+    ) -> None:
+        """Record the final state, after on_finish: a client that sees the job finished
+        must also see what on_finish releases (e.g. the target no longer busy)."""
+        if on_finish is not None:
+            try:
+                on_finish(job, state)
+            except Exception:
+                self.log.exception("jupyter-repro: on_finish of job %s failed", job.id)
+        job.state = state
+        job.finished = self._clock()
+        self._tasks.pop(job.id, None)
+        event = self._finished.pop(job.id, None)
+        if event is not None:
+            event.set()
+
+    def get(self, job_id: str) -> Job:
+        """The job with that id; KeyError when there is none (or it expired)."""
+        self._prune()
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFound(job_id) from None
+
+    def jobs(self) -> list[Job]:
+        """Every job kept, oldest first."""
+        self._prune()
+        return sorted(self._jobs.values(), key=lambda j: j.created)
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop. Its state turns `cancelled` once its cleanup finished.
+
+        Cancelling a finished job changes nothing.
+        """
+        job = self.get(job_id)
+        task = self._tasks.get(job_id)
+        if task is not None and not job.is_finished:
+            job.cancel_requested = True
+            task.cancel()
+        return job
+
+    async def wait(self, job_id: str) -> Job:
+        """Wait until the job is finished (for tests and the shutdown)."""
+        job = self.get(job_id)
+        event = self._finished.get(job_id)
+        if event is not None:
+            await event.wait()
+        return job
+
+    async def shutdown(self) -> None:
+        """Cancel every running job and wait for their cleanup (server stop)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _prune(self) -> None:
+        """Forget finished jobs older than the retention time."""
+        horizon = self._clock() - self.retention_seconds
+        for job_id, job in list(self._jobs.items()):
+            if job.is_finished and job.finished is not None and job.finished < horizon:
+                del self._jobs[job_id]
+
+
+class RestoreJobs:
+    """Restores as jobs: plans, starts and refuses a second restore onto a busy target.
+
+    The engine (`RestoreService`) refuses existing targets; a target that a running job is
+    still building does not exist as an environment yet, so this class remembers those.
+    """
+
+    def __init__(self, service: RestoreService, jobs: JobManager) -> None:
+        self.service = service
+        self.jobs = jobs
+        self._busy: set[Path] = set()
+
+    def busy_targets(self) -> frozenset[Path]:
+        """Targets that a queued or running restore job is building."""
+        return frozenset(self._busy)
+
+    async def plan(
+        self, source: RestoreSource, *, name: str | None = None, prefix: Path | None = None
+    ) -> RestorePlan:
+        """The dry run; TargetBusy when a running job is building the same target."""
+        plan = await self.service.plan(source, name=name, prefix=prefix)
+        self._refuse_busy(plan.target)
+        return plan
+
+    async def start(
+        self, source: RestoreSource, *, name: str | None = None, prefix: Path | None = None
+    ) -> Job:
+        """Plan (which refuses existing targets), then run the restore as a job."""
+        plan = await self.plan(source, name=name, prefix=prefix)
+        # No await between the check in plan() and here: two requests cannot both pass.
+        target = _target_key(plan.target)
+        self._busy.add(target)
+        service = self.service
+
+        async def work(progress: JobProgress) -> dict[str, Any]:
+            result = await service.restore(source, name=name, prefix=prefix, progress=progress)
+            return {
+                "prefix": str(result.prefix),
+                "name": result.name,
+                "packages": result.packages,
+                "pip": result.pip,
+            }
+
+        try:
+            job = self.jobs.submit(
+                "restore", work, on_finish=lambda _job, _state: self._busy.discard(target)
+            )
+        except BaseException:
+            self._busy.discard(target)
+            raise
+        job.add_log(f"restoring into {plan.target}")
+        return job
+
+    def _refuse_busy(self, target: Path) -> None:
+        from .environments.restore import TargetBusy
+
+        if _target_key(target) in self._busy:
+            raise TargetBusy(
+                f"another restore is already building {target}; wait for it or cancel it"
+            )
+
+
+def _target_key(target: Path) -> Path:
+    # Two spellings of one folder (a symlinked envs dir, a trailing slash) are one target.
+    return Path(os.path.realpath(target))
