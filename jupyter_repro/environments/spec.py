@@ -33,8 +33,6 @@ from typing import Any, Literal, cast
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from rattler import MatchSpec
-from rattler.exceptions import InvalidMatchSpecError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
@@ -881,6 +879,11 @@ def _subsection(item: _Value, found: _Findings) -> tuple[_Value, _Value]:
 
 
 def _check_match_spec(item: _Value, found: _Findings) -> None:
+    # Imported here: every server start imports this module (through the restore service),
+    # and py-rattler costs ~20 ms and ~10 MB that only a spec check needs.
+    from rattler import MatchSpec
+    from rattler.exceptions import InvalidMatchSpecError
+
     text = item.text
     try:
         spec = MatchSpec(text)
