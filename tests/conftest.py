@@ -27,6 +27,14 @@ def jp_server_config():
     }
 
 
+@pytest.fixture(autouse=True)
+def no_conda_of_the_machine(monkeypatch):
+    """No test sees the conda, mamba or pixi of whoever runs it: only what the test builds."""
+    for key in list(os.environ):
+        if key.startswith(("CONDA", "MAMBA", "PIXI")):
+            monkeypatch.delenv(key)
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     """Where tests leave screenshots and logs for a person to look at (kept after the run)."""

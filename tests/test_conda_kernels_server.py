@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from tests.rig.installation import CondaInstallation
+from tests.server_helpers import kernelspecs, run_in_kernel, start_kernel
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,41 +25,6 @@ def installation(rig_installation: CondaInstallation) -> CondaInstallation:
 def jp_home_dir(installation: CondaInstallation) -> Path:
     """The server's HOME is the rig installation's: its ~/.condarc, ~/.conda and ~/miniforge3."""
     return installation.home
-
-
-@pytest.fixture(autouse=True)
-def _no_conda_of_the_machine(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith(("CONDA", "MAMBA", "PIXI")):
-            monkeypatch.delenv(key)
-
-
-async def kernelspecs(jp_fetch) -> dict:
-    return json.loads((await jp_fetch("api", "kernelspecs")).body)["kernelspecs"]
-
-
-async def start_kernel(jp_fetch, name: str) -> str:
-    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": name}))
-    return json.loads(response.body)["id"]
-
-
-def run_in_kernel(jp_serverapp, kernel_id: str, code: str, timeout: float = 60) -> str:
-    """Execute `code` in a kernel the server started; return its stdout."""
-    client = jp_serverapp.kernel_manager.get_kernel(kernel_id).blocking_client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=timeout)
-        chunks: list[str] = []
-
-        def collect(message: dict) -> None:
-            if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
-                chunks.append(message["content"]["text"])
-
-        reply = client.execute_interactive(code, output_hook=collect, timeout=timeout)
-        assert reply["content"]["status"] == "ok", reply["content"]
-        return "".join(chunks)
-    finally:
-        client.stop_channels()
 
 
 REPORT = (

@@ -16,15 +16,15 @@ from tests.rig.installation import CondaInstallation
 
 
 @pytest.fixture
-def installation(conda_installation_factory, monkeypatch) -> CondaInstallation:
-    inst = conda_installation_factory(standard_envs=True)
-    env = inst.environ()
-    for key in list(os.environ):
-        if key not in env:
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return inst
+def conda_installation(conda_installation_factory) -> CondaInstallation:
+    """The rig's fresh installation, with its standard environments (py, r, old, ...)."""
+    return conda_installation_factory(standard_envs=True)
+
+
+@pytest.fixture
+def installation(conda_installation, rig_environ) -> CondaInstallation:
+    """That installation, with this process confined to its HOME."""
+    return conda_installation
 
 
 def manager(**config) -> CondaKernelSpecManager:

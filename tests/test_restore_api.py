@@ -15,7 +15,7 @@ from tornado.httpclient import HTTPClientError
 
 from tests.rig.channel import RigChannel
 from tests.rig.installation import CondaInstallation
-from tests.test_conda_kernels_server import kernelspecs, run_in_kernel, start_kernel
+from tests.server_helpers import kernelspecs, run_in_kernel, start_kernel
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,13 +32,6 @@ def installation(conda_installation_factory) -> CondaInstallation:
 def jp_home_dir(installation: CondaInstallation) -> Path:
     """The server's HOME is the installation's: its ~/.condarc, ~/.conda and envs dirs."""
     return installation.home
-
-
-@pytest.fixture(autouse=True)
-def _no_conda_of_the_machine(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith(("CONDA", "MAMBA", "PIXI")):
-            monkeypatch.delenv(key)
 
 
 def environment_yml(channel: RigChannel, *dependencies: str) -> str:
