@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,46 +93,16 @@ class _ExportProblem(Exception):
     """A user error of `jupyter repro export`, with the message to print."""
 
 
-def _interpreter_prefix(argv0: str) -> Path:
-    """The environment of a kernel interpreter: the folder holding its `bin/` (`Scripts/`)."""
-    # jupyter_client runs these names with its own interpreter (format_kernel_cmd).
-    version = sys.version_info
-    if argv0 in ("python", f"python{version[0]}", f"python{version[0]}.{version[1]}"):
-        argv0 = sys.executable
-    found = argv0 if os.path.isabs(argv0) else shutil.which(argv0)
-    if found is None:
-        raise _ExportProblem(f"the kernel's interpreter {argv0!r} is not on PATH")
-    # Not resolved: a venv's bin/python links to the base interpreter, outside the venv.
-    folder = Path(os.path.abspath(found)).parent
-    return folder.parent if folder.name in ("bin", "Scripts") else folder
-
-
 def _notebook_environment(notebook: Path) -> tuple[Path, str | None]:
     """The prefix (and name) of the environment of the notebook's kernel."""
-    from jupyter_client.kernelspec import NoSuchKernel
+    from .notebooks.embedded import read_notebook
+    from .notebooks.environment import KernelNotResolved, kernel_environment
 
-    from .notebooks.embedded import kernel_name, read_notebook
-
-    name = kernel_name(read_notebook(notebook))
-    if name is None:
-        raise _ExportProblem(
-            f"{notebook} names no kernel (no metadata.kernelspec.name); "
-            "use --env NAME or --prefix PATH"
-        )
     try:
-        spec = _manager().get_kernel_spec(name)
-    except NoSuchKernel:
-        raise _ExportProblem(
-            f"the kernel of {notebook}, {name!r}, is not installed here (no environment or "
-            "kernelspec by that name); use --env NAME or --prefix PATH"
-        ) from None
-    env_path = spec.metadata.get("conda_env_path")
-    if isinstance(env_path, str) and env_path:
-        env_name = spec.metadata.get("conda_env_name")
-        return Path(env_path), env_name if isinstance(env_name, str) else None
-    if not spec.argv:
-        raise _ExportProblem(f"the kernelspec {name!r} has no argv to find its environment by")
-    return _interpreter_prefix(spec.argv[0]), None
+        found = kernel_environment(read_notebook(notebook), _manager(), str(notebook))
+    except KernelNotResolved as error:
+        raise _ExportProblem(f"{error}; use --env NAME or --prefix PATH") from None
+    return found.prefix, found.name
 
 
 def _export_target(args: argparse.Namespace) -> tuple[Path, str | None]:

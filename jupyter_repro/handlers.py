@@ -10,17 +10,19 @@ import asyncio
 import contextlib
 import json
 import os
+import posixpath
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import ensure_async, url_path_join
 from tornado import web
 
 from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
+from .environments.export import ExportError, ExportMode
 from .environments.restore import (
     RefusedSpec,
     RestoreError,
@@ -32,6 +34,19 @@ from .environments.restore import (
 )
 from .environments.spec import SpecError
 from .jobs import JobManager, JobNotFound, RestoreJobs, error_reason
+from .notebooks.drift import notebook_drift
+from .notebooks.embedded import NotebookError
+from .notebooks.environment import (
+    MEDIA_TYPES,
+    ExportFormat,
+    KernelNotResolved,
+    check_export_options,
+    embedded_notebook_text,
+    environment_of,
+    export_for_notebook,
+    export_text,
+    notebook_spec_text,
+)
 from .status import StatusService
 
 T = TypeVar("T")
@@ -39,6 +54,24 @@ T = TypeVar("T")
 URL_PREFIX = "repro"
 # The resource name checked by the server's Authorizer for every route of this extension.
 AUTH_RESOURCE = "repro"
+
+# Typed service errors and their HTTP statuses, subclasses before their bases; a reason of
+# None takes the error's own (`error_reason`).
+_ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
+    (EnvironmentNotFound, 404, "environment not found"),
+    (JobNotFound, 404, "job not found"),
+    # A SpecError names the source and line: enough for a person to fix the file.
+    (SpecError, 422, "invalid spec"),
+    (RefusedSpec, 422, None),
+    (UnsatisfiableSpec, 422, None),
+    (TargetExists, 409, None),
+    (TargetBusy, 409, None),
+    (RestoreError, 400, "restore error"),
+    (ExportError, 422, "cannot export"),
+    (KernelNotResolved, 404, "kernel not found"),
+    (NotebookError, 400, "not a notebook"),
+)
+_MAPPED_ERRORS = tuple(kind for kind, _, _ in _ERROR_STATUSES)
 
 
 class ReproHandler(ExtensionHandlerMixin, APIHandler):
@@ -65,24 +98,55 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
         with self.http_errors():
             return await awaitable
 
+    def _server_root(self) -> str:
+        """The real path of the folder the contents manager serves."""
+        manager = self.contents_manager
+        return os.path.realpath(
+            getattr(manager, "root_dir", None) or self.settings["server_root_dir"]
+        )
+
+    def _server_file(self, path: str) -> Path:
+        """The real file behind a server-root-relative path, refusing anything outside the root."""
+        manager = self.contents_manager
+        root = self._server_root()
+        # Absolute paths are refused outright: os.path.join would silently drop the root.
+        if os.path.isabs(path) or path.startswith(("/", "\\")) or "\x00" in path:
+            raise web.HTTPError(403, f"{path!r} is not a path relative to the server root")
+        full = os.path.realpath(os.path.join(root, path))
+        if os.path.commonpath([root, full]) != root:
+            raise web.HTTPError(403, f"{path!r} is outside the server root")
+        relative = os.path.relpath(full, root).replace(os.sep, "/")
+        if not getattr(manager, "allow_hidden", False) and _hidden(relative):
+            raise web.HTTPError(
+                403, f"{path!r} is hidden and the server does not serve hidden files"
+            )
+        if not os.path.isfile(full):
+            raise web.HTTPError(404, f"no file {path!r} in the server root")
+        return Path(full)
+
+    def public_message(self, message: str) -> str:
+        """`message` with the server root's location on disk replaced by root-relative paths.
+
+        Service errors name files by their real paths; a client only knows paths relative to
+        the server root, and has no business learning where that root is.
+        """
+        root = self._server_root()
+        return message.replace(root + os.sep, "").replace(root, ".")
+
     @contextlib.contextmanager
     def http_errors(self) -> Iterator[None]:
         """The one place where the services' typed errors become HTTP statuses."""
         try:
             yield
-        except EnvironmentNotFound as error:
-            raise web.HTTPError(404, str(error), reason="environment not found") from error
-        except JobNotFound as error:
-            raise web.HTTPError(404, str(error), reason="job not found") from error
-        except SpecError as error:
-            # str() names the source and line: enough for a person to fix the file.
-            raise web.HTTPError(422, str(error), reason="invalid spec") from error
-        except (RefusedSpec, UnsatisfiableSpec) as error:
-            raise web.HTTPError(422, str(error), reason=error_reason(error)) from error
-        except (TargetExists, TargetBusy) as error:
-            raise web.HTTPError(409, str(error), reason=error_reason(error)) from error
-        except RestoreError as error:
-            raise web.HTTPError(400, str(error), reason="restore error") from error
+        except _MAPPED_ERRORS as error:
+            for kind, status, reason in _ERROR_STATUSES:
+                if isinstance(error, kind):
+                    raise web.HTTPError(
+                        status,
+                        self.public_message(str(error)),
+                        reason=reason or error_reason(error),
+                    ) from error
+            raise  # unreachable: _MAPPED_ERRORS lists exactly the kinds above
 
 
 class StatusHandler(ReproHandler):
@@ -231,27 +295,6 @@ class RestoreHandler(ReproHandler):
         except FileNotFoundError:  # removed between the check and the read
             raise web.HTTPError(404, f"no file {value!r} in the server root") from None
 
-    def _server_file(self, path: str) -> Path:
-        """The real file behind a server-root-relative path, refusing anything outside the root."""
-        manager = self.contents_manager
-        root = os.path.realpath(
-            getattr(manager, "root_dir", None) or self.settings["server_root_dir"]
-        )
-        # Absolute paths are refused outright: os.path.join would silently drop the root.
-        if os.path.isabs(path) or path.startswith(("/", "\\")) or "\x00" in path:
-            raise web.HTTPError(403, f"{path!r} is not a path relative to the server root")
-        full = os.path.realpath(os.path.join(root, path))
-        if os.path.commonpath([root, full]) != root:
-            raise web.HTTPError(403, f"{path!r} is outside the server root")
-        relative = os.path.relpath(full, root).replace(os.sep, "/")
-        if not getattr(manager, "allow_hidden", False) and _hidden(relative):
-            raise web.HTTPError(
-                403, f"{path!r} is hidden and the server does not serve hidden files"
-            )
-        if not os.path.isfile(full):
-            raise web.HTTPError(404, f"no file {path!r} in the server root")
-        return Path(full)
-
 
 def _hidden(relative: str) -> bool:
     """Whether a root-relative path has a dot-named part (the contents manager's rule)."""
@@ -287,6 +330,216 @@ class JobHandler(ReproHandler):
         self.write_json(job.to_json(), status=202)
 
 
+class _ExportOptions(ReproHandler):
+    """Reads `?mode=&format=` for the export routes and writes the text answer."""
+
+    def export_options(self) -> tuple[ExportMode, ExportFormat]:
+        mode = self.get_query_argument("mode", None)
+        fmt = self.get_query_argument("format", "yaml")
+        try:
+            check_export_options(mode or "portable", fmt)
+        except ValueError as error:
+            raise web.HTTPError(400, str(error), reason="bad export option") from None
+        if fmt == "explicit" and mode not in (None, "exact"):
+            raise web.HTTPError(
+                400, f"format explicit lists exact packages; mode {mode!r} does not apply"
+            )
+        return cast("ExportMode", mode or "portable"), cast("ExportFormat", fmt)
+
+    def write_text(self, text: str, fmt: ExportFormat) -> None:
+        # APIHandler.finish would otherwise type every answer as JSON.
+        self.finish(text, set_content_type=MEDIA_TYPES[fmt])
+
+
+class EnvironmentExportHandler(_ExportOptions):
+    """GET `repro/environments/{name}/export?mode=&format=`.
+
+    `mode`: portable (default), exact, no-builds; `format`: yaml (default), explicit, json.
+
+    200: the spec as text: `text/yaml; charset=utf-8` (yaml, the default), `text/plain;
+    charset=utf-8` (explicit: the `@EXPLICIT` list; mode must be absent or `exact`) or
+    `application/json` (json). 400: an unknown mode or format (the message lists the valid
+    ones). 404: no environment has that name. 422: the environment cannot be exported that
+    way (e.g. explicit for a venv).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        mode, fmt = self.export_options()
+        catalog: EnvironmentCatalog = self.services["catalog"]
+
+        def text() -> str:
+            entry = catalog.get(name)
+            return export_text(entry.environment.prefix, mode, fmt, entry.name)
+
+        self.write_text(await self.call(text), fmt)
+
+
+class _NotebookHandler(_ExportOptions):
+    """A route under `repro/notebooks/{path}/`: `path` is a notebook relative to the root."""
+
+    def notebook_file(self, path: str) -> Path:
+        """The real file of the notebook at `path` (the checks of `_server_file`, plus a
+        `.ipynb` name: 400 otherwise)."""
+        if not path.endswith(".ipynb"):
+            raise web.HTTPError(400, f"{path!r} is not a notebook: the name must end in .ipynb")
+        return self._server_file(path)
+
+    def root_relative(self, full: Path) -> str:
+        """The contents manager's path of a file `_server_file` returned."""
+        return os.path.relpath(full, self._server_root()).replace(os.sep, "/")
+
+    def sibling(self, notebook: Path, name: str) -> str:
+        """The root-relative path of `name` in the notebook's folder."""
+        folder = posixpath.dirname(self.root_relative(notebook))
+        return posixpath.join(folder, name) if folder else name
+
+
+class NotebookEnvironmentHandler(_NotebookHandler):
+    """GET / POST `repro/notebooks/{path}/environment`; `path` is relative to the server root.
+
+    GET `?mode=&format=`: 200 with the spec of the environment of the notebook's kernel
+    (`metadata.kernelspec.name` resolved through the server's kernel spec manager), as text
+    typed like `repro/environments/{name}/export`. When the kernel is not on this machine
+    but the notebook embeds a spec, that spec answers (yaml or json; `mode` does not apply).
+    The header `X-Jupyter-Repro-Source` says `environment` or `embedded`.
+
+    POST `{"target": "file"|"metadata"|"both", "mode"?: "portable", "filename"?:
+    "environment.yml", "explicit"?: false}`: exports the environment and writes it, through
+    the contents manager, as `filename` beside the notebook (`file`), into the notebook's
+    `metadata.jupyter_repro` leaving everything else as it was (`metadata`; `explicit` adds
+    the `@EXPLICIT` URLs), or both. 200: `{"written": [root-relative paths], "spec": <the
+    spec as JSON>}`.
+
+    Errors: 400 a path not ending in `.ipynb`, a file that is not a notebook, a bad body,
+    mode or format, a `filename` that is not a plain `.yml`/`.yaml` name (or is hidden);
+    403 a path leaving the root or hidden; 404 no such notebook, no kernelspec in its
+    metadata, its kernel not found here (and, for GET, no embedded spec); 422 a spec that
+    cannot be exported or embedded.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        mode, fmt = self.export_options()
+        notebook = await self.call(self.notebook_file, path)
+        text, source = await self.call(
+            notebook_spec_text, notebook, self.kernel_spec_manager, mode, fmt, path
+        )
+        self.set_header("X-Jupyter-Repro-Source", source)
+        self.write_text(text, fmt)
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        mode, target, filename, explicit = self._write_request()
+        notebook = await self.call(self.notebook_file, path)
+        environment = await self.call(environment_of, notebook, self.kernel_spec_manager, path)
+        export = await self.call(lambda: export_for_notebook(environment, mode, explicit=explicit))
+        manager = self.contents_manager
+        written: list[str] = []
+        if target in ("file", "both"):
+            destination = self.sibling(notebook, filename)
+            # An existing file is checked like any path: a symlink out of the root is refused.
+            await self.call(self._existing_file_check, destination)
+            model = {"type": "file", "format": "text", "content": export.spec.to_yaml()}
+            await ensure_async(manager.save(model, destination))
+            written.append(destination)
+        if target in ("metadata", "both"):
+            text = await self.call(embedded_notebook_text, notebook, export)
+            relative = self.root_relative(notebook)
+            await ensure_async(
+                manager.save({"type": "file", "format": "text", "content": text}, relative)
+            )
+            written.append(relative)
+        self.write_json({"written": written, "spec": export.spec.to_dict()})
+
+    def _existing_file_check(self, path: str) -> None:
+        try:
+            self._server_file(path)
+        except web.HTTPError as error:
+            if error.status_code != 404:
+                raise
+
+    def _write_request(self) -> tuple[ExportMode, str, str, bool]:
+        try:
+            body = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise web.HTTPError(400, f"the body is not JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "the body must be a JSON object")
+        unknown = sorted(set(body) - WRITE_KEYS)
+        if unknown:
+            raise web.HTTPError(
+                400, f"unknown keys {unknown}; expected some of {sorted(WRITE_KEYS)}"
+            )
+        target = body.get("target")
+        if target not in WRITE_TARGETS:
+            raise web.HTTPError(
+                400, "'target' must be one of " + ", ".join(WRITE_TARGETS) + f", not {target!r}"
+            )
+        mode = body.get("mode", "portable")
+        if not isinstance(mode, str):
+            raise web.HTTPError(400, "'mode' must be a string")
+        try:
+            check_export_options(mode, "yaml")
+        except ValueError as error:
+            raise web.HTTPError(400, str(error), reason="bad export option") from None
+        explicit = body.get("explicit", False)
+        if not isinstance(explicit, bool):
+            raise web.HTTPError(400, "'explicit' must be true or false")
+        filename = body.get("filename", "environment.yml")
+        if not isinstance(filename, str) or not _plain_spec_name(
+            filename, allow_hidden=getattr(self.contents_manager, "allow_hidden", False)
+        ):
+            raise web.HTTPError(
+                400,
+                f"'filename' must be a plain file name ending in .yml or .yaml, not {filename!r}",
+            )
+        return cast("ExportMode", mode), target, filename, explicit
+
+
+WRITE_KEYS = frozenset({"mode", "target", "filename", "explicit"})
+WRITE_TARGETS = ("file", "metadata", "both")
+
+
+def _plain_spec_name(name: str, *, allow_hidden: bool) -> bool:
+    """A file name without folders, not hidden (unless allowed), ending in .yml/.yaml."""
+    if not name or any(c in name for c in "/\\\x00") or name in (".", ".."):
+        return False
+    if name.startswith(".") and not allow_hidden:
+        return False
+    return name.endswith((".yml", ".yaml")) and name not in (".yml", ".yaml")
+
+
+class NotebookDriftHandler(_NotebookHandler):
+    """GET `repro/notebooks/{path}/drift`; `path` is relative to the server root.
+
+    200: `{"status": "in_sync"|"drifted"|"missing_environment"|"no_spec", "added": [names],
+    "removed": [names], "changed": [{name, spec_version, installed_version}], "message"?}`:
+    the embedded spec (else a sibling environment.yml) against the live environment of the
+    notebook's kernel; pip packages are named `pip:<name>`. The rules are those of
+    `jupyter_repro.notebooks.drift`. Errors: 400 not a notebook (name or content), 403 a
+    path leaving the root or hidden, 404 no such notebook, 422 an invalid spec.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        notebook = await self.call(self.notebook_file, path)
+        sibling = await self.call(self._readable_sibling, notebook)
+        drift = await self.call(notebook_drift, notebook, self.kernel_spec_manager, sibling)
+        self.write_json(drift.to_json())
+
+    def _readable_sibling(self, notebook: Path) -> Path | None:
+        """The environment.yml beside the notebook, if the checks of `_server_file` pass."""
+        try:
+            return self._server_file(self.sibling(notebook, "environment.yml"))
+        except web.HTTPError:
+            return None
+
+
 def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
     """The routes, relative to the server's base_url (ExtensionApp prepends it)."""
     return [
@@ -294,6 +547,23 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
         (url_path_join("/", URL_PREFIX, "environments"), EnvironmentsHandler),
         # Environment names are path segments: anything but a slash.
         (url_path_join("/", URL_PREFIX, "environments", "([^/]+)"), EnvironmentHandler),
+        (
+            url_path_join("/", URL_PREFIX, "environments", "([^/]+)", "export"),
+            EnvironmentExportHandler,
+        ),
+        # A notebook path is any number of segments (tornado URL-decodes it) before the action.
+        (
+            url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "environment"),
+            NotebookEnvironmentHandler,
+        ),
+        (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "drift"), NotebookDriftHandler),
         (url_path_join("/", URL_PREFIX, "restore"), RestoreHandler),
         (url_path_join("/", URL_PREFIX, "jobs", "([^/]+)"), JobHandler),
+        (url_path_join("/", URL_PREFIX, "openapi.json"), _openapi_handler()),
     ]
+
+
+def _openapi_handler() -> type[ReproHandler]:
+    from .openapi import OpenAPIHandler  # imports this module: resolved on first use
+
+    return OpenAPIHandler

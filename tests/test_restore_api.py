@@ -268,3 +268,16 @@ async def test_every_restore_route_requires_credentials(
 
     assert response.code == 403
     assert b'"state"' not in response.body
+
+
+async def test_error_messages_do_not_reveal_where_the_server_root_is(
+    jp_fetch, spec_file, jp_root_dir
+):
+    status, body = await status_and_body(
+        post_restore(jp_fetch, {"source": {"notebook": spec_file}, "dry_run": True})
+    )
+
+    assert status == 400
+    assert spec_file in body["message"]
+    assert str(jp_root_dir) not in body["message"]
+    assert os.path.realpath(jp_root_dir) not in body["message"]
