@@ -17,7 +17,7 @@ RUN_ARGS ?=
 # Jupyter refuses to run as root without this; containers and CI machines often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help run test test-python lint bench chromium clean
+.PHONY: help run test test-python lint bench bench-tools chromium clean
 
 help:
 	@echo "make run    install everything into $(VENV) and start JupyterLab on examples/"
@@ -66,7 +66,17 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 	cd labextension && jlpm lint:check
 
-bench: $(INSTALLED) $(LABEXT_BUILT)
+# ApacheBench (Debian's apache2-utils) drives the load benchmark from a C client.
+bench-tools:
+	@if command -v ab >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's apache2-utils (ab) for the load benchmark"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null; \
+	else \
+		echo "ab (apache2-utils) is missing and this user cannot install it: the load benchmark will fail"; \
+	fi
+
+bench: $(INSTALLED) $(LABEXT_BUILT) bench-tools
 	$(BIN)/python -m benchmarks
 
 clean:

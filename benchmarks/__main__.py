@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, restore, startup
+from . import export, kernels, load, restore, startup
 from ._table import Result, markdown_table
 
 BENCHMARKS = {
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "kernels": kernels.run,
     "export": export.run,
     "restore": restore.run,
+    "load": load.run,
 }
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
 

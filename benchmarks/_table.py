@@ -39,6 +39,8 @@ class Result:
 
     @property
     def target(self) -> str:
+        if self.limit == float("inf"):
+            return "reported"
         if self.compare == "ratio":
             return f"<= {self.limit:.2f}x"
         if self.compare == "excess":

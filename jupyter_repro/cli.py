@@ -36,7 +36,7 @@ def _manager() -> CondaKernelSpecManager:
 
 def _envs(args: argparse.Namespace) -> int:
     catalog = _manager().catalog
-    summaries = [catalog.summary(e) for e in catalog.entries()]
+    summaries = catalog.summaries()
     if args.json:
         print(json.dumps({"environments": summaries}, indent=2, sort_keys=True))
         return 0

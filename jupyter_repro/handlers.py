@@ -175,7 +175,7 @@ class EnvironmentsHandler(ReproHandler):
         catalog: EnvironmentCatalog = self.services["catalog"]
 
         def listing() -> dict[str, Any]:
-            return {"environments": [catalog.summary(e) for e in catalog.entries()]}
+            return {"environments": catalog.summaries()}
 
         self.write_json(await self.call(listing))
 

@@ -72,6 +72,7 @@ class EnvironmentCatalog:
         # REST handlers read the catalog from executor threads while the kernel spec manager
         # reads it on the event loop: one scan at a time, and never a half-built cache.
         self._lock = threading.Lock()
+        self._summaries: tuple[tuple[CatalogEntry, ...], list[dict[str, Any]]] | None = None
 
     def entries(self) -> tuple[CatalogEntry, ...]:
         """Every environment, base first; costs a few stat calls when nothing changed."""
@@ -113,6 +114,22 @@ class EnvironmentCatalog:
             if entry.name == name:
                 return entry
         raise EnvironmentNotFound(name, [e.name for e in entries])
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """The listing of every environment, rebuilt only when the entries change.
+
+        Listing is the API's busiest read (the sidebar polls it); its per-environment reads
+        (Python version, permissions) are done once per change, not once per request.
+        """
+        entries = self.entries()
+        with self._lock:
+            cached = self._summaries
+            if cached is not None and cached[0] is entries:
+                return cached[1]
+        listing = [self.summary(e) for e in entries]
+        with self._lock:
+            self._summaries = (entries, listing)
+        return listing
 
     def summary(self, entry: CatalogEntry) -> dict[str, Any]:
         """The JSON of one environment in a listing."""
