@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import posixpath
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -123,6 +123,21 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
         if not os.path.isfile(full):
             raise web.HTTPError(404, f"no file {path!r} in the server root")
         return Path(full)
+
+    def json_body(self, allowed_keys: Collection[str]) -> dict[str, Any]:
+        """The request body: a JSON object with only `allowed_keys`, else 400 saying why."""
+        try:
+            body = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise web.HTTPError(400, f"the body is not JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "the body must be a JSON object")
+        unknown = sorted(set(body) - set(allowed_keys))
+        if unknown:
+            raise web.HTTPError(
+                400, f"unknown keys {unknown}; expected some of {sorted(allowed_keys)}"
+            )
+        return body
 
     def public_message(self, message: str) -> str:
         """`message` with the server root's location on disk replaced by root-relative paths.
@@ -260,18 +275,7 @@ class RestoreHandler(ReproHandler):
         self.write_json(job.to_json(), status=202)
 
     def _body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as error:
-            raise web.HTTPError(400, f"the body is not JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "the body must be a JSON object")
-        unknown = sorted(set(body) - RESTORE_KEYS)
-        if unknown:
-            raise web.HTTPError(
-                400, f"unknown keys {unknown}; expected some of {sorted(RESTORE_KEYS)}"
-            )
-        return body
+        return self.json_body(RESTORE_KEYS)
 
     @staticmethod
     def _optional_string(body: dict[str, Any], key: str) -> str | None:
@@ -463,17 +467,7 @@ class NotebookEnvironmentHandler(_NotebookHandler):
                 raise
 
     def _write_request(self) -> tuple[ExportMode, str, str, bool]:
-        try:
-            body = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as error:
-            raise web.HTTPError(400, f"the body is not JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "the body must be a JSON object")
-        unknown = sorted(set(body) - WRITE_KEYS)
-        if unknown:
-            raise web.HTTPError(
-                400, f"unknown keys {unknown}; expected some of {sorted(WRITE_KEYS)}"
-            )
+        body = self.json_body(WRITE_KEYS)
         target = body.get("target")
         if target not in WRITE_TARGETS:
             raise web.HTTPError(
