@@ -34,9 +34,6 @@ from tests.rig.channel import (
     IPYKERNEL_VERSION,
     PYTHON_VERSION,
     PYTHON_XY,
-    PackageDef,
-    build_channel,
-    default_packages,
 )
 from tests.rig.installation import CondaInstallation
 
@@ -252,25 +249,6 @@ def test_environment_platform():
 
 
 # -- pip --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def channel_with_a_conda_dist_info(tmp_path_factory):
-    """The rig's packages plus `condadist`, a noarch python package shipping a dist-info."""
-    dist = "site-packages/condadist-1.0.dist-info"
-    package = PackageDef(
-        name="condadist",
-        version="1.0",
-        build="py_0",
-        noarch="python",
-        depends=("python",),
-        files={
-            "site-packages/condadist.py": "",
-            f"{dist}/METADATA": "Metadata-Version: 2.1\nName: condadist\nVersion: 1.0\n",
-            f"{dist}/INSTALLER": "conda\n",
-        },
-    )
-    return build_channel(tmp_path_factory.mktemp("dist-channel"), [*default_packages(), package])
 
 
 def test_pip_section_lists_pip_installs_and_no_conda_owned_dist(

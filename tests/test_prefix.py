@@ -27,9 +27,6 @@ from tests.rig.channel import (
     PYTHON_VERSION,
     PYTHON_XY,
     R_KERNEL_JSON,
-    PackageDef,
-    build_channel,
-    default_packages,
 )
 
 PREFIX_LOG = "jupyter_repro.environments.prefix"
@@ -256,25 +253,6 @@ def test_dashed_package_names_parse_from_file_names(tmp_path):
 
 
 # -- pip packages -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def channel_with_a_conda_dist_info(tmp_path_factory):
-    """The rig's packages plus `condadist`, a noarch python package shipping a dist-info."""
-    dist = "site-packages/condadist-1.0.dist-info"
-    package = PackageDef(
-        name="condadist",
-        version="1.0",
-        build="py_0",
-        noarch="python",
-        depends=("python",),
-        files={
-            "site-packages/condadist.py": "",
-            f"{dist}/METADATA": "Metadata-Version: 2.1\nName: condadist\nVersion: 1.0\n",
-            f"{dist}/INSTALLER": "conda\n",
-        },
-    )
-    return build_channel(tmp_path_factory.mktemp("dist-channel"), [*default_packages(), package])
 
 
 def test_pip_packages_are_the_dist_infos_no_conda_record_owns(

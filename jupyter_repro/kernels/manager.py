@@ -256,7 +256,9 @@ class CondaKernelSpecManager(KernelSpecManager):
 
     def find_kernel_specs(self) -> dict[str, str]:
         """Kernel names and resource dirs: the regular kernelspecs, then the environments'."""
-        kernels = self.conda_kernels()
+        return self._listing(self.conda_kernels())
+
+    def _listing(self, kernels: dict[str, CondaKernel]) -> dict[str, str]:
         regular: dict[str, str] = {} if self.conda_only else super().find_kernel_specs()
         for duplicate in self._regular_duplicates(regular, kernels):
             regular.pop(duplicate, None)
@@ -287,9 +289,10 @@ class CondaKernelSpecManager(KernelSpecManager):
 
     def get_all_specs(self) -> dict[str, dict[str, Any]]:
         """Every listed spec as `{name: {"resource_dir", "spec"}}` (conda kernels: no re-read)."""
+        # One validation of the catalog per listing: this is every /api/kernelspecs request.
         kernels = self.conda_kernels()
         result: dict[str, dict[str, Any]] = {}
-        for name, resource_dir in self.find_kernel_specs().items():
+        for name, resource_dir in self._listing(kernels).items():
             try:
                 kernel = kernels.get(name)
                 spec = kernel.spec if kernel is not None else super().get_kernel_spec(name)

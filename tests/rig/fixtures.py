@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.channel import RigChannel, build_channel
+from tests.rig.channel import PackageDef, RigChannel, build_channel, default_packages
 from tests.rig.installation import (
     ROOT_SPECS,
     CondaInstallation,
@@ -21,6 +21,7 @@ from tests.rig.installation import (
 )
 
 __all__ = [
+    "channel_with_a_conda_dist_info",
     "conda_installation",
     "conda_installation_factory",
     "rig_channel",
@@ -54,6 +55,28 @@ def rig_installation(
     )
     populate_standard_envs(inst)
     return inst
+
+
+@pytest.fixture(scope="session")
+def channel_with_a_conda_dist_info(tmp_path_factory: pytest.TempPathFactory) -> RigChannel:
+    """The rig's packages plus `condadist`, a noarch python package shipping a dist-info.
+
+    A dist-info that a conda record owns must never be reported as pip-installed.
+    """
+    dist = "site-packages/condadist-1.0.dist-info"
+    package = PackageDef(
+        name="condadist",
+        version="1.0",
+        build="py_0",
+        noarch="python",
+        depends=("python",),
+        files={
+            "site-packages/condadist.py": "",
+            f"{dist}/METADATA": "Metadata-Version: 2.1\nName: condadist\nVersion: 1.0\n",
+            f"{dist}/INSTALLER": "conda\n",
+        },
+    )
+    return build_channel(tmp_path_factory.mktemp("dist-channel"), [*default_packages(), package])
 
 
 @pytest.fixture
