@@ -12,15 +12,15 @@ import nbformat
 import pytest
 
 from jupyter_repro import __version__
+from jupyter_repro.atomic import replace_file
 from jupyter_repro.environments.spec import EnvironmentSpec, SpecError
 from jupyter_repro.notebooks.embedded import (
     METADATA_KEY,
     NotebookError,
-    dumps_notebook,
     embed_spec,
     read_embedded,
-    replace_file,
 )
+from jupyter_repro.notebooks.nbjson import dumps_json
 
 SPEC = EnvironmentSpec(
     name="analysis",
@@ -92,7 +92,7 @@ def test_only_the_new_metadata_key_is_added(tmp_path):
     # Removing the key again gives the very bytes nbformat wrote.
     data = json.loads(after)
     del data["metadata"][METADATA_KEY]
-    assert dumps_notebook(data).encode("utf-8") == before
+    assert dumps_json(data).encode("utf-8") == before
 
 
 def test_re_embedding_replaces_only_that_key(tmp_path):

@@ -12,7 +12,8 @@ import yaml
 from tornado.httpclient import HTTPClientError
 
 from jupyter_repro.environments.export import export_environment
-from jupyter_repro.notebooks.embedded import METADATA_KEY, dumps_notebook
+from jupyter_repro.notebooks.embedded import METADATA_KEY
+from jupyter_repro.notebooks.nbjson import dumps_json
 from tests.rig.installation import CondaInstallation
 
 pytestmark = pytest.mark.timeout(240)
@@ -325,8 +326,8 @@ async def test_post_metadata_changes_only_the_embedded_key(jp_fetch, jp_root_dir
     after = notebook.read_text(encoding="utf-8")
     assert without_embedded(after) == without_embedded(before)
     # Byte layout: what nbformat writes, plus the key.
-    assert dumps_notebook(json.loads(after)) == after
-    assert dumps_notebook(without_embedded(after)) == before
+    assert dumps_json(json.loads(after)) == after
+    assert dumps_json(without_embedded(after)) == before
     embedded = json.loads(after)["metadata"][METADATA_KEY]
     assert embedded["environment"] == body["spec"]
     assert embedded["exported"]["mode"] == "no-builds"

@@ -16,24 +16,18 @@ nbformat itself is not imported (about a second in a Jupyter environment).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
-import os
-import secrets
-import stat
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..atomic import replace_file
 from ..environments.spec import EnvironmentSpec
+from .nbjson import NotebookError, dumps_json
 
 METADATA_KEY = "jupyter_repro"
 """The key under the notebook's `metadata` that holds the embedded environment."""
-
-
-class NotebookError(ValueError):
-    """A file that is not a notebook this module can read or change."""
 
 
 def _is_notebook(data: Any) -> bool:
@@ -68,16 +62,6 @@ def kernel_name(notebook: dict[str, Any]) -> str | None:
     kernelspec = notebook.get("metadata", {}).get("kernelspec")
     name = kernelspec.get("name") if isinstance(kernelspec, dict) else None
     return name if isinstance(name, str) and name else None
-
-
-def dumps_notebook(notebook: dict[str, Any]) -> str:
-    """The file text nbformat writes for `notebook` (already in its on-disk form)."""
-    # nbformat 4 writes UTF-8 text as is; nbformat 3 and older escaped it to ASCII.
-    ascii_only = notebook.get("nbformat", 4) < 4
-    text = json.dumps(
-        notebook, indent=1, sort_keys=True, ensure_ascii=ascii_only, separators=(",", ": ")
-    )
-    return text + "\n"
 
 
 def utc_timestamp(moment: _dt.datetime | None = None) -> str:
@@ -132,7 +116,7 @@ def embed_spec(
     notebook.setdefault("metadata", {})[METADATA_KEY] = embedded_metadata(
         spec, mode=mode, platform=platform, explicit=explicit, exported_at=exported_at
     )
-    replace_file(notebook_path, dumps_notebook(notebook))
+    replace_file(notebook_path, dumps_json(notebook))
 
 
 def read_embedded(notebook_path: Path) -> EnvironmentSpec | None:
@@ -150,42 +134,3 @@ def read_embedded(notebook_path: Path) -> EnvironmentSpec | None:
     if not isinstance(environment, dict):
         raise NotebookError(f"{where} has no 'environment' object")
     return EnvironmentSpec.from_dict(environment, source=f"{where}.environment")
-
-
-def replace_file(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically: readers see the old file or the new one.
-
-    A temporary file in the same folder is renamed over the target (through a symlink, to
-    the file it points at); an existing file keeps its permission bits, a new one gets what
-    the umask allows.
-    """
-    target = Path(os.path.realpath(path))
-    try:
-        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = None
-    fd, temporary = _create_temporary(target)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _create_temporary(target: Path) -> tuple[int, Path]:
-    """A new file beside `target`, created `0o666` so the umask decides (as for any new
-    file); `tempfile` would make it `0o600`, and reading the umask means changing it."""
-    for _ in range(100):
-        candidate = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary file beside {target}")

@@ -27,12 +27,12 @@ from ..environments.spec import EnvironmentSpec, explicit_urls
 from .embedded import (
     METADATA_KEY,
     NotebookError,
-    dumps_notebook,
     embedded_metadata,
     kernel_name,
     read_embedded,
     read_notebook,
 )
+from .nbjson import dumps_json
 
 ExportFormat = Literal["yaml", "explicit", "json"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
@@ -198,4 +198,4 @@ def notebook_spec_text(
 def embedded_notebook_text(notebook_path: Path, export: NotebookExport) -> str:
     """The notebook's file text with `export` embedded, byte-identical elsewhere for a
     notebook nbformat wrote."""
-    return dumps_notebook(with_embedded(read_notebook(notebook_path), export))
+    return dumps_json(with_embedded(read_notebook(notebook_path), export))

@@ -1,0 +1,276 @@
+"""Strip outputs and volatile metadata from a notebook, with nbstripout's semantics.
+
+`strip_notebook` is a pure transformation of a notebook dict (as `nbjson.parse_notebook` or a
+contents manager gives it). It reports whether anything changed by tracking its own edits, so
+callers never deep-copy a notebook to compare. Differences from nbstripout 0.9.1, on purpose:
+
+- every tag given to `drop_tagged_cells` drops cells (nbstripout honours only the last one);
+- `metadata.jupyter_repro` (the embedded environment) is never removed, whatever `extra_keys`;
+- cells that need a new id get a stable one instead of nbformat's random one (see nbjson).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .nbjson import Notebook, NotebookError, dumps_notebook, parse_notebook
+
+# The keys nbstripout removes unless told to keep them.
+NBSTRIPOUT_EXTRA_KEYS: tuple[str, ...] = (
+    "metadata.signature",
+    "metadata.widgets",
+    "cell.metadata.collapsed",
+    "cell.metadata.ExecuteTime",
+    "cell.metadata.execution",
+    "cell.metadata.heading_collapsed",
+    "cell.metadata.hidden",
+    "cell.metadata.scrolled",
+)
+# Notebook metadata that stripping never removes: the environment travels with the notebook.
+PROTECTED_METADATA_KEY = "jupyter_repro"
+
+_MISSING = object()
+
+
+class MetadataConflict(NotebookError):
+    """A cell says both to keep and not to keep its output."""
+
+
+@dataclass(frozen=True)
+class StripOptions:
+    """What to strip; field names and defaults are nbstripout's options."""
+
+    keep_output: bool | None = None
+    keep_count: bool = False
+    keep_id: bool = False
+    extra_keys: tuple[str, ...] = NBSTRIPOUT_EXTRA_KEYS
+    keep_metadata_keys: tuple[str, ...] = ()
+    drop_empty_cells: bool = False
+    drop_tagged_cells: tuple[str, ...] = ()
+    strip_init_cells: bool = False
+    max_size: int = 0
+    keep_output_types: frozenset[str] = frozenset()
+    drop_output_types: frozenset[str] = frozenset()
+    # nbstripout lets `metadata.keep_output` of a notebook decide only when the command line
+    # said nothing; the strip policy lets the notebook override the configuration.
+    notebook_overrides: bool = False
+
+    def metadata_keys_to_remove(self) -> tuple[list[str], list[str]]:
+        """(notebook metadata paths, cell paths) to remove, without the kept and invalid ones."""
+        notebook_keys: list[str] = []
+        cell_keys: list[str] = []
+        for key in self.extra_keys:
+            if key in self.keep_metadata_keys or key not in valid_extra_keys((key,)):
+                continue
+            namespace, path = key.split(".", 1)
+            if namespace == "cell":
+                cell_keys.append(path)
+            elif path.split(".", 1)[0] != PROTECTED_METADATA_KEY:
+                notebook_keys.append(path)
+        return notebook_keys, cell_keys
+
+
+def valid_extra_keys(keys: Iterable[str]) -> list[str]:
+    """The keys of the form `metadata.…` or `cell.…`; others are ignored (with a warning)."""
+    return [k for k in keys if "." in k and k.split(".", 1)[0] in ("cell", "metadata")]
+
+
+@dataclass(frozen=True)
+class StripResult:
+    text: str
+    changed: bool
+
+
+@dataclass
+class _Edits:
+    changed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def strip_text(text: str | bytes, options: StripOptions) -> StripResult:
+    """Parse, strip and write a notebook; the text is what nbformat.write would produce."""
+    nb = parse_notebook(text)
+    changed = strip_notebook(nb, options)
+    return StripResult(dumps_notebook(nb), changed)
+
+
+def strip_notebook(nb: Notebook, options: StripOptions) -> bool:
+    """Strip `nb` in place according to `options`; True if anything changed."""
+    try:
+        return _strip(nb, options)
+    except MetadataConflict:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise NotebookError(f"cannot strip this notebook: {error!r}") from None
+
+
+def _strip(nb: Notebook, options: StripOptions) -> bool:
+    edits = _Edits()
+    metadata = nb["metadata"]
+    keep_output = options.keep_output
+    if "keep_output" in metadata and (keep_output is None or options.notebook_overrides):
+        keep_output = bool(metadata["keep_output"])
+
+    notebook_keys, cell_keys = options.metadata_keys_to_remove()
+    for path in notebook_keys:
+        if _pop_path(metadata, path) is not _MISSING:
+            edits.changed = True
+
+    for index, cell in enumerate(_kept_cells(nb, options, edits)):
+        _strip_cell(cell, index, keep_output, options, cell_keys, edits)
+    return edits.changed
+
+
+def _kept_cells(nb: Notebook, options: StripOptions, edits: _Edits) -> list[Notebook]:
+    """Drop the cells the options remove; the remaining cells, in order."""
+    containers = nb["worksheets"] if "nbformat" in nb and nb["nbformat"] < 4 else [nb]
+    kept_all: list[Notebook] = []
+    for container in containers:
+        cells = container["cells"]
+        kept = [cell for cell in cells if _keeps_cell(cell, options)]
+        if len(kept) != len(cells):
+            container["cells"] = kept
+            edits.changed = True
+        kept_all.extend(kept)
+    return kept_all
+
+
+def _keeps_cell(cell: Notebook, options: StripOptions) -> bool:
+    if options.drop_empty_cells and not any(line.strip() for line in cell.get("source", [])):
+        return False
+    if options.drop_tagged_cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if any(tag in tags for tag in options.drop_tagged_cells):
+            return False
+    return True
+
+
+def _strip_cell(
+    cell: Notebook,
+    index: int,
+    keep_output: bool | None,
+    options: StripOptions,
+    cell_keys: list[str],
+    edits: _Edits,
+) -> None:
+    # Asked of every cell, outputs or not: a contradiction is an error wherever it is.
+    keep_this_output = keeps_output(cell, keep_output, options.strip_init_cells)
+    if "outputs" in cell:
+        outputs = cell["outputs"]
+        if not keep_this_output or options.keep_output_types:
+            outputs = [
+                output
+                for output in outputs
+                if _size_at_most(output, options.max_size)
+                or _matches_any(output, options.keep_output_types)
+            ]
+        if not options.keep_count:
+            for output in outputs:
+                if "execution_count" in output and output["execution_count"] is not None:
+                    output["execution_count"] = None
+                    edits.changed = True
+        if options.drop_output_types:
+            outputs = [o for o in outputs if not _matches_any(o, options.drop_output_types)]
+        if len(outputs) != len(cell["outputs"]):
+            edits.changed = True
+        cell["outputs"] = outputs
+
+    if not options.keep_count:
+        for key in ("prompt_number", "execution_count"):
+            if key in cell and cell[key] is not None:
+                cell[key] = None
+                edits.changed = True
+    if "id" in cell and not options.keep_id and cell["id"] != str(index):
+        cell["id"] = str(index)
+        edits.changed = True
+    for path in cell_keys:
+        if _pop_path(cell, path) is not _MISSING:
+            edits.changed = True
+
+
+def keeps_output(cell: Notebook, default: bool | None, strip_init_cells: bool = False) -> bool:
+    """Whether a cell's metadata or tags say to keep its output (nbstripout's rules)."""
+    if "metadata" not in cell:
+        return bool(default)
+    metadata = cell["metadata"]
+    if "init_cell" in metadata:
+        return bool(metadata["init_cell"]) and not strip_init_cells
+    has_metadata = "keep_output" in metadata
+    metadata_says = bool(metadata.get("keep_output", False))
+    has_tag = "keep_output" in metadata.get("tags", [])
+    if has_metadata and has_tag and not metadata_says:
+        raise MetadataConflict(
+            "a cell has `keep_output: false` in its metadata but the tag `keep_output`: "
+            "remove one of them"
+        )
+    if has_metadata or has_tag:
+        return metadata_says or has_tag
+    return bool(default)
+
+
+def _pop_path(container: Any, path: str) -> Any:
+    """Remove `path` (dot-separated, or a key that itself contains dots) from nested dicts."""
+    while isinstance(container, dict):
+        if path in container:
+            return container.pop(path)
+        if "." not in path:
+            return _MISSING
+        head, path = path.split(".", 1)
+        if head not in container:
+            return _MISSING
+        container = container[head]
+    return _MISSING
+
+
+def _size_at_most(item: Any, limit: int) -> bool:
+    """Whether nbstripout's size of `item` (its string lengths, summed) is at most `limit`.
+
+    Stops as soon as the limit is passed: with the default limit 0 that is the first
+    character, so large outputs are never walked.
+    """
+    total = 0
+    stack = [item]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        else:
+            total += len(str(value))
+        if total > limit:
+            return False
+    return True
+
+
+def _matches_any(output: Any, output_types: frozenset[str]) -> bool:
+    return any(_matches(output, spec) for spec in output_types)
+
+
+def _matches(output: Any, spec: str) -> bool:
+    """`spec` is an output type, or `type:name` such as `stream:stderr`."""
+    output_type, _, name = spec.partition(":")
+    if output.get("output_type") != output_type:
+        return False
+    return (not name and ":" not in spec) or output.get("name") == name
+
+
+def strip_zeppelin_text(text: str | bytes) -> StripResult:
+    """Empty every paragraph's results in a Zeppelin notebook (nbstripout's zeppelin mode)."""
+    try:
+        nb = json.loads(text)
+        changed = False
+        for paragraph in nb["paragraphs"]:
+            if "results" in paragraph:
+                changed = changed or paragraph["results"] != {}
+                paragraph["results"] = {}
+    except (ValueError, UnicodeDecodeError) as error:
+        raise NotebookError(f"not valid Zeppelin notebook JSON ({error})") from None
+    except (KeyError, TypeError, AttributeError) as error:
+        raise NotebookError(f"not a Zeppelin notebook: {error!r}") from None
+    return StripResult(json.dumps(nb, indent=2) + "\n", changed)
