@@ -38,6 +38,16 @@ $(INSTALLED): pyproject.toml labextension/package.json labextension/yarn.lock | 
 	@# server extension in the venv, as the wheel does through share/ and etc/.
 	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
 	$(BIN)/jupyter server extension enable --sys-prefix jupyter_repro >/dev/null
+	@# jupytext (a test dependency: the save hook must survive its contents manager) enables
+	@# itself on install; it would change the server of every other test and the benchmarks.
+	@# The test that needs it enables it in its own server configuration. `jupyter server
+	@# extension disable` cannot undo it: it writes jupyter_server_config.d/
+	@# jupyterlab_jupytext.json, which sorts before jupytext's own jupytext.json and loses;
+	@# the main jupyter_server_config.json is read after every .d file and wins.
+	$(BIN)/python -c "from jupyter_server.config_manager import BaseJSONConfigManager as M; \
+		M(config_dir='$(CURDIR)/$(VENV)/etc/jupyter').update('jupyter_server_config', \
+		{'ServerApp': {'jpserver_extensions': {'jupyterlab_jupytext': False}}})"
+	$(BIN)/jupyter labextension disable jupyterlab-jupytext >/dev/null
 	touch $@
 
 $(LABEXT_BUILT): $(LABEXT_SOURCES) | $(INSTALLED)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Enum, Float, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, List, TraitError, Unicode, default, validate
 
 from ._version import __version__
 from .environments.catalog import EnvironmentCatalog
@@ -18,6 +19,8 @@ from .environments.restore import RestoreError, RestoreOptions, RestoreService
 from .environments.spec import SpecError
 from .handlers import default_handlers
 from .jobs import JobManager, RestoreJobs
+from .notebooks.policy import POLICY_KEYS, PolicyError, check_overrides
+from .notebooks.savehook import StripOnSave
 from .status import StatusService
 
 
@@ -130,6 +133,40 @@ class ReproApp(ExtensionApp):
         ),
     )
 
+    strip_on_save = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help=(
+            "Strip outputs from notebooks when they are saved. None (the default) lets each "
+            "notebook's strip policy decide (`on_save` in [tool.jupyter_repro.strip] of the "
+            "project's pyproject.toml, true by default); true or false overrides it for every "
+            "notebook. Stripping changes only the file on disk: the open notebook keeps its "
+            "outputs."
+        ),
+    )
+
+    strip_policy = Dict(
+        config=True,
+        help=(
+            "Server-level strip policy, overriding [tool.jupyter_repro.strip] of the "
+            "project's pyproject.toml key by key (a notebook's metadata.keep_output and its "
+            "cells' keep_output metadata or tag still win). Keys: "
+            + ", ".join(POLICY_KEYS)
+            + "; e.g. {'keep_count': True, 'extra_keys': ['metadata.language_info'], "
+            "'max_size': '10k'}. extra_keys are added to nbstripout's default extra keys. "
+            "Checked when the server starts."
+        ),
+    )
+
+    @validate("strip_policy")
+    def _validate_strip_policy(self, proposal: Any) -> dict[str, Any]:
+        try:
+            check_overrides(proposal["value"])
+        except PolicyError as error:
+            raise TraitError(f"ReproApp.strip_policy: {error}") from None
+        return proposal["value"]
+
     @default("cli_paths")
     def _default_cli_paths(self) -> dict[str, str]:
         return {}
@@ -173,13 +210,40 @@ class ReproApp(ExtensionApp):
             expected_errors=(RestoreError, SpecError),
             log=self.log,
         )
+        self.save_hook = StripOnSave(self._strip_overrides(), log=self.log)
+        # By identity, weakly: managers may be unhashable (jupytext's are) and replaced.
+        self._hooked_managers: list[weakref.ref[Any]] = []
+        self._register_save_hook(getattr(self.serverapp, "contents_manager", None))
         self.settings[self.SETTINGS_KEY] = {
             "status": StatusService(self.engine, self.cli_paths),
             "catalog": self._catalog(),
             "jobs": self.job_manager,
             "restore": RestoreJobs(self.restore_service, self.job_manager),
+            "strip_overrides": self.save_hook.overrides,
         }
         self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)
+
+    def _strip_overrides(self) -> dict[str, Any]:
+        """The server-level layer of the strip policy: strip_policy, then strip_on_save."""
+        overrides = dict(self.strip_policy)
+        if self.strip_on_save is not None:
+            overrides["on_save"] = self.strip_on_save
+        return overrides
+
+    def _register_save_hook(self, manager: Any) -> None:
+        """Register the strip-on-save hook with `manager`, once."""
+        if manager is None or any(ref() is manager for ref in self._hooked_managers):
+            return
+        register = getattr(manager, "register_pre_save_hook", None)
+        if register is None:
+            self.log.warning(
+                "jupyter-repro: the contents manager %s takes no pre-save hooks; notebooks "
+                "are not stripped on save",
+                type(manager).__name__,
+            )
+            return
+        register(self.save_hook)
+        self._hooked_managers.append(weakref.ref(manager))
 
     def _catalog(self) -> EnvironmentCatalog:
         """The kernel manager's catalog when it is ours (one cache for both), else a new one."""
@@ -193,6 +257,10 @@ class ReproApp(ExtensionApp):
         )
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # Extensions loaded after this one may have replaced the contents manager (jupytext
+        # does): every extension has loaded by now, so hook whichever manager serves saves.
+        self._register_save_hook(serverapp.contents_manager)
+        self._register_save_hook(serverapp.web_app.settings.get("contents_manager"))
         # A server killed mid-restore leaves a partial prefix; removing it scans envs dirs,
         # so it runs off the loop and the server answers requests meanwhile.
         self._cleanup = asyncio.get_running_loop().run_in_executor(None, self._cleanup_leftovers)

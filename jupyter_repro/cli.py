@@ -115,10 +115,11 @@ def _export_target(args: argparse.Namespace) -> tuple[Path, str | None]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .atomic import replace_file
     from .environments.catalog import EnvironmentNotFound
     from .environments.export import ExportError, explicit_list, export_environment, platform_of
     from .environments.spec import SpecError, explicit_urls
-    from .notebooks.embedded import NotebookError, embed_spec, replace_file
+    from .notebooks.embedded import NotebookError, embed_spec
 
     sources = [s for s in (args.notebook, args.env, args.prefix) if s is not None]
     problem = None
@@ -334,6 +335,52 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strip_one(path: Path, args: argparse.Namespace) -> bool:
+    """Strip one file by its policy; True if it changed (or would, with --dry-run)."""
+    from .atomic import replace_file
+    from .notebooks.policy import load_policy
+    from .notebooks.strip import strip_text, strip_zeppelin_text
+
+    data = path.read_bytes()
+    if path.suffix == ".zpln":
+        result = strip_zeppelin_text(data)
+    else:
+        result = strip_text(data, load_policy(path).options)
+    if args.textconv:
+        sys.stdout.buffer.write(result.text.encode("utf-8", "surrogatepass"))
+    elif result.changed and args.dry_run:
+        print(f"would strip {path}", file=sys.stderr)
+    elif result.changed:
+        replace_file(path, result.text)
+        print(f"stripped {path}", file=sys.stderr)
+    return result.changed
+
+
+def _strip(args: argparse.Namespace) -> int:
+    from .notebooks.nbjson import NotebookError
+    from .notebooks.policy import PolicyError, load_policy
+    from .notebooks.strip import strip_text
+
+    if args.verify:
+        args.dry_run = True
+    if not args.files:
+        # stdin to stdout, by the policy of the current folder's project.
+        policy = load_policy(Path.cwd() / "stdin.ipynb")
+        result = strip_text(sys.stdin.buffer.read(), policy.options)
+        if not args.dry_run:
+            sys.stdout.buffer.write(result.text.encode("utf-8", "surrogatepass"))
+        return 1 if args.verify and result.changed else 0
+    changed = failed = False
+    for name in args.files:
+        try:
+            changed |= _strip_one(Path(name), args)
+        except (NotebookError, PolicyError, OSError) as error:
+            # Go on with the other files: one bad notebook must not hide the state of the rest.
+            print(f"jupyter repro strip: {name}: {error}", file=sys.stderr)
+            failed = True
+    return 1 if failed or (args.verify and changed) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter repro",
@@ -429,6 +476,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--verbose", "-v", action="store_true", help="print the engine's log")
     restore.set_defaults(run=_restore)
+
+    strip = commands.add_parser(
+        "strip",
+        help="strip outputs from notebooks by the project's policy (pre-commit uses this)",
+        description=(
+            "Strip notebooks in place by the strip policy: [tool.jupyter_repro.strip] of the "
+            "nearest pyproject.toml, over nbstripout's defaults. With no FILE, strip stdin to "
+            "stdout. For nbstripout's exact command line, use jupyter-repro-strip."
+        ),
+    )
+    strip.add_argument("files", nargs="*", metavar="FILE", help="notebooks (.ipynb, .zpln)")
+    strip.add_argument(
+        "--dry-run", action="store_true", help="say which files would change; change nothing"
+    )
+    strip.add_argument(
+        "--verify", action="store_true", help="exit 1 if any file would change (a dry run)"
+    )
+    strip.add_argument(
+        "--textconv", "-t", action="store_true", help="print the stripped notebooks to stdout"
+    )
+    strip.set_defaults(run=_strip)
+
+    from .git.command import register as register_git_commands
+
+    register_git_commands(commands)
     return parser
 
 

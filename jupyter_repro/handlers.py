@@ -47,6 +47,7 @@ from .notebooks.environment import (
     export_text,
     notebook_spec_text,
 )
+from .notebooks.policy import PolicyError, StripPolicy, load_policy, policy_summary
 from .status import StatusService
 
 T = TypeVar("T")
@@ -70,6 +71,8 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
     (ExportError, 422, "cannot export"),
     (KernelNotResolved, 404, "kernel not found"),
     (NotebookError, 400, "not a notebook"),
+    # A PolicyError names the pyproject.toml (or the server configuration) and the key.
+    (PolicyError, 422, "invalid strip policy"),
 )
 _MAPPED_ERRORS = tuple(kind for kind, _, _ in _ERROR_STATUSES)
 
@@ -534,6 +537,48 @@ class NotebookDriftHandler(_NotebookHandler):
             return None
 
 
+class NotebookStripPolicyHandler(_NotebookHandler):
+    """GET `repro/notebooks/{path}/strip-policy`; `path` is relative to the server root.
+
+    200: `{"on_save": bool, "keep_output": bool, "sources": [str], "options": {<the policy's
+    keys>, "notebook_overrides": bool}}`: the strip policy of the notebook's project
+    (`[tool.jupyter_repro.strip]` of the nearest pyproject.toml) and the server's
+    configuration. The notebook's own metadata is not applied: the frontend combines this
+    with the open notebook's `metadata.keep_output`, which may differ from the file on disk.
+    `sources` lists, lowest precedence first, the pyproject.toml (relative to the server
+    root, `../` leading out of it) and/or `server configuration`; empty for the defaults.
+    Errors: 400 a path not ending in `.ipynb`, 403 a path leaving the root or hidden, 404 no
+    such notebook, 422 an invalid policy (the message names the file and the key).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        notebook = await self.call(self.notebook_file, path)
+        overrides = self.services.get("strip_overrides") or {}
+
+        def policy() -> StripPolicy:
+            try:
+                return load_policy(notebook, overrides)
+            except PolicyError as error:
+                # The project's pyproject.toml may be above the root: name it relatively.
+                if error.source is None or not os.path.isabs(error.source):
+                    raise
+                public = self._public_source(error.source)
+                raise PolicyError(str(error).replace(error.source, public), public) from None
+
+        resolved = await self.call(policy)
+        summary = policy_summary(resolved)
+        summary["sources"] = [self._public_source(source) for source in resolved.sources]
+        self.write_json(summary)
+
+    def _public_source(self, source: str) -> str:
+        """A pyproject path relative to the server root: clients never learn where it is."""
+        if not os.path.isabs(source):
+            return source
+        return os.path.relpath(source, self._server_root()).replace(os.sep, "/")
+
+
 def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
     """The routes, relative to the server's base_url (ExtensionApp prepends it)."""
     return [
@@ -551,6 +596,10 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
             NotebookEnvironmentHandler,
         ),
         (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "drift"), NotebookDriftHandler),
+        (
+            url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "strip-policy"),
+            NotebookStripPolicyHandler,
+        ),
         (url_path_join("/", URL_PREFIX, "restore"), RestoreHandler),
         (url_path_join("/", URL_PREFIX, "jobs", "([^/]+)"), JobHandler),
         (url_path_join("/", URL_PREFIX, "openapi.json"), _openapi_handler()),

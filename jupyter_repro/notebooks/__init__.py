@@ -1,1 +1,1 @@
-"""Notebook files: the environment embedded in their metadata."""
+"""Notebook files: the environment embedded in their metadata, and output stripping."""
