@@ -26,25 +26,11 @@ from .notebooks.strip import (
     NBSTRIPOUT_EXTRA_KEYS,
     StripOptions,
     StripResult,
+    parse_max_size,
     strip_text,
     strip_zeppelin_text,
     valid_extra_keys,
 )
-
-_SIZE_UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
-
-
-def parse_size(text: str) -> int:
-    """nbstripout's `--max-size`: a number of bytes, or with a K, M or G suffix (powers of 10)."""
-    text = text.strip().upper()
-    try:
-        if text and text[-1] in _SIZE_UNITS:
-            return int(text[:-1]) * _SIZE_UNITS[text[-1]]
-        return int(text)
-    except ValueError:
-        raise ValueError(
-            f"invalid size {text!r}: use a whole number of bytes, optionally with K, M or G"
-        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +141,7 @@ def options_from(args: argparse.Namespace) -> StripOptions:
         drop_empty_cells=args.drop_empty_cells,
         drop_tagged_cells=tuple(args.drop_tagged_cells.split()),
         strip_init_cells=args.strip_init_cells,
-        max_size=parse_size(args.max_size),
+        max_size=parse_max_size(args.max_size),
         keep_output_types=frozenset(args.keep_output_type),
         drop_output_types=frozenset(args.drop_output_type),
     )
@@ -238,7 +224,7 @@ def run(argv: Sequence[str] | None = None, *, stdin: bytes | None = None) -> int
     try:
         options = options_from(args)
     except ValueError as error:
-        parser.error(f"--max-size: {error}")
+        parser.error(f"--max-size expects {error}")
     for key in args.extra_keys.split():
         if key not in valid_extra_keys((key,)):
             sys.stderr.write(f"Ignoring invalid extra key `{key}`\n")

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .strip import NBSTRIPOUT_EXTRA_KEYS, StripOptions, valid_extra_keys
+from .strip import NBSTRIPOUT_EXTRA_KEYS, StripOptions, parse_max_size, valid_extra_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,20 +118,12 @@ def _output_types(value: Any) -> frozenset[str]:
     return frozenset(types)
 
 
-_SIZE = re.compile(r"\s*(\d+)\s*([kmg]?)\s*", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
-
-
 def parse_size(value: Any) -> int:
-    """A size in characters: an integer, or a string like nbstripout's `--max-size` ("10k",
-    "1M", "1G"; powers of 1000)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
-        match = _SIZE.fullmatch(value)
-        if match:
-            return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    raise _Expected("a size: a non-negative integer or a string like '500', '10k', '1M' or '1G'")
+    """`max_size`: an integer, or a string like nbstripout's `--max-size` ("10k", "1M")."""
+    try:
+        return parse_max_size(value)
+    except ValueError as error:
+        raise _Expected(str(error)) from None
 
 
 class _Expected(Exception):

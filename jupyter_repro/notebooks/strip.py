@@ -12,6 +12,7 @@ callers never deep-copy a notebook to compare. Differences from nbstripout 0.9.1
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,22 @@ class StripOptions:
             elif path.split(".", 1)[0] != PROTECTED_METADATA_KEY:
                 notebook_keys.append(path)
         return notebook_keys, cell_keys
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]?)\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def parse_max_size(value: Any) -> int:
+    """A `max_size` in characters: an integer, or a string like "500", "10k", "1M" or "1G"
+    (powers of 1000, as nbstripout's `--max-size`)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        if match:
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    raise ValueError("a size: a non-negative integer or a string like '500', '10k', '1M' or '1G'")
 
 
 def valid_extra_keys(keys: Iterable[str]) -> list[str]:
