@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, load, restore, startup
+from . import export, kernels, load, restore, startup, strip
 from ._table import Result, markdown_table
 
 BENCHMARKS = {
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "export": export.run,
     "restore": restore.run,
     "load": load.run,
+    "strip": strip.run,
 }
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
 

@@ -20,6 +20,7 @@ BOOTSTRAP = """
 import os, sys
 _log = os.environ["REPRO_BENCH_SPAWN_LOG"]
 _events = {"subprocess.Popen", "os.posix_spawn", "os.fork", "os.forkpty", "os.exec", "os.system"}
+
 def _hook(event, args):
     if event in _events:
         import traceback
@@ -34,6 +35,15 @@ from jupyter_server.serverapp import main
 sys.argv = ["jupyter-server", *sys.argv[1:]]
 sys.exit(main())
 """
+
+
+def _extensions(ours: bool) -> dict[str, bool]:
+    """The server extensions of a benchmark server: ours on or off, jupytext off.
+
+    The venv's main jupyter_server_config.json disables jupytext (a test dependency); this
+    file replaces that whole dict, so it says both.
+    """
+    return {"jupyter_repro": ours, "jupyterlab_jupytext": False}
 
 
 def free_port() -> int:
@@ -55,7 +65,7 @@ class BenchServer:
         config = base / "config"
         config.mkdir(parents=True, exist_ok=True)
         (config / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_repro": extension}}})
+            json.dumps({"ServerApp": {"jpserver_extensions": _extensions(extension)}})
         )
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CONDA", "MAMBA"))
@@ -66,6 +76,8 @@ class BenchServer:
             JUPYTER_DATA_DIR=str(base / "data"),
             JUPYTER_RUNTIME_DIR=str(base / "runtime"),
             JUPYTER_PLATFORM_DIRS="1",
+            # Without this a venv the user owns outranks JUPYTER_CONFIG_DIR.
+            JUPYTER_PREFER_ENV_PATH="0",
             REPRO_BENCH_SPAWN_LOG=str(self.spawn_log),
             **(extra_env or {}),
         )

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ._server import _extensions
 from ._table import Result
 
 ROUNDS = int(os.environ.get("REPRO_BENCH_STARTUP_ROUNDS", "9"))
@@ -38,7 +39,7 @@ def _environment(base: Path, extension_enabled: bool) -> dict[str, str]:
     (base / "home").mkdir(exist_ok=True)
     # The user config dir outranks the venv's etc/jupyter, where the extension is enabled.
     (config / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_repro": extension_enabled}}})
+        json.dumps({"ServerApp": {"jpserver_extensions": _extensions(extension_enabled)}})
     )
     env.update(
         HOME=str(base / "home"),
@@ -46,6 +47,8 @@ def _environment(base: Path, extension_enabled: bool) -> dict[str, str]:
         JUPYTER_DATA_DIR=str(base / "data"),
         JUPYTER_RUNTIME_DIR=str(base / "runtime"),
         JUPYTER_PLATFORM_DIRS="1",
+        # Without this a venv the user owns outranks JUPYTER_CONFIG_DIR.
+        JUPYTER_PREFER_ENV_PATH="0",
     )
     return env
 

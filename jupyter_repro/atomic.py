@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
     """A new file beside `target`, created `0o666` so the umask decides (as for any new
     file); `tempfile` would make it `0o600`, and reading the umask means changing it."""
     for _ in range(100):
-        candidate = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        candidate = target.parent / f".{target.name}.{os.urandom(6).hex()}.tmp"
         try:
             return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
         except FileExistsError:

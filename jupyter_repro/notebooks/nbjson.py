@@ -10,7 +10,6 @@ nbformat's bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -128,6 +127,8 @@ def repair_cell_ids(cells: list[Notebook]) -> bool:
 
 
 def _stable_id(index: int, cell: Notebook, taken: set[Any]) -> str:
+    import hashlib  # here: most notebooks need no new id, and every git hook pays imports
+
     source = cell.get("source", "")
     text = "".join(source) if isinstance(source, list) else str(source)
     seed = f"{index}\0{cell.get('cell_type', '')}\0{text}"

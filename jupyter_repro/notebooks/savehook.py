@@ -127,12 +127,16 @@ def _strip_copy(nb: dict[str, Any], policy: StripPolicy) -> bool:
 
 
 def _editable_copy(value: Any) -> Any:
-    """Copy dicts and lists recursively; in an `outputs` list copy each output one level."""
+    """Copy dicts and lists recursively, except sources (shared: stripping only reads them);
+    in an `outputs` list copy each output one level."""
     if isinstance(value, dict):
         copy: dict[str, Any] = {}
         for key, item in value.items():
             if key == "outputs" and isinstance(item, list):
                 copy[key] = [dict(out) if isinstance(out, dict) else out for out in item]
+            elif key == "source":
+                # The bulk of a notebook without outputs, and never edited: shared.
+                copy[key] = item
             elif isinstance(item, (dict, list)):
                 copy[key] = _editable_copy(item)
             else:
