@@ -21,7 +21,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 help:
 	@echo "make run    install everything into $(VENV) and start JupyterLab on examples/"
-	@echo "make test   install what the tests need and run every test, browser tests included"
+	@echo "make test   install what the tests need and run every test: jest, pytest, browser tests"
 	@echo "make bench  run benchmarks/ and print ratio tables"
 	@echo "make lint   ruff, mypy and the TypeScript linters"
 
@@ -68,6 +68,7 @@ chromium:
 	fi
 
 test: $(INSTALLED) $(LABEXT_BUILT) chromium
+	cd labextension && jlpm test --ci
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)

@@ -42,6 +42,7 @@ from .notebooks.environment import (
     KernelNotResolved,
     check_export_options,
     embedded_notebook_text,
+    embedded_value,
     environment_of,
     export_for_notebook,
     export_text,
@@ -429,6 +430,9 @@ class NotebookEnvironmentHandler(_NotebookHandler):
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
+        if self.get_query_argument("format", None) == "metadata":
+            await self._embedded_value(path)
+            return
         mode, fmt = self.export_options()
         notebook = await self.call(self.notebook_file, path)
         text, source = await self.call(
@@ -461,6 +465,28 @@ class NotebookEnvironmentHandler(_NotebookHandler):
             )
             written.append(relative)
         self.write_json({"written": written, "spec": export.spec.to_dict()})
+
+    async def _embedded_value(self, path: str) -> None:
+        """`?format=metadata&mode=&explicit=`: the `metadata.jupyter_repro` value the POST
+        would embed, for a frontend that writes it into the open notebook and saves that
+        (a write on disk under an open notebook would make it "changed on disk")."""
+        mode = self.get_query_argument("mode", "portable")
+        explicit = self.get_query_argument("explicit", "false")
+        if explicit not in ("true", "false"):
+            raise web.HTTPError(400, f"explicit must be true or false, not {explicit!r}")
+        try:
+            check_export_options(mode, "json")
+        except ValueError as error:
+            raise web.HTTPError(400, str(error), reason="bad export option") from None
+        notebook = await self.call(self.notebook_file, path)
+        environment = await self.call(environment_of, notebook, self.kernel_spec_manager, path)
+        export = await self.call(
+            lambda: export_for_notebook(
+                environment, cast("ExportMode", mode), explicit=explicit == "true"
+            )
+        )
+        self.set_header("X-Jupyter-Repro-Source", "environment")
+        self.write_json(embedded_value(export))
 
     def _existing_file_check(self, path: str) -> None:
         try:

@@ -383,3 +383,37 @@ async def test_post_for_a_kernel_missing_here_is_404(jp_fetch, jp_root_dir):
     assert code == 404
     assert "conda-env-gone-py" in body["message"]
     assert not (jp_root_dir / "environment.yml").exists()
+
+
+async def test_metadata_format_is_the_value_post_would_embed(jp_fetch, jp_root_dir):
+    notebook = write_notebook(jp_root_dir / "nb.ipynb")
+    before = notebook.read_bytes()
+
+    code, headers, value = await answer(
+        jp_fetch(
+            *nb_route("nb.ipynb"),
+            params={"format": "metadata", "mode": "no-builds", "explicit": "true"},
+        )
+    )
+
+    assert code == 200, value
+    assert notebook.read_bytes() == before  # a GET writes nothing
+    assert headers["X-Jupyter-Repro-Source"] == "environment"
+    await post_environment(
+        jp_fetch, "nb.ipynb", {"target": "metadata", "mode": "no-builds", "explicit": True}
+    )
+    embedded = json.loads(notebook.read_text(encoding="utf-8"))["metadata"][METADATA_KEY]
+    for value_or_embedded in (value, embedded):
+        value_or_embedded["exported"].pop("at")
+    assert value == embedded
+
+
+@pytest.mark.parametrize(
+    "params", [{"explicit": "yes"}, {"mode": "builds"}], ids=["explicit", "mode"]
+)
+async def test_metadata_format_bad_options_are_400(jp_fetch, jp_root_dir, params):
+    write_notebook(jp_root_dir / "nb.ipynb")
+    code, _, body = await answer(
+        jp_fetch(*nb_route("nb.ipynb"), params={"format": "metadata", **params})
+    )
+    assert code == 400, body

@@ -162,10 +162,15 @@ def with_embedded(notebook: dict[str, Any], export: NotebookExport) -> dict[str,
     metadata = notebook.setdefault("metadata", {})
     if not isinstance(metadata, dict):
         raise NotebookError("not a notebook: its 'metadata' is not an object")
-    metadata[METADATA_KEY] = embedded_metadata(
+    metadata[METADATA_KEY] = embedded_value(export)
+    return notebook
+
+
+def embedded_value(export: NotebookExport) -> dict[str, Any]:
+    """The value of `metadata.jupyter_repro` that embeds `export`."""
+    return embedded_metadata(
         export.spec, mode=export.mode, platform=export.platform, explicit=export.explicit
     )
-    return notebook
 
 
 def environment_of(notebook_path: Path, kernel_specs: Any, where: str) -> KernelEnvironment:

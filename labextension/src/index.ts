@@ -4,8 +4,14 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { Signal } from '@lumino/signaling';
 
+import { isEnvironmentFile, ReproActions, reportErrors } from './actions';
 import { environmentsIcon } from './icons';
 import { DEFAULT_SETTINGS, ReproModel } from './model';
 import {
@@ -18,40 +24,80 @@ import {
   PLUGIN_ID
 } from './tokens';
 import { EnvironmentsPanel } from './widgets/environmentsPanel';
+import { StripStatus } from './widgets/stripStatus';
 
 export * from './tokens';
-export { requestAPI, ReproRequestError } from './request';
+export {
+  fetchAPI,
+  notebookEndpoint,
+  requestAPI,
+  requestText,
+  ReproRequestError
+} from './request';
+export { ReproClient } from './client';
+export { RestoreJob } from './jobs';
 export { ReproModel } from './model';
 export { EnvironmentsPanel } from './widgets/environmentsPanel';
 export { environmentsIcon } from './icons';
 
 /**
- * The jupyter-repro frontend: model, Environments sidebar panel, command.
+ * The palette category of every jupyter-repro command.
+ */
+const CATEGORY = 'Environments';
+
+/**
+ * The jupyter-repro frontend: model, Environments sidebar panel, export and
+ * restore commands, the strip-on-save status-bar item.
  */
 const plugin: JupyterFrontEndPlugin<IReproModel> = {
   id: PLUGIN_ID,
   description:
-    'Reproducible environments for Jupyter: the Environments sidebar panel.',
+    'Reproducible environments for Jupyter: the Environments panel, export, restore, strip-on-save status.',
   autoStart: true,
   provides: IReproModel,
-  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
+  optional: [
+    ILayoutRestorer,
+    ICommandPalette,
+    ISettingRegistry,
+    INotebookTracker,
+    IStatusBar,
+    IFileBrowserFactory,
+    IDocumentManager
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    tracker: INotebookTracker | null,
+    statusBar: IStatusBar | null,
+    browserFactory: IFileBrowserFactory | null,
+    docManager: IDocumentManager | null
   ): IReproModel => {
+    const { commands } = app;
     const model = new ReproModel({
       serverSettings: app.serviceManager.serverSettings
     });
+    const actions = new ReproActions({ app, model, tracker, docManager });
 
-    const panel = new EnvironmentsPanel({ model });
+    const panel = new EnvironmentsPanel({
+      model,
+      commands,
+      onSwitchKernel: (result, request) =>
+        reportErrors('Could not switch the kernel', () =>
+          actions.switchKernel(result, request)
+        ),
+      canSwitchKernel: (result, request) =>
+        result !== null && actions.canSwitchKernel(request)
+    });
     app.shell.add(panel, 'left', { rank: 400 });
     if (restorer) {
       restorer.add(panel, ENVIRONMENTS_PANEL_ID);
     }
 
-    app.commands.addCommand(CommandIDs.openEnvironments, {
+    const hasNotebook = () => !!tracker?.currentWidget;
+
+    commands.addCommand(CommandIDs.openPanel, {
       label: 'Show Environments panel',
       caption: 'Show the jupyter-repro Environments panel',
       icon: args => (args['isPalette'] ? undefined : environmentsIcon),
@@ -59,11 +105,124 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
         app.shell.activateById(panel.id);
       }
     });
+    commands.addCommand(CommandIDs.exportEnvironment, {
+      label: 'Export Environment…',
+      caption:
+        "Export the environment of the active notebook's kernel: download, save beside the notebook or embed",
+      isEnabled: hasNotebook,
+      execute: () =>
+        reportErrors('Could not export the environment', () =>
+          actions.exportEnvironment()
+        )
+    });
+    commands.addCommand(CommandIDs.restoreEnvironment, {
+      label: 'Restore Environment…',
+      caption: 'Create the environment embedded in the active notebook',
+      isEnabled: hasNotebook,
+      execute: () =>
+        reportErrors('Could not restore the environment', () =>
+          actions.restoreFromNotebook()
+        )
+    });
+    const selectedFile = (): string | null => {
+      const browser = browserFactory?.tracker.currentWidget;
+      if (!browser) {
+        return null;
+      }
+      for (const item of browser.selectedItems()) {
+        if (item.type !== 'directory' && isEnvironmentFile(item.path)) {
+          return item.path;
+        }
+      }
+      return null;
+    };
+    commands.addCommand(CommandIDs.restoreFromFile, {
+      label: 'Restore Environment from This File…',
+      caption: 'Create the environment this environment.yml describes',
+      isEnabled: args =>
+        typeof args['path'] === 'string' || selectedFile() !== null,
+      isVisible: args =>
+        typeof args['path'] === 'string' || selectedFile() !== null,
+      execute: args => {
+        const path =
+          typeof args['path'] === 'string' ? args['path'] : selectedFile();
+        return reportErrors('Could not restore the environment', async () => {
+          if (!path) {
+            throw new Error(
+              'Select an environment*.yml file in the file browser first.'
+            );
+          }
+          await actions.restoreFromFile(path);
+        });
+      }
+    });
+    commands.addCommand(CommandIDs.toggleStripOnSave, {
+      label: 'Strip Outputs on Save',
+      caption:
+        "Toggle whether saving strips this notebook's outputs (metadata.keep_output)",
+      isEnabled: hasNotebook,
+      isToggled: () => actions.isStripping(),
+      execute: () =>
+        reportErrors('Could not change the strip policy', () =>
+          actions.toggleStripOnSave()
+        )
+    });
+    commands.addCommand(CommandIDs.refresh, {
+      label: 'Refresh Environments',
+      caption:
+        "Reload the environments, the server status and the active notebook's drift",
+      execute: () =>
+        Promise.all([model.refresh(), model.refreshActiveNotebook()])
+    });
+
     if (palette) {
-      palette.addItem({
-        command: CommandIDs.openEnvironments,
-        category: 'Environments'
-      });
+      for (const command of [
+        CommandIDs.openPanel,
+        CommandIDs.exportEnvironment,
+        CommandIDs.restoreEnvironment,
+        CommandIDs.restoreFromFile,
+        CommandIDs.toggleStripOnSave,
+        CommandIDs.refresh
+      ]) {
+        palette.addItem({ command, category: CATEGORY });
+      }
+    }
+
+    app.contextMenu.addItem({
+      command: CommandIDs.restoreFromFile,
+      selector: '.jp-DirListing-item[data-isdir="false"]',
+      rank: 60
+    });
+
+    let stripStatus: StripStatus | null = null;
+    if (tracker) {
+      if (statusBar) {
+        stripStatus = new StripStatus({
+          model,
+          onToggle: () => {
+            commands.execute(CommandIDs.toggleStripOnSave).catch(reason => {
+              console.error('jupyter-repro: toggle failed.', reason);
+            });
+          }
+        });
+        const item = stripStatus;
+        const activeChanged = new Signal<StripStatus, void>(item);
+        const emit = () => activeChanged.emit();
+        tracker.currentChanged.connect(emit);
+        app.shell.currentChanged?.connect(emit);
+        statusBar.registerStatusItem(`${PLUGIN_ID}:strip-status`, {
+          item,
+          align: 'left',
+          rank: 4,
+          isActive: () =>
+            !!tracker.currentWidget &&
+            app.shell.currentWidget === tracker.currentWidget,
+          activeStateChanged: activeChanged
+        });
+      }
+      Private.followNotebooks(tracker, model, stripStatus, () =>
+        commands.notifyCommandChanged(CommandIDs.toggleStripOnSave)
+      );
     }
 
     if (settingRegistry) {
@@ -91,6 +250,77 @@ export default plugin;
  * Module-private helpers.
  */
 namespace Private {
+  /**
+   * Keep the model on the active notebook: its path, its kernel, its saves.
+   */
+  export function followNotebooks(
+    tracker: INotebookTracker,
+    model: ReproModel,
+    stripStatus: StripStatus | null,
+    onChange: () => void
+  ): void {
+    let current: NotebookPanel | null = null;
+
+    const describe = (panel: NotebookPanel) => {
+      const kernelspec = panel.model?.getMetadata('kernelspec') as
+        { name?: unknown } | undefined;
+      const fromMetadata =
+        typeof kernelspec?.name === 'string' ? kernelspec.name : null;
+      return {
+        path: panel.context.path,
+        kernelName:
+          panel.sessionContext.session?.kernel?.name ?? fromMetadata ?? null
+      };
+    };
+    const update = () => {
+      if (current && !current.isDisposed) {
+        void model.setActiveNotebook(describe(current));
+      }
+      onChange();
+    };
+    const onSaved = (_: unknown, state: string) => {
+      if (state === 'completed') {
+        void model.refreshActiveNotebook();
+        onChange();
+      }
+    };
+    const onMetadata = () => onChange();
+
+    const follow = (panel: NotebookPanel | null) => {
+      if (current) {
+        current.context.pathChanged.disconnect(update);
+        current.context.saveState.disconnect(onSaved);
+        current.sessionContext.kernelChanged.disconnect(update);
+        current.model?.metadataChanged.disconnect(onMetadata);
+      }
+      current = panel;
+      stripStatus?.setNotebook(null);
+      if (!panel) {
+        void model.setActiveNotebook(null);
+        onChange();
+        return;
+      }
+      panel.context.pathChanged.connect(update);
+      panel.context.saveState.connect(onSaved);
+      panel.sessionContext.kernelChanged.connect(update);
+      panel.context.ready
+        .then(() => {
+          if (current !== panel) {
+            return;
+          }
+          panel.model?.metadataChanged.connect(onMetadata);
+          stripStatus?.setNotebook(panel.model);
+          update();
+        })
+        .catch(reason => {
+          console.warn('jupyter-repro: notebook did not load.', reason);
+        });
+    };
+
+    tracker.currentChanged.connect((_, panel) => follow(panel));
+    follow(tracker.currentWidget);
+  }
+
   const EXPORT_MODES: readonly ExportMode[] = [
     'portable',
     'exact',

@@ -1,12 +1,21 @@
 import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { requestAPI, ReproRequestError } from './request';
+import { ReproClient } from './client';
+import { RestoreJob, toReproError } from './jobs';
+import { ReproRequestError } from './request';
 import {
+  IActiveNotebook,
+  IDrift,
+  IEnvironmentSummary,
   IReproError,
   IReproModel,
   IReproSettings,
+  IRestoreJob,
+  IRestorePlan,
+  IRestoreRequest,
   IServerStatus,
+  IStripPolicy,
   StatusPhase
 } from './tokens';
 import { FRONTEND_VERSION } from './version';
@@ -20,14 +29,115 @@ export const DEFAULT_SETTINGS: Readonly<IReproSettings> = Object.freeze({
 });
 
 /**
+ * The words of an environments filter, lower-cased.
+ */
+export function filterWords(filter: string): string[] {
+  return filter.toLowerCase().split(/\s+/).filter(Boolean);
+}
+
+/**
+ * The lower-cased text an environment is matched against: name, kind,
+ * Python version, kernels and prefix.
+ */
+export function searchText(env: IEnvironmentSummary): string {
+  return [
+    env.name,
+    env.kind,
+    env.python_version ? `python ${env.python_version}` : '',
+    ...env.kernels,
+    env.prefix
+  ]
+    .join(' ')
+    .toLowerCase();
+}
+
+/**
+ * Whether every word is found in `text` (an empty filter matches all).
+ */
+export function matchesWords(text: string, words: readonly string[]): boolean {
+  return words.every(word => text.includes(word));
+}
+
+/**
+ * The environments matching `filter`, in their order.
+ */
+export function filterEnvironments(
+  environments: readonly IEnvironmentSummary[],
+  filter: string
+): IEnvironmentSummary[] {
+  const words = filterWords(filter);
+  if (words.length === 0) {
+    return environments.slice();
+  }
+  return environments.filter(env => matchesWords(searchText(env), words));
+}
+
+/**
+ * The kernel name jupyter-repro gives the Python kernel of a named
+ * environment (DESIGN "Kernel names", compatible with nb_conda_kernels).
+ */
+export function kernelNameFor(envName: string | null, isBase = false): string {
+  if (isBase || envName === null || envName === 'base') {
+    return 'conda-base-py';
+  }
+  return `conda-env-${envName}-py`.replace(/[^a-zA-Z0-9._-]/g, '_');
+}
+
+/**
+ * Whether saving strips outputs, given the configured policy and the
+ * notebook's own `metadata.keep_output` (nbstripout semantics).
+ */
+export function stripsOnSave(
+  policy: IStripPolicy,
+  notebookKeepOutput: unknown
+): boolean {
+  const keep =
+    typeof notebookKeepOutput === 'boolean' && notebookOverrides(policy)
+      ? notebookKeepOutput
+      : policy.keep_output;
+  return policy.on_save && !keep;
+}
+
+/**
+ * Whether the notebook's own metadata may override the configured policy
+ * (the server's `options.notebook_overrides`, true when absent).
+ */
+export function notebookOverrides(policy: IStripPolicy): boolean {
+  return policy.options?.['notebook_overrides'] !== false;
+}
+
+/**
+ * The notebook-level `keep_output` that makes saving strip (`strip`) or
+ * keep outputs; `undefined` means "remove the key".
+ */
+export function keepOutputFor(
+  policy: IStripPolicy,
+  strip: boolean
+): boolean | undefined {
+  if (!strip) {
+    return true;
+  }
+  return policy.keep_output ? false : undefined;
+}
+
+/**
  * The default implementation of `IReproModel`.
  */
 export class ReproModel implements IReproModel {
   constructor(options: ReproModel.IOptions = {}) {
-    this._serverSettings =
-      options.serverSettings ?? ServerConnection.makeSettings();
+    this.client =
+      options.client ??
+      new ReproClient(
+        options.serverSettings ?? ServerConnection.makeSettings()
+      );
     this.frontendVersion = options.frontendVersion ?? FRONTEND_VERSION;
+    this._jobInterval = options.jobInterval ?? 500;
   }
+
+  /**
+   * The REST client the model uses.
+   */
+  readonly client: ReproClient;
 
   readonly frontendVersion: string;
 
@@ -69,20 +179,178 @@ export class ReproModel implements IReproModel {
     return this._stateChanged;
   }
 
+  get environmentsPhase(): StatusPhase {
+    return this._environmentsPhase;
+  }
+
+  get environments(): readonly IEnvironmentSummary[] {
+    return this._environments;
+  }
+
+  get environmentsError(): IReproError | null {
+    return this._environmentsError;
+  }
+
+  get filter(): string {
+    return this._filter;
+  }
+
+  get filteredEnvironments(): readonly IEnvironmentSummary[] {
+    return filterEnvironments(this._environments, this._filter);
+  }
+
+  get environmentsChanged(): ISignal<IReproModel, void> {
+    return this._environmentsChanged;
+  }
+
+  get activeNotebook(): IActiveNotebook | null {
+    return this._activeNotebook;
+  }
+
+  get activeEnvironment(): IEnvironmentSummary | null {
+    const kernel = this._activeNotebook?.kernelName;
+    if (!kernel) {
+      return null;
+    }
+    return this._environments.find(env => env.kernels.includes(kernel)) ?? null;
+  }
+
+  get driftPhase(): StatusPhase {
+    return this._driftPhase;
+  }
+
+  get drift(): IDrift | null {
+    return this._drift;
+  }
+
+  get driftError(): IReproError | null {
+    return this._driftError;
+  }
+
+  get stripPolicy(): IStripPolicy | null {
+    return this._stripPolicy;
+  }
+
+  get stripPolicyError(): IReproError | null {
+    return this._stripPolicyError;
+  }
+
+  get activeNotebookChanged(): ISignal<IReproModel, void> {
+    return this._activeNotebookChanged;
+  }
+
+  get restoreJob(): IRestoreJob | null {
+    return this._restoreJob;
+  }
+
+  get restoreChanged(): ISignal<IReproModel, void> {
+    return this._restoreChanged;
+  }
+
   get isDisposed(): boolean {
     return this._isDisposed;
   }
 
   refresh(): Promise<void> {
-    if (this._pending) {
-      return this._pending;
+    const environments = this.refreshEnvironments();
+    if (!this._pending) {
+      this._phase = 'loading';
+      this._stateChanged.emit();
+      this._pending = this._fetchStatus().finally(() => {
+        this._pending = null;
+      });
     }
-    this._phase = 'loading';
-    this._stateChanged.emit();
-    this._pending = this._fetchStatus().finally(() => {
-      this._pending = null;
+    return Promise.all([this._pending, environments]).then(() => undefined);
+  }
+
+  refreshEnvironments(): Promise<void> {
+    if (this._pendingEnvironments) {
+      return this._pendingEnvironments;
+    }
+    this._environmentsPhase = 'loading';
+    this._environmentsChanged.emit();
+    this._pendingEnvironments = this._fetchEnvironments().finally(() => {
+      this._pendingEnvironments = null;
     });
-    return this._pending;
+    return this._pendingEnvironments;
+  }
+
+  setFilter(filter: string): void {
+    if (filter === this._filter) {
+      return;
+    }
+    this._filter = filter;
+    this._environmentsChanged.emit();
+  }
+
+  setActiveNotebook(notebook: IActiveNotebook | null): Promise<void> {
+    const current = this._activeNotebook;
+    const samePath =
+      current !== null && notebook !== null && current.path === notebook.path;
+    if (
+      samePath &&
+      current.kernelName === notebook.kernelName &&
+      this._driftPhase !== 'idle'
+    ) {
+      return this._pendingActive ?? Promise.resolve();
+    }
+    this._activeNotebook = notebook ? { ...notebook } : null;
+    if (!samePath) {
+      // Another notebook: what was known about the last one no longer applies.
+      this._drift = null;
+      this._driftError = null;
+      this._stripPolicy = null;
+      this._stripPolicyError = null;
+    }
+    return this.refreshActiveNotebook();
+  }
+
+  refreshActiveNotebook(): Promise<void> {
+    const notebook = this._activeNotebook;
+    const request = ++this._activeRequest;
+    if (notebook === null) {
+      this._driftPhase = 'idle';
+      this._activeNotebookChanged.emit();
+      return Promise.resolve();
+    }
+    this._driftPhase = 'loading';
+    this._activeNotebookChanged.emit();
+    const pending = this._fetchActive(notebook.path, request);
+    this._pendingActive = pending;
+    return pending;
+  }
+
+  planRestore(request: IRestoreRequest): Promise<IRestorePlan> {
+    return this.client.planRestore(request);
+  }
+
+  async startRestore(request: IRestoreRequest): Promise<IRestoreJob> {
+    const running = this._restoreJob;
+    if (running && !running.isFinished && !running.isDisposed) {
+      throw new ReproRequestError(
+        'A restore is already running: wait for it to finish or cancel it first.',
+        { reason: 'restore running' }
+      );
+    }
+    const first = await this.client.startRestore(request);
+    if (this._restoreJob) {
+      this._restoreJob.dispose();
+    }
+    const job = new RestoreJob({
+      client: this.client,
+      job: first,
+      request,
+      interval: this._jobInterval
+    });
+    this._restoreJob = job;
+    job.changed.connect(this._onJobChanged, this);
+    void job.finished.then(done => {
+      if (done.state === 'succeeded' && !this._isDisposed) {
+        void this.refreshEnvironments();
+      }
+    });
+    this._restoreChanged.emit();
+    return job;
   }
 
   dispose(): void {
@@ -90,21 +358,21 @@ export class ReproModel implements IReproModel {
       return;
     }
     this._isDisposed = true;
+    this._restoreJob?.dispose();
     Signal.clearData(this);
+  }
+
+  private _onJobChanged(): void {
+    this._restoreChanged.emit();
   }
 
   private async _fetchStatus(): Promise<void> {
     let status: IServerStatus | null = null;
     let error: IReproError | null = null;
     try {
-      const data = await requestAPI<unknown>(
-        'status',
-        { method: 'GET' },
-        this._serverSettings
-      );
-      status = Private.parseStatus(data);
+      status = Private.parseStatus(await this.client.status());
     } catch (reason) {
-      error = Private.toReproError(reason);
+      error = toReproError(reason);
     }
     if (this._isDisposed) {
       return;
@@ -115,14 +383,83 @@ export class ReproModel implements IReproModel {
     this._stateChanged.emit();
   }
 
-  private _serverSettings: ServerConnection.ISettings;
+  private async _fetchEnvironments(): Promise<void> {
+    const hadActive = this.activeEnvironment;
+    try {
+      const data = await this.client.environments();
+      if (this._isDisposed) {
+        return;
+      }
+      this._environments = data.environments;
+      this._environmentsError = null;
+      this._environmentsPhase = 'ready';
+    } catch (reason) {
+      if (this._isDisposed) {
+        return;
+      }
+      this._environmentsError = toReproError(reason);
+      this._environmentsPhase = 'error';
+    }
+    this._environmentsChanged.emit();
+    if (hadActive !== this.activeEnvironment) {
+      this._activeNotebookChanged.emit();
+    }
+  }
+
+  private async _fetchActive(path: string, request: number): Promise<void> {
+    const [drift, policy] = await Promise.allSettled([
+      this.client.drift(path),
+      this.client.stripPolicy(path)
+    ]);
+    if (this._isDisposed || request !== this._activeRequest) {
+      // Another notebook became active meanwhile: its answer wins.
+      return;
+    }
+    if (drift.status === 'fulfilled') {
+      this._drift = drift.value;
+      this._driftError = null;
+      this._driftPhase = 'ready';
+    } else {
+      this._drift = null;
+      this._driftError = toReproError(drift.reason);
+      this._driftPhase = 'error';
+    }
+    if (policy.status === 'fulfilled') {
+      this._stripPolicy = policy.value;
+      this._stripPolicyError = null;
+    } else {
+      this._stripPolicy = null;
+      this._stripPolicyError = toReproError(policy.reason);
+    }
+    this._pendingActive = null;
+    this._activeNotebookChanged.emit();
+  }
+
   private _phase: StatusPhase = 'idle';
   private _status: IServerStatus | null = null;
   private _error: IReproError | null = null;
   private _settings: IReproSettings = { ...DEFAULT_SETTINGS };
   private _pending: Promise<void> | null = null;
+  private _environmentsPhase: StatusPhase = 'idle';
+  private _environments: readonly IEnvironmentSummary[] = [];
+  private _environmentsError: IReproError | null = null;
+  private _pendingEnvironments: Promise<void> | null = null;
+  private _filter = '';
+  private _activeNotebook: IActiveNotebook | null = null;
+  private _activeRequest = 0;
+  private _pendingActive: Promise<void> | null = null;
+  private _driftPhase: StatusPhase = 'idle';
+  private _drift: IDrift | null = null;
+  private _driftError: IReproError | null = null;
+  private _stripPolicy: IStripPolicy | null = null;
+  private _stripPolicyError: IReproError | null = null;
+  private _restoreJob: RestoreJob | null = null;
+  private _jobInterval: number;
   private _isDisposed = false;
   private _stateChanged = new Signal<IReproModel, void>(this);
+  private _environmentsChanged = new Signal<IReproModel, void>(this);
+  private _activeNotebookChanged = new Signal<IReproModel, void>(this);
+  private _restoreChanged = new Signal<IReproModel, void>(this);
 }
 
 /**
@@ -139,10 +476,20 @@ export namespace ReproModel {
     serverSettings?: ServerConnection.ISettings;
 
     /**
+     * The REST client; one over `serverSettings` when omitted.
+     */
+    client?: ReproClient;
+
+    /**
      * The frontend version to compare with the server's; the version in
      * `package.json` when omitted.
      */
     frontendVersion?: string;
+
+    /**
+     * Milliseconds between polls of a restore job; 500 by default.
+     */
+    jobInterval?: number;
   }
 }
 
@@ -177,21 +524,6 @@ namespace Private {
       },
       clis
     };
-  }
-
-  /**
-   * Turn anything thrown into an `IReproError`.
-   */
-  export function toReproError(reason: unknown): IReproError {
-    if (reason instanceof ReproRequestError) {
-      return {
-        message: reason.message,
-        status: reason.status,
-        reason: reason.reason
-      };
-    }
-    const message = reason instanceof Error ? reason.message : String(reason);
-    return { message, status: 0, reason: null };
   }
 
   function isObject(value: unknown): value is Record<string, unknown> {

@@ -53,7 +53,55 @@ export class ReproRequestError extends Error implements IReproError {
 }
 
 /**
- * Call the jupyter-repro REST API.
+ * Call the jupyter-repro REST API and return the successful response.
+ *
+ * @param endPoint - path below `{baseUrl}repro/`, e.g. `status`
+ * @param init - initial values for the request (method, body, ...)
+ * @param serverSettings - connection settings; the defaults when omitted
+ * @returns the response, whose status is 2xx
+ * @throws {ReproRequestError} on a network error or an error status; its
+ *   message is the server's JSON `message` when there is one
+ */
+export async function fetchAPI(
+  endPoint = '',
+  init: RequestInit = {},
+  serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<Response> {
+  const url = URLExt.join(serverSettings.baseUrl, API_NAMESPACE, endPoint);
+
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, serverSettings);
+  } catch (error) {
+    throw new ReproRequestError(
+      `Could not reach the Jupyter server: ${Private.describe(error)}`,
+      { url }
+    );
+  }
+  if (response.ok) {
+    return response;
+  }
+
+  let data: unknown = null;
+  try {
+    data = JSON.parse(await response.text());
+  } catch {
+    // Not JSON (a proxy's error page, say): the status line has to do.
+  }
+  const body = Private.asErrorBody(data);
+  throw new ReproRequestError(
+    body?.message || Private.statusMessage(response),
+    {
+      status: response.status,
+      reason: body?.reason ?? null,
+      response,
+      url
+    }
+  );
+}
+
+/**
+ * Call the jupyter-repro REST API and parse its JSON answer.
  *
  * @param endPoint - path below `{baseUrl}repro/`, e.g. `status`
  * @param init - initial values for the request (method, body, ...)
@@ -67,49 +115,47 @@ export async function requestAPI<T>(
   init: RequestInit = {},
   serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
-  const url = URLExt.join(serverSettings.baseUrl, API_NAMESPACE, endPoint);
-
-  let response: Response;
+  const response = await fetchAPI(endPoint, init, serverSettings);
+  const text = await Private.readText(response);
+  if (text.length === 0) {
+    return null as T;
+  }
   try {
-    response = await ServerConnection.makeRequest(url, init, serverSettings);
-  } catch (error) {
+    return JSON.parse(text) as T;
+  } catch {
     throw new ReproRequestError(
-      `Could not reach the Jupyter server: ${Private.describe(error)}`,
-      { url }
+      `The server sent a response that is not JSON (from ${response.url || endPoint}).`,
+      { status: response.status, response, url: response.url }
     );
   }
+}
 
-  const text = await response.text();
-  let data: unknown = null;
-  let parsed = true;
-  if (text.length > 0) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      parsed = false;
-    }
-  }
+/**
+ * Call the jupyter-repro REST API for a text answer (exported specs).
+ *
+ * @returns the body as text and the response (for its headers)
+ * @throws {ReproRequestError} like `fetchAPI`
+ */
+export async function requestText(
+  endPoint = '',
+  init: RequestInit = {},
+  serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<{ text: string; response: Response }> {
+  const response = await fetchAPI(endPoint, init, serverSettings);
+  return { text: await Private.readText(response), response };
+}
 
-  if (!response.ok) {
-    const body = Private.asErrorBody(data);
-    throw new ReproRequestError(
-      body?.message || Private.statusMessage(response),
-      {
-        status: response.status,
-        reason: body?.reason ?? null,
-        response,
-        url
-      }
-    );
-  }
-
-  if (!parsed) {
-    throw new ReproRequestError(
-      `The server sent a response that is not JSON (from ${url}).`,
-      { status: response.status, response, url }
-    );
-  }
-  return data as T;
+/**
+ * The endpoint of a notebook route: `notebooks/{path}/{action}`, each path
+ * segment URL-encoded (the server decodes them).
+ */
+export function notebookEndpoint(path: string, action: string): string {
+  const encoded = path
+    .split('/')
+    .filter(segment => segment.length > 0)
+    .map(encodeURIComponent)
+    .join('/');
+  return `notebooks/${encoded}/${action}`;
 }
 
 /**
@@ -146,6 +192,22 @@ namespace Private {
       );
     }
     return `The server answered ${status}.`;
+  }
+
+  /**
+   * The body of a successful response as text.
+   *
+   * @throws {ReproRequestError} when the connection breaks while reading
+   */
+  export async function readText(response: Response): Promise<string> {
+    try {
+      return await response.text();
+    } catch (error) {
+      throw new ReproRequestError(
+        `The connection broke while reading the answer: ${describe(error)}`,
+        { status: response.status, response, url: response.url }
+      );
+    }
   }
 
   /**

@@ -1,4 +1,4 @@
-import { Token } from '@lumino/coreutils';
+import { JSONObject, Token } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal } from '@lumino/signaling';
 
@@ -21,7 +21,37 @@ export namespace CommandIDs {
   /**
    * Reveal and activate the Environments panel in the left sidebar.
    */
-  export const openEnvironments = 'jupyter-repro:open-environments';
+  export const openPanel = 'jupyter-repro:open-panel';
+
+  /**
+   * Export the environment of the active notebook's kernel (dialog: mode and
+   * target).
+   */
+  export const exportEnvironment = 'jupyter-repro:export-environment';
+
+  /**
+   * Restore the environment embedded in the active notebook (dry run, then
+   * a job with progress).
+   */
+  export const restoreEnvironment = 'jupyter-repro:restore-environment';
+
+  /**
+   * Restore an environment from an `environment*.yml` file; the file is the
+   * `path` argument or the file selected in the file browser.
+   */
+  export const restoreFromFile = 'jupyter-repro:restore-from-file';
+
+  /**
+   * Toggle whether outputs of the active notebook are stripped on save
+   * (the notebook-level `metadata.keep_output`).
+   */
+  export const toggleStripOnSave = 'jupyter-repro:toggle-strip-on-save';
+
+  /**
+   * Reload the server status, the environments and the active notebook's
+   * drift.
+   */
+  export const refresh = 'jupyter-repro:refresh';
 }
 
 /**
@@ -83,13 +113,22 @@ export interface IServerErrorBody {
 
 /**
  * How an environment is exported (see the settings schema).
+ *
+ * `explicit` is the server's `format=explicit` (exact packages as URLs with
+ * checksums, one platform); the others are the server's `mode`.
  */
 export type ExportMode = 'portable' | 'exact' | 'no-builds' | 'explicit';
 
 /**
- * Where an exported environment goes (see the settings schema).
+ * Where an exported environment goes (see the settings schema): a browser
+ * download, a file beside the notebook, or the notebook's metadata.
  */
 export type ExportTarget = 'download' | 'file' | 'metadata';
+
+/**
+ * The text formats of the export routes (`?format=`).
+ */
+export type ExportFormat = 'yaml' | 'explicit' | 'json';
 
 /**
  * User settings of jupyter-repro, as declared in `schema/plugin.json`.
@@ -107,9 +146,557 @@ export interface IReproSettings {
 }
 
 /**
- * The phase of the last status request.
+ * The phase of a request the model makes on its own (status, environments,
+ * drift, strip policy).
  */
 export type StatusPhase = 'idle' | 'loading' | 'ready' | 'error';
+
+/**
+ * One environment of `GET {baseUrl}repro/environments`.
+ */
+export interface IEnvironmentSummary {
+  /**
+   * The environment's name (unique in the listing; the base is `base`).
+   */
+  name: string;
+
+  /**
+   * Absolute path of the environment's prefix on the server.
+   */
+  prefix: string;
+
+  /**
+   * What kind of environment it is, e.g. `conda`, `pixi` or `venv`.
+   */
+  kind: string;
+
+  /**
+   * Version of its Python interpreter, `null` when it has none.
+   */
+  python_version: string | null;
+
+  /**
+   * Names of the kernels it provides, e.g. `conda-env-analysis-py`.
+   */
+  kernels: string[];
+
+  /**
+   * Whether it is the base (root) environment.
+   */
+  is_base: boolean;
+
+  /**
+   * Whether the Jupyter server itself runs in it.
+   */
+  is_server_env: boolean;
+
+  /**
+   * Whether the server may write into it.
+   */
+  writable: boolean;
+}
+
+/**
+ * Body of `GET {baseUrl}repro/environments`.
+ */
+export interface IEnvironmentList {
+  /**
+   * Every discovered environment, base first.
+   */
+  environments: IEnvironmentSummary[];
+}
+
+/**
+ * The drift states of a notebook, as the server reports them.
+ */
+export type DriftStatus =
+  'in_sync' | 'drifted' | 'missing_environment' | 'no_spec';
+
+/**
+ * A package whose version differs between the spec and the environment.
+ */
+export interface IDriftChange {
+  /**
+   * Package name (`pip:<name>` for pip packages).
+   */
+  name: string;
+
+  /**
+   * The version the notebook's spec asks for.
+   */
+  spec_version: string;
+
+  /**
+   * The version installed in the environment.
+   */
+  installed_version: string;
+}
+
+/**
+ * Body of `GET {baseUrl}repro/notebooks/{path}/drift`: the notebook's spec
+ * (embedded, else a sibling `environment.yml`) against the live environment
+ * of its kernel.
+ */
+export interface IDrift {
+  /**
+   * The drift state.
+   */
+  status: DriftStatus;
+
+  /**
+   * Packages in the environment but not in the spec.
+   */
+  added: string[];
+
+  /**
+   * Packages in the spec but not in the environment.
+   */
+  removed: string[];
+
+  /**
+   * Packages in both with different versions.
+   */
+  changed: IDriftChange[];
+
+  /**
+   * Why the status is `missing_environment` or `no_spec`, when the server
+   * says.
+   */
+  message?: string;
+}
+
+/**
+ * Body of `POST {baseUrl}repro/notebooks/{path}/environment`.
+ */
+export interface IWriteEnvironmentRequest {
+  /**
+   * `file`: `filename` beside the notebook; `metadata`: embedded in the
+   * notebook file on disk; `both`.
+   */
+  target: 'file' | 'metadata' | 'both';
+
+  /**
+   * Export mode (the server's modes only: no `explicit`).
+   */
+  mode?: Exclude<ExportMode, 'explicit'>;
+
+  /**
+   * A plain `.yml`/`.yaml` file name; `environment.yml` by default.
+   */
+  filename?: string;
+
+  /**
+   * Also embed the `@EXPLICIT` URLs of the environment's platform.
+   */
+  explicit?: boolean;
+}
+
+/**
+ * Answer to `POST {baseUrl}repro/notebooks/{path}/environment`.
+ */
+export interface IWriteEnvironmentResult {
+  /**
+   * Server-root-relative paths of the files written.
+   */
+  written: string[];
+
+  /**
+   * The spec as JSON (the structure of `environment.yml`).
+   */
+  spec: JSONObject;
+}
+
+/**
+ * The text of a notebook's environment spec, and where it came from.
+ */
+export interface INotebookSpecText {
+  /**
+   * The spec in the requested format.
+   */
+  text: string;
+
+  /**
+   * `environment`: exported from the kernel's environment now; `embedded`:
+   * the spec carried by the notebook (its kernel is not on this machine).
+   */
+  source: 'environment' | 'embedded';
+}
+
+/**
+ * When, where and how an embedded environment was exported.
+ */
+export interface IExportedInfo {
+  /**
+   * ISO 8601 UTC time to the second, e.g. `2024-05-01T12:00:00Z`.
+   */
+  at: string;
+
+  /**
+   * The environment's conda platform (subdir), e.g. `linux-64`.
+   */
+  platform: string;
+
+  /**
+   * The export mode (`portable`, `exact` or `no-builds`).
+   */
+  mode: string;
+
+  /**
+   * Version of jupyter-repro that exported it.
+   */
+  tool_version: string;
+}
+
+/**
+ * The value of a notebook's `metadata.jupyter_repro`.
+ */
+export interface IEmbeddedEnvironment {
+  /**
+   * The `environment.yml` as JSON.
+   */
+  environment: JSONObject;
+
+  /**
+   * When, where and how it was exported.
+   */
+  exported: IExportedInfo;
+
+  /**
+   * The `@EXPLICIT` package URLs, by platform, when they were embedded too.
+   */
+  explicit?: Record<string, string[]>;
+}
+
+/**
+ * Where a restore takes its spec from (exactly one key).
+ */
+export type RestoreSource =
+  | {
+      /**
+       * A server-root-relative notebook that embeds a spec.
+       */
+      notebook: string;
+    }
+  | {
+      /**
+       * A server-root-relative `environment.yml`.
+       */
+      file: string;
+    }
+  | {
+      /**
+       * The spec's text.
+       */
+      content: string;
+    };
+
+/**
+ * Body of `POST {baseUrl}repro/restore`.
+ */
+export interface IRestoreRequest {
+  /**
+   * Where the spec comes from.
+   */
+  source: RestoreSource;
+
+  /**
+   * Name of the new environment (in the first writable envs dir); the
+   * spec's name when omitted.
+   */
+  name?: string | null;
+
+  /**
+   * Absolute prefix of the new environment; not together with `name`.
+   */
+  prefix?: string | null;
+
+  /**
+   * `true`: answer the plan and write nothing.
+   */
+  dry_run?: boolean;
+}
+
+/**
+ * A package the restore will install.
+ */
+export interface IPlannedPackage {
+  /**
+   * Package name.
+   */
+  name: string;
+
+  /**
+   * Package version.
+   */
+  version: string;
+
+  /**
+   * Build string.
+   */
+  build: string;
+
+  /**
+   * The channel it comes from, when known.
+   */
+  channel: string | null;
+
+  /**
+   * Download size in bytes, when known.
+   */
+  size: number | null;
+
+  /**
+   * Where it is downloaded from.
+   */
+  url: string;
+}
+
+/**
+ * Answer to a dry-run `POST {baseUrl}repro/restore`.
+ */
+export interface IRestorePlan {
+  /**
+   * Absolute prefix the environment would be created at.
+   */
+  target: string;
+
+  /**
+   * Name of the new environment, `null` for a prefix-only target.
+   */
+  name: string | null;
+
+  /**
+   * The engine that would do the work, e.g. `rattler`.
+   */
+  engine: string;
+
+  /**
+   * The conda packages to install.
+   */
+  packages: IPlannedPackage[];
+
+  /**
+   * The pip requirements to install.
+   */
+  pip: string[];
+
+  /**
+   * The channels the packages are solved from.
+   */
+  channels: string[];
+
+  /**
+   * Things the user should know before confirming.
+   */
+  warnings: string[];
+}
+
+/**
+ * The states of a server job; the last three are terminal.
+ */
+export type JobState =
+  'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/**
+ * The progress of a job.
+ */
+export interface IJobProgress {
+  /**
+   * What the job is doing now (e.g. `solving`, `downloading`), if known.
+   */
+  phase: string | null;
+
+  /**
+   * Units of work done in this phase.
+   */
+  done: number;
+
+  /**
+   * Units of work in this phase, `0` when unknown.
+   */
+  total: number;
+}
+
+/**
+ * The result of a successful restore job.
+ */
+export interface IRestoreResult {
+  /**
+   * Absolute prefix of the new environment.
+   */
+  prefix: string;
+
+  /**
+   * Name of the new environment, `null` for a prefix-only one.
+   */
+  name?: string | null;
+
+  /**
+   * Number of conda packages installed.
+   */
+  packages?: number;
+
+  /**
+   * Number of pip packages installed.
+   */
+  pip?: number;
+}
+
+/**
+ * Body of `GET {baseUrl}repro/jobs/{id}` (and of the 202 that starts one).
+ */
+export interface IJob {
+  /**
+   * The job's id.
+   */
+  id: string;
+
+  /**
+   * What kind of job it is, e.g. `restore`.
+   */
+  kind: string;
+
+  /**
+   * Its state.
+   */
+  state: JobState;
+
+  /**
+   * Its progress.
+   */
+  progress: IJobProgress;
+
+  /**
+   * The last lines of its log.
+   */
+  log: string[];
+
+  /**
+   * How many earlier log lines were dropped.
+   */
+  log_dropped: number;
+
+  /**
+   * The result once it succeeded, else `null`.
+   */
+  result: IRestoreResult | null;
+
+  /**
+   * Why it failed, else `null`.
+   */
+  error: { message: string; reason: string | null } | null;
+
+  /**
+   * Whether a cancel was asked for.
+   */
+  cancel_requested: boolean;
+
+  /**
+   * ISO time it was created.
+   */
+  created: string;
+
+  /**
+   * ISO time it started, `null` while queued.
+   */
+  started: string | null;
+
+  /**
+   * ISO time it finished, `null` until then.
+   */
+  finished: string | null;
+}
+
+/**
+ * Body of `GET {baseUrl}repro/notebooks/{path}/strip-policy`: the
+ * configuration-level strip policy of a notebook (server config and
+ * `pyproject.toml`, not the notebook's own metadata).
+ */
+export interface IStripPolicy {
+  /**
+   * Whether saves strip outputs at all.
+   */
+  on_save: boolean;
+
+  /**
+   * The configured `keep_output`; the notebook's `metadata.keep_output`
+   * overrides it.
+   */
+  keep_output: boolean;
+
+  /**
+   * Where the policy came from (e.g. the `pyproject.toml` used), most
+   * specific last.
+   */
+  sources: string[];
+
+  /**
+   * Every resolved option, as nbstripout names them.
+   */
+  options: JSONObject;
+}
+
+/**
+ * The notebook the model follows (the active one in the shell).
+ */
+export interface IActiveNotebook {
+  /**
+   * Server-root-relative path of the notebook.
+   */
+  path: string;
+
+  /**
+   * `metadata.kernelspec.name` of the open notebook, if any.
+   */
+  kernelName: string | null;
+}
+
+/**
+ * A restore job followed by the frontend: polls until the job is finished.
+ */
+export interface IRestoreJob extends IDisposable {
+  /**
+   * The job's id.
+   */
+  readonly id: string;
+
+  /**
+   * The last state received from the server.
+   */
+  readonly job: IJob;
+
+  /**
+   * What the restore was started from.
+   */
+  readonly request: IRestoreRequest;
+
+  /**
+   * Whether the job reached `succeeded`, `failed` or `cancelled`.
+   */
+  readonly isFinished: boolean;
+
+  /**
+   * The error of the last poll or cancel request, `null` when it worked.
+   */
+  readonly pollError: IReproError | null;
+
+  /**
+   * Emitted whenever `job` or `pollError` changes.
+   */
+  readonly changed: ISignal<IRestoreJob, void>;
+
+  /**
+   * Resolves with the finished job (or the last one known when polling
+   * stops on an error or on dispose); never rejects.
+   */
+  readonly finished: Promise<IJob>;
+
+  /**
+   * Ask the server to cancel the job (`DELETE`); polling goes on until the
+   * job reports `cancelled`. Never rejects: errors land in `pollError`.
+   */
+  cancel(): Promise<void>;
+}
 
 /**
  * The jupyter-repro frontend model: server state, independent of any view.
@@ -160,12 +747,133 @@ export interface IReproModel extends IDisposable {
   readonly stateChanged: ISignal<IReproModel, void>;
 
   /**
-   * Fetch the server status again.
+   * Phase of the last environments request.
+   */
+  readonly environmentsPhase: StatusPhase;
+
+  /**
+   * The environments last listed by the server (empty until then; kept
+   * while a refresh is in flight or after it failed).
+   */
+  readonly environments: readonly IEnvironmentSummary[];
+
+  /**
+   * The error of the last environments request, `null` if it worked.
+   */
+  readonly environmentsError: IReproError | null;
+
+  /**
+   * The text of the environments filter.
+   */
+  readonly filter: string;
+
+  /**
+   * The environments that match `filter`, in listing order.
+   */
+  readonly filteredEnvironments: readonly IEnvironmentSummary[];
+
+  /**
+   * Emitted when `environments`, `environmentsPhase`, `environmentsError`
+   * or `filter` change.
+   */
+  readonly environmentsChanged: ISignal<IReproModel, void>;
+
+  /**
+   * The notebook followed by the model, `null` when none is active.
+   */
+  readonly activeNotebook: IActiveNotebook | null;
+
+  /**
+   * The environment of the active notebook's kernel, when listed.
+   */
+  readonly activeEnvironment: IEnvironmentSummary | null;
+
+  /**
+   * Phase of the last drift request of the active notebook.
+   */
+  readonly driftPhase: StatusPhase;
+
+  /**
+   * The active notebook's drift, `null` when unknown.
+   */
+  readonly drift: IDrift | null;
+
+  /**
+   * The error of the last drift request, `null` if it worked.
+   */
+  readonly driftError: IReproError | null;
+
+  /**
+   * The active notebook's configuration-level strip policy, `null` when
+   * unknown.
+   */
+  readonly stripPolicy: IStripPolicy | null;
+
+  /**
+   * The error of the last strip-policy request, `null` if it worked.
+   */
+  readonly stripPolicyError: IReproError | null;
+
+  /**
+   * Emitted when `activeNotebook`, `activeEnvironment`, the drift or the
+   * strip policy change.
+   */
+  readonly activeNotebookChanged: ISignal<IReproModel, void>;
+
+  /**
+   * The restore job followed last, `null` before the first.
+   */
+  readonly restoreJob: IRestoreJob | null;
+
+  /**
+   * Emitted when `restoreJob` is replaced or its job changes.
+   */
+  readonly restoreChanged: ISignal<IReproModel, void>;
+
+  /**
+   * Fetch the server status and the environments again.
    *
    * Never rejects: a failure is stored in `error`. Calls made while a request
    * is in flight share that request.
    */
   refresh(): Promise<void>;
+
+  /**
+   * Fetch the environments again. Never rejects (see `environmentsError`).
+   */
+  refreshEnvironments(): Promise<void>;
+
+  /**
+   * Set the environments filter (matched against name, kind, Python
+   * version, kernels and prefix; words must all match).
+   */
+  setFilter(filter: string): void;
+
+  /**
+   * Follow another notebook (`null`: none) and fetch its drift and strip
+   * policy. Never rejects.
+   */
+  setActiveNotebook(notebook: IActiveNotebook | null): Promise<void>;
+
+  /**
+   * Fetch the active notebook's drift (and strip policy) again. Never
+   * rejects.
+   */
+  refreshActiveNotebook(): Promise<void>;
+
+  /**
+   * Ask the server for a restore plan (dry run).
+   *
+   * @throws {ReproRequestError} with the server's message
+   */
+  planRestore(request: IRestoreRequest): Promise<IRestorePlan>;
+
+  /**
+   * Start a restore job and follow it as `restoreJob`.
+   *
+   * @throws {ReproRequestError} with the server's message
+   */
+  startRestore(request: IRestoreRequest): Promise<IRestoreJob>;
 }
 
 /**
@@ -190,9 +898,9 @@ export interface IReproError {
 
 /**
  * The dependency-injection token of the jupyter-repro model, for plugins
- * that add features (environment list, export, restore) on top of it.
+ * that add features on top of it.
  */
 export const IReproModel = new Token<IReproModel>(
   'jupyter-repro:IReproModel',
-  'The jupyter-repro frontend model: server status and settings.'
+  'The jupyter-repro frontend model: server status, environments, the active notebook, restore jobs.'
 );

@@ -1,9 +1,20 @@
 import { refreshIcon } from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { environmentsIcon } from '../icons';
-import { ENVIRONMENTS_PANEL_ID, IReproModel } from '../tokens';
+import { filterWords, matchesWords, searchText } from '../model';
+import {
+  CommandIDs,
+  DriftStatus,
+  ENVIRONMENTS_PANEL_ID,
+  IDrift,
+  IEnvironmentSummary,
+  IReproModel
+} from '../tokens';
+import { button, el, escapeHtml, replaceChildren } from './dom';
+import { RestoreView } from './restoreView';
 
 /**
  * The `data-testid` values of the Environments panel. Browser tests depend
@@ -20,18 +31,59 @@ export namespace TestIds {
   export const refresh = 'repro-refresh';
   export const retry = 'repro-retry';
   export const loading = 'repro-loading';
+  export const activeNotebook = 'repro-active-notebook';
+  export const activeEnvironment = 'repro-active-environment';
+  export const driftBadge = 'repro-drift-badge';
+  export const driftDetails = 'repro-drift-details';
+  export const exportButton = 'repro-export-button';
+  export const restoreButton = 'repro-restore-button';
+  export const envFilter = 'repro-env-filter';
+  export const envCount = 'repro-env-count';
+  export const envList = 'repro-env-list';
+  export const envItem = 'repro-env-item';
+  export const envError = 'repro-env-error';
 }
 
 /**
- * The left-sidebar panel listing what jupyter-repro knows about the server.
+ * Names of the `performance` marks set by the panel, for browser tests that
+ * time opening the panel until its environment list is rendered.
+ */
+export namespace PerformanceMarks {
+  /**
+   * Set each time the panel is about to be shown.
+   */
+  export const open = 'repro-panel-open';
+
+  /**
+   * Set each time the environment list has been (re)built in the DOM with
+   * the server's answer, and when the panel is shown with an up-to-date
+   * list.
+   */
+  export const listRendered = 'repro-list-rendered';
+}
+
+/**
+ * Labels of the drift states.
+ */
+const DRIFT_LABELS: Record<DriftStatus, string> = {
+  in_sync: 'In sync',
+  drifted: 'Drifted',
+  missing_environment: 'Environment missing',
+  no_spec: 'No spec'
+};
+
+/**
+ * The left-sidebar panel: server status, the active notebook's environment
+ * and drift, restore progress, and the filterable list of environments.
  *
- * It renders an `IReproModel` and asks it to refresh; it does no fetching
- * of its own.
+ * It renders an `IReproModel` and runs commands; it does no fetching of its
+ * own.
  */
 export class EnvironmentsPanel extends Widget {
   constructor(options: EnvironmentsPanel.IOptions) {
     super();
     this.model = options.model;
+    this._commands = options.commands ?? null;
     this.id = ENVIRONMENTS_PANEL_ID;
     this.addClass('jp-ReproPanel');
     this.node.dataset.testid = TestIds.panel;
@@ -40,9 +92,9 @@ export class EnvironmentsPanel extends Widget {
     this.title.icon = environmentsIcon;
     this.title.caption = 'Environments';
 
-    this._refreshButton = Private.button({
+    this._refreshButton = button({
       label: 'Refresh',
-      ariaLabel: 'Refresh the jupyter-repro server status',
+      ariaLabel: 'Refresh the environments and the server status',
       testId: TestIds.refresh,
       className: 'jp-ReproPanel-refresh'
     });
@@ -54,13 +106,14 @@ export class EnvironmentsPanel extends Widget {
     );
     this._refreshButton.addEventListener('click', () => {
       void this.model.refresh();
+      void this.model.refreshActiveNotebook();
     });
 
-    const header = Private.el('div', 'jp-ReproPanel-header');
-    const title = Private.el('h2', 'jp-ReproPanel-title', 'Environments');
+    const header = el('div', 'jp-ReproPanel-header');
+    const title = el('h2', 'jp-ReproPanel-title', 'Environments');
     header.append(title, this._refreshButton);
 
-    this._loadingNode = Private.el(
+    this._loadingNode = el(
       'div',
       'jp-ReproPanel-loading',
       'Loading server status…'
@@ -68,11 +121,11 @@ export class EnvironmentsPanel extends Widget {
     this._loadingNode.dataset.testid = TestIds.loading;
     this._loadingNode.setAttribute('role', 'status');
 
-    this._errorNode = Private.el('div', 'jp-ReproPanel-message jp-mod-error');
+    this._errorNode = el('div', 'jp-ReproPanel-message jp-mod-error');
     this._errorNode.dataset.testid = TestIds.statusError;
     this._errorNode.setAttribute('role', 'alert');
-    this._errorText = Private.el('p', 'jp-ReproPanel-messageText');
-    const retryButton = Private.button({
+    this._errorText = el('p', 'jp-ReproPanel-messageText');
+    const retryButton = button({
       label: 'Retry',
       ariaLabel: 'Retry loading the jupyter-repro server status',
       testId: TestIds.retry,
@@ -85,7 +138,7 @@ export class EnvironmentsPanel extends Widget {
       void this.model.refresh();
     });
     this._errorNode.append(
-      Private.el(
+      el(
         'p',
         'jp-ReproPanel-messageTitle',
         'Could not load the jupyter-repro server status.'
@@ -94,22 +147,42 @@ export class EnvironmentsPanel extends Widget {
       retryButton
     );
 
-    this._mismatchNode = Private.el(
-      'div',
-      'jp-ReproPanel-message jp-mod-warning'
-    );
+    this._mismatchNode = el('div', 'jp-ReproPanel-message jp-mod-warning');
     this._mismatchNode.dataset.testid = TestIds.versionMismatch;
     this._mismatchNode.setAttribute('role', 'alert');
 
-    this._messages = Private.el('div', 'jp-ReproPanel-messages');
-    this._details = Private.el('dl', 'jp-ReproPanel-details');
+    this._messages = el('div', 'jp-ReproPanel-messages');
+    this._details = el('dl', 'jp-ReproPanel-details');
+    const server = el('details', 'jp-ReproPanel-server');
+    server.append(
+      el('summary', 'jp-ReproPanel-sectionTitle', 'Server'),
+      this._details
+    );
+    server.open = true;
 
-    const body = Private.el('div', 'jp-ReproPanel-body');
-    body.append(this._messages, this._details);
+    this._activeSection = this._buildActiveSection();
+    this._restoreView = new RestoreView({
+      model: this.model,
+      onSwitchKernel: options.onSwitchKernel,
+      canSwitchKernel: options.canSwitchKernel
+    });
+    this._environmentsSection = this._buildEnvironmentsSection();
+
+    const body = el('div', 'jp-ReproPanel-body');
+    body.append(
+      this._messages,
+      this._activeSection,
+      this._restoreView.node,
+      server,
+      this._environmentsSection
+    );
     this.node.append(header, body);
 
     this.model.stateChanged.connect(this._render, this);
+    this.model.environmentsChanged.connect(this._onEnvironmentsChanged, this);
+    this.model.activeNotebookChanged.connect(this._renderActive, this);
     this._render();
+    this._renderActive();
   }
 
   /**
@@ -117,22 +190,141 @@ export class EnvironmentsPanel extends Widget {
    */
   readonly model: IReproModel;
 
+  /**
+   * How long the last build of the environment list took, in milliseconds.
+   */
+  get lastListRenderMs(): number {
+    return this._lastListRenderMs;
+  }
+
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
     this.model.stateChanged.disconnect(this._render, this);
+    this.model.environmentsChanged.disconnect(
+      this._onEnvironmentsChanged,
+      this
+    );
+    this.model.activeNotebookChanged.disconnect(this._renderActive, this);
+    this._restoreView.dispose();
     super.dispose();
   }
 
   /**
-   * Load the status the first time the panel is shown.
+   * Load the status and environments the first time the panel is shown;
+   * build the list if it changed while hidden.
    */
   protected onBeforeShow(msg: Message): void {
     super.onBeforeShow(msg);
+    Private.mark(PerformanceMarks.open);
     if (this.model.phase === 'idle') {
       void this.model.refresh();
     }
+    if (this._listDirty) {
+      this._renderList();
+    } else if (this._list.dataset.rendered === 'true') {
+      // Already up to date: shown as it is.
+      Private.mark(PerformanceMarks.listRendered);
+    }
+  }
+
+  private _buildActiveSection(): HTMLElement {
+    const section = el('section', 'jp-ReproPanel-section jp-ReproActive');
+    section.dataset.testid = TestIds.activeNotebook;
+    section.setAttribute('aria-label', 'Active notebook');
+    section.append(
+      el('h3', 'jp-ReproPanel-sectionTitle', 'Active notebook'),
+      this._activePath,
+      this._activeEnv
+    );
+    this._activePath.className = 'jp-ReproActive-path';
+    this._activeEnv.className = 'jp-ReproActive-env';
+    this._activeEnv.dataset.testid = TestIds.activeEnvironment;
+
+    this._driftBadge.className = 'jp-ReproDrift-badge';
+    this._driftBadge.dataset.testid = TestIds.driftBadge;
+    this._driftBadge.setAttribute('role', 'status');
+    const driftRow = el('div', 'jp-ReproDrift-row');
+    driftRow.append(
+      el('span', 'jp-ReproDrift-label', 'Drift'),
+      this._driftBadge
+    );
+
+    this._driftDetails.className = 'jp-ReproDrift-details';
+    this._driftDetails.dataset.testid = TestIds.driftDetails;
+
+    const exportButton = button({
+      label: 'Export environment',
+      ariaLabel: "Export the environment of the active notebook's kernel",
+      testId: TestIds.exportButton,
+      className: 'jp-ReproPanel-export'
+    });
+    exportButton.addEventListener('click', () => {
+      this._execute(CommandIDs.exportEnvironment);
+    });
+    const restoreButton = button({
+      label: 'Restore environment',
+      ariaLabel: 'Restore the environment embedded in the active notebook',
+      testId: TestIds.restoreButton,
+      className: 'jp-ReproPanel-restore'
+    });
+    restoreButton.addEventListener('click', () => {
+      this._execute(CommandIDs.restoreEnvironment);
+    });
+    this._exportButton = exportButton;
+    this._restoreButton = restoreButton;
+    const actions = el('div', 'jp-ReproPanel-actions');
+    actions.append(exportButton, restoreButton);
+
+    section.append(driftRow, this._driftDetails, actions);
+    return section;
+  }
+
+  private _buildEnvironmentsSection(): HTMLElement {
+    const section = el('section', 'jp-ReproPanel-section jp-ReproEnvs');
+    section.setAttribute('aria-label', 'Environments');
+    const titleRow = el('div', 'jp-ReproEnvs-titleRow');
+    titleRow.append(
+      el('h3', 'jp-ReproPanel-sectionTitle', 'All environments'),
+      this._count
+    );
+    this._count.className = 'jp-ReproEnvs-count';
+    this._count.dataset.testid = TestIds.envCount;
+    this._count.setAttribute('aria-live', 'polite');
+
+    this._filterInput.className = 'jp-mod-styled jp-ReproEnvs-filter';
+    this._filterInput.type = 'search';
+    this._filterInput.placeholder = 'Filter by name, kind, Python, kernel…';
+    this._filterInput.setAttribute('aria-label', 'Filter environments');
+    this._filterInput.dataset.testid = TestIds.envFilter;
+    this._filterInput.addEventListener('input', () => {
+      this.model.setFilter(this._filterInput.value);
+    });
+
+    this._envError.className = 'jp-ReproPanel-message jp-mod-error';
+    this._envError.dataset.testid = TestIds.envError;
+    this._envError.setAttribute('role', 'alert');
+    this._envError.hidden = true;
+
+    this._list.className = 'jp-ReproEnvs-list';
+    this._list.dataset.testid = TestIds.envList;
+    this._list.setAttribute('aria-label', 'Environments');
+    this._list.dataset.rendered = 'false';
+
+    section.append(titleRow, this._filterInput, this._envError, this._list);
+    return section;
+  }
+
+  private _execute(command: string): void {
+    if (!this._commands) {
+      return;
+    }
+    // Commands report their own errors; this only guards against a
+    // rejection escaping the click handler.
+    this._commands.execute(command).catch(reason => {
+      console.error(`jupyter-repro: ${command} failed.`, reason);
+    });
   }
 
   private _render(): void {
@@ -162,7 +354,7 @@ export class EnvironmentsPanel extends Widget {
     } else {
       this._mismatchShownFor = null;
     }
-    Private.replaceChildren(this._messages, messages);
+    replaceChildren(this._messages, messages);
 
     const rows: HTMLElement[] = [];
     rows.push(
@@ -179,8 +371,8 @@ export class EnvironmentsPanel extends Widget {
         )
       );
 
-      const engine = Private.el('dd', 'jp-ReproPanel-value');
-      const engineText = Private.el(
+      const engine = el('dd', 'jp-ReproPanel-value');
+      const engineText = el(
         'span',
         'jp-ReproPanel-engine',
         [status.engine.name, status.engine.version].filter(Boolean).join(' ')
@@ -188,19 +380,175 @@ export class EnvironmentsPanel extends Widget {
       engineText.dataset.testid = TestIds.engine;
       engine.append(engineText);
       if (status.engine.embedded) {
-        engine.append(
-          ' ',
-          Private.el('span', 'jp-ReproPanel-badge', 'embedded')
-        );
+        engine.append(' ', el('span', 'jp-ReproPanel-badge', 'embedded'));
       }
-      rows.push(Private.el('dt', 'jp-ReproPanel-label', 'Engine'), engine);
+      rows.push(el('dt', 'jp-ReproPanel-label', 'Engine'), engine);
 
       rows.push(...Private.row('Conda tools', Private.clis(status.clis)));
     }
-    Private.replaceChildren(this._details, rows);
+    replaceChildren(this._details, rows);
   }
 
+  private _onEnvironmentsChanged(): void {
+    const { model } = this;
+    if (model.environmentsError && model.environmentsPhase === 'error') {
+      this._envError.textContent = `Could not list the environments: ${model.environmentsError.message}`;
+      this._envError.hidden = false;
+    } else {
+      this._envError.hidden = true;
+    }
+    this._list.setAttribute(
+      'aria-busy',
+      model.environmentsPhase === 'loading' ? 'true' : 'false'
+    );
+    if (this._filterInput.value !== model.filter) {
+      this._filterInput.value = model.filter;
+    }
+    if (model.environments !== this._renderedEnvironments) {
+      if (this.isVisible) {
+        this._renderList();
+      } else {
+        this._listDirty = true;
+      }
+    } else {
+      this._applyFilter();
+    }
+  }
+
+  /**
+   * Build every row in one pass as one HTML string: hundreds of rows in a
+   * few milliseconds, where a widget per row would take far longer.
+   */
+  private _renderList(): void {
+    const start = performance.now();
+    const environments = this.model.environments;
+    const parts: string[] = [];
+    for (const env of environments) {
+      parts.push(Private.rowHtml(env));
+    }
+    this._list.innerHTML = parts.join('');
+    this._rows = Array.from(this._list.children) as HTMLElement[];
+    this._searchTexts = environments.map(searchText);
+    this._renderedEnvironments = environments;
+    this._listDirty = false;
+    this._activeRow = null;
+    this._appliedFilter = null;
+    this._applyFilter();
+    this._markActiveRow();
+    this._lastListRenderMs = performance.now() - start;
+    this._list.dataset.renderMs = this._lastListRenderMs.toFixed(1);
+    this._list.dataset.envCount = String(environments.length);
+    // "rendered" only once the server answered: an empty list while loading
+    // is not the list.
+    const rendered = this.model.environmentsPhase !== 'idle';
+    this._list.dataset.rendered = rendered ? 'true' : 'false';
+    if (rendered) {
+      Private.mark(PerformanceMarks.listRendered);
+    }
+  }
+
+  private _applyFilter(): void {
+    const filter = this.model.filter;
+    const total = this._rows.length;
+    if (filter !== this._appliedFilter) {
+      const words = filterWords(filter);
+      let shown = 0;
+      for (let i = 0; i < total; i++) {
+        const visible = matchesWords(this._searchTexts[i], words);
+        const row = this._rows[i];
+        if (row.hidden === visible) {
+          row.hidden = !visible;
+        }
+        if (visible) {
+          shown++;
+        }
+      }
+      this._appliedFilter = filter;
+      this._shown = shown;
+    }
+    const phase = this.model.environmentsPhase;
+    if (phase === 'loading' && total === 0) {
+      this._count.textContent = 'loading…';
+    } else if (this._shown === total) {
+      this._count.textContent = `${total}`;
+    } else {
+      this._count.textContent = `${this._shown} of ${total}`;
+    }
+    this._count.title = `${this._shown} of ${total} environments shown`;
+  }
+
+  private _markActiveRow(): void {
+    const active = this.model.activeEnvironment;
+    const index = active ? this._renderedEnvironments.indexOf(active) : -1;
+    const row = index >= 0 ? this._rows[index] : null;
+    if (row === this._activeRow) {
+      return;
+    }
+    if (this._activeRow) {
+      this._activeRow.classList.remove('jp-mod-active');
+      this._activeRow.removeAttribute('aria-current');
+    }
+    if (row) {
+      row.classList.add('jp-mod-active');
+      row.setAttribute('aria-current', 'true');
+    }
+    this._activeRow = row;
+  }
+
+  private _renderActive(): void {
+    const { model } = this;
+    const notebook = model.activeNotebook;
+    this._exportButton.disabled = notebook === null;
+    this._restoreButton.disabled = notebook === null;
+    this._markActiveRow();
+
+    if (notebook === null) {
+      this._activePath.textContent = 'No notebook is active.';
+      this._activePath.title = '';
+      this._activeEnv.textContent = '';
+      this._setBadge('none', 'No notebook');
+      this._driftDetails.hidden = true;
+      return;
+    }
+    this._activePath.textContent = notebook.path.split('/').pop() ?? '';
+    this._activePath.title = notebook.path;
+    const env = model.activeEnvironment;
+    if (env) {
+      this._activeEnv.textContent = `Environment: ${env.name}`;
+      this._activeEnv.title = env.prefix;
+    } else if (notebook.kernelName) {
+      this._activeEnv.textContent = `Kernel: ${notebook.kernelName}`;
+      this._activeEnv.title = '';
+    } else {
+      this._activeEnv.textContent = 'No kernel chosen.';
+      this._activeEnv.title = '';
+    }
+
+    const drift = model.drift;
+    if (model.driftPhase === 'loading' && drift === null) {
+      this._setBadge('loading', 'Checking…');
+    } else if (drift) {
+      this._setBadge(drift.status, DRIFT_LABELS[drift.status] ?? drift.status);
+    } else if (model.driftError) {
+      this._setBadge('error', 'Unknown');
+      this._driftBadge.title = model.driftError.message;
+    } else {
+      this._setBadge('none', '—');
+    }
+    Private.fillDriftDetails(this._driftDetails, drift, model.driftError);
+  }
+
+  private _setBadge(status: string, label: string): void {
+    this._driftBadge.dataset.driftStatus = status;
+    this._driftBadge.textContent = label;
+    this._driftBadge.title = label;
+    this._driftBadge.className = `jp-ReproDrift-badge jp-mod-${status}`;
+  }
+
+  private _commands: CommandRegistry | null;
   private _refreshButton: HTMLButtonElement;
+  private _exportButton!: HTMLButtonElement;
+  private _restoreButton!: HTMLButtonElement;
   private _loadingNode: HTMLElement;
   private _errorNode: HTMLElement;
   private _errorText: HTMLElement;
@@ -208,6 +556,25 @@ export class EnvironmentsPanel extends Widget {
   private _messages: HTMLElement;
   private _details: HTMLElement;
   private _mismatchShownFor: string | null = null;
+  private _activeSection: HTMLElement;
+  private _activePath = document.createElement('p');
+  private _activeEnv = document.createElement('p');
+  private _driftBadge = document.createElement('span');
+  private _driftDetails = document.createElement('details');
+  private _restoreView: RestoreView;
+  private _environmentsSection: HTMLElement;
+  private _filterInput = document.createElement('input');
+  private _count = document.createElement('span');
+  private _envError = document.createElement('div');
+  private _list = document.createElement('ul');
+  private _rows: HTMLElement[] = [];
+  private _searchTexts: string[] = [];
+  private _renderedEnvironments: readonly IEnvironmentSummary[] = [];
+  private _listDirty = true;
+  private _appliedFilter: string | null = null;
+  private _shown = 0;
+  private _activeRow: HTMLElement | null = null;
+  private _lastListRenderMs = 0;
 }
 
 /**
@@ -222,48 +589,126 @@ export namespace EnvironmentsPanel {
      * The model to render.
      */
     model: IReproModel;
+
+    /**
+     * The commands its buttons run (export, restore); buttons do nothing
+     * without.
+     */
+    commands?: CommandRegistry;
+
+    /**
+     * Switch a notebook's kernel to the environment a restore created.
+     */
+    onSwitchKernel?: RestoreView.IOptions['onSwitchKernel'];
+
+    /**
+     * Whether the switch-kernel button is offered for a finished restore.
+     */
+    canSwitchKernel?: RestoreView.IOptions['canSwitchKernel'];
   }
 }
 
 /**
- * Module-private DOM helpers.
+ * Module-private helpers.
  */
 namespace Private {
   /**
-   * Create an element with a class name and optional text.
+   * Set a `performance` mark, where the browser supports it.
    */
-  export function el<K extends keyof HTMLElementTagNameMap>(
-    tag: K,
-    className: string,
-    text?: string
-  ): HTMLElementTagNameMap[K] {
-    const node = document.createElement(tag);
-    node.className = className;
-    if (text !== undefined) {
-      node.textContent = text;
+  export function mark(name: string): void {
+    if (typeof performance !== 'undefined' && performance.mark) {
+      performance.mark(name);
     }
-    return node;
   }
 
   /**
-   * Create a labelled, keyboard-reachable button.
+   * The HTML of one environment row (every value escaped).
    */
-  export function button(options: {
-    label: string;
-    ariaLabel: string;
-    testId: string;
-    className: string;
-  }): HTMLButtonElement {
-    const node = el(
-      'button',
-      `jp-Button jp-mod-styled jp-ReproPanel-button ${options.className}`
+  export function rowHtml(env: IEnvironmentSummary): string {
+    const name = escapeHtml(env.name);
+    const badges: string[] = [];
+    if (env.is_base) {
+      badges.push('<span class="jp-ReproPanel-badge">base</span>');
+    }
+    if (env.is_server_env) {
+      badges.push('<span class="jp-ReproPanel-badge">server</span>');
+    }
+    if (!env.writable) {
+      badges.push('<span class="jp-ReproPanel-badge">read-only</span>');
+    }
+    const python = env.python_version
+      ? `Python ${escapeHtml(env.python_version)}`
+      : 'no Python';
+    const kernels = env.kernels.length
+      ? env.kernels.map(escapeHtml).join(', ')
+      : 'no kernel';
+    return (
+      `<li class="jp-ReproEnv" data-testid="${TestIds.envItem}" ` +
+      `data-env-name="${name}" title="${escapeHtml(env.prefix)}">` +
+      `<div class="jp-ReproEnv-head"><span class="jp-ReproEnv-name">${name}</span>` +
+      `${badges.join('')}<span class="jp-ReproEnv-current">notebook</span></div>` +
+      `<div class="jp-ReproEnv-meta"><span class="jp-ReproEnv-kind">${escapeHtml(env.kind)}</span>` +
+      `<span class="jp-ReproEnv-python">${python}</span></div>` +
+      `<div class="jp-ReproEnv-kernels">${kernels}</div></li>`
     );
-    node.type = 'button';
-    node.title = options.ariaLabel;
-    node.setAttribute('aria-label', options.ariaLabel);
-    node.dataset.testid = options.testId;
-    node.append(el('span', 'jp-ReproPanel-buttonLabel', options.label));
-    return node;
+  }
+
+  /**
+   * Fill the drift details: packages added, removed and changed, or why
+   * there is nothing to compare.
+   */
+  export function fillDriftDetails(
+    node: HTMLDetailsElement,
+    drift: IDrift | null,
+    error: { message: string } | null
+  ): void {
+    const children: HTMLElement[] = [];
+    if (drift === null) {
+      if (error) {
+        children.push(
+          el('summary', 'jp-ReproDrift-summary', 'Drift unknown'),
+          el('p', 'jp-ReproDrift-message', error.message)
+        );
+      }
+    } else if (drift.status === 'drifted') {
+      const counts = [
+        `${drift.added.length} added`,
+        `${drift.removed.length} removed`,
+        `${drift.changed.length} changed`
+      ].join(', ');
+      children.push(el('summary', 'jp-ReproDrift-summary', counts));
+      children.push(
+        ...list('Added to the environment', drift.added, 'added'),
+        ...list('Missing from the environment', drift.removed, 'removed'),
+        ...list(
+          'Other version installed',
+          drift.changed.map(
+            c => `${c.name}: ${c.spec_version} → ${c.installed_version}`
+          ),
+          'changed'
+        )
+      );
+    } else if (drift.message) {
+      children.push(
+        el('summary', 'jp-ReproDrift-summary', 'Why'),
+        el('p', 'jp-ReproDrift-message', drift.message)
+      );
+    }
+    node.hidden = children.length === 0;
+    node.dataset.driftStatus = drift?.status ?? 'unknown';
+    node.replaceChildren(...children);
+  }
+
+  function list(title: string, items: string[], kind: string): HTMLElement[] {
+    if (items.length === 0) {
+      return [];
+    }
+    const ul = el('ul', `jp-ReproDrift-list jp-mod-${kind}`);
+    ul.setAttribute('aria-label', title);
+    for (const item of items) {
+      ul.append(el('li', 'jp-ReproDrift-item', item));
+    }
+    return [el('p', 'jp-ReproDrift-listTitle', title), ul];
   }
 
   /**
@@ -333,23 +778,5 @@ namespace Private {
       el('p', 'jp-ReproPanel-messageTitle', 'Version mismatch'),
       text
     );
-  }
-
-  /**
-   * Make `children` the children of `parent`, moving nodes only if needed
-   * so that focus and screen-reader announcements are not disturbed.
-   */
-  export function replaceChildren(
-    parent: HTMLElement,
-    children: HTMLElement[]
-  ): void {
-    const current = Array.from(parent.children);
-    if (
-      current.length === children.length &&
-      current.every((child, index) => child === children[index])
-    ) {
-      return;
-    }
-    parent.replaceChildren(...children);
   }
 }

@@ -1,0 +1,464 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  Dialog,
+  Notification,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import { PathExt } from '@jupyterlab/coreutils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { JSONExt, JSONValue } from '@lumino/coreutils';
+
+import {
+  keepOutputFor,
+  kernelNameFor,
+  notebookOverrides,
+  ReproModel,
+  stripsOnSave
+} from './model';
+import {
+  ENVIRONMENTS_PANEL_ID,
+  IRestoreRequest,
+  IRestoreResult,
+  RestoreSource
+} from './tokens';
+import {
+  DialogTestIds,
+  ExportDialogBody,
+  IExportChoice,
+  RestorePlanBody,
+  showDialogWithTestId
+} from './widgets/dialogs';
+
+/**
+ * The key of the embedded environment in notebook metadata.
+ */
+export const METADATA_KEY = 'jupyter_repro';
+
+/**
+ * File names the "Restore environment from this file" menu item is shown
+ * for: `environment.yml`, `environment-gpu.yaml`, ...
+ */
+export const ENVIRONMENT_FILE_PATTERN = /^environment[^/]*\.ya?ml$/i;
+
+/**
+ * Whether the menu item "Restore environment from this file" applies.
+ */
+export function isEnvironmentFile(path: string): boolean {
+  return ENVIRONMENT_FILE_PATTERN.test(PathExt.basename(path));
+}
+
+/**
+ * Run `action`, showing any error in a dialog with the server's message:
+ * the returned promise never rejects.
+ */
+export async function reportErrors(
+  title: string,
+  action: () => Promise<unknown>
+): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    try {
+      await showErrorMessage(title, message);
+    } catch (reason) {
+      console.error(`jupyter-repro: ${title}: ${message}`, reason);
+    }
+  }
+}
+
+/**
+ * The user actions behind the commands: export, restore, kernel switch and
+ * strip toggle. Views call them through the commands only.
+ */
+export class ReproActions {
+  constructor(options: ReproActions.IOptions) {
+    this._app = options.app;
+    this._model = options.model;
+    this._tracker = options.tracker;
+    this._docManager = options.docManager;
+  }
+
+  /**
+   * The active notebook panel, or an error saying to open one.
+   */
+  currentNotebook(): NotebookPanel {
+    const panel = this._tracker?.currentWidget ?? null;
+    if (!panel) {
+      throw new Error(
+        'Open a notebook first: this acts on the active notebook.'
+      );
+    }
+    return panel;
+  }
+
+  /**
+   * Ask for a mode and target, then export the active notebook's
+   * environment there.
+   */
+  async exportEnvironment(): Promise<void> {
+    const panel = this.currentNotebook();
+    await panel.context.ready;
+    const path = panel.context.path;
+    const body = new ExportDialogBody({
+      notebookPath: path,
+      choice: {
+        mode: this._model.settings.defaultExportMode,
+        target: this._model.settings.defaultExportTarget
+      }
+    });
+    const result = await showDialogWithTestId<IExportChoice>(
+      {
+        title: 'Export environment',
+        body,
+        buttons: [
+          Dialog.cancelButton(),
+          Dialog.okButton({
+            label: 'Export',
+            ariaLabel: 'Export the environment'
+          })
+        ],
+        focusNodeSelector: 'select'
+      },
+      DialogTestIds.exportConfirm
+    );
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    const { mode, target } = result.value;
+    // The server finds the kernel in the notebook file: it must be the
+    // kernel shown. Saved only then: a save may strip outputs.
+    await this._saveIfStale(panel, 'kernelspec');
+    switch (target) {
+      case 'download':
+        await this._download(path, mode);
+        break;
+      case 'file':
+        await this._saveBeside(path, mode);
+        break;
+      case 'metadata':
+        await this._embed(panel, mode);
+        break;
+    }
+  }
+
+  /**
+   * Restore the environment embedded in the active notebook.
+   */
+  async restoreFromNotebook(): Promise<void> {
+    const panel = this.currentNotebook();
+    await panel.context.ready;
+    const embedded = panel.model?.getMetadata(METADATA_KEY) as
+      { environment?: unknown } | undefined;
+    if (!embedded || typeof embedded.environment !== 'object') {
+      throw new Error(
+        'This notebook carries no environment. Export it with the target ' +
+          '"Embed in the notebook" first, or restore from an environment.yml ' +
+          'file (file browser: right-click it).'
+      );
+    }
+    // The server reads the embedded spec from the file.
+    await this._saveIfStale(panel, METADATA_KEY);
+    const path = panel.context.path;
+    await this.restore({ notebook: path }, `the notebook ${path}`);
+  }
+
+  /**
+   * Restore from an environment file (server-root-relative path).
+   */
+  async restoreFromFile(path: string): Promise<void> {
+    await this.restore({ file: path }, path);
+  }
+
+  /**
+   * Dry run, confirmation (with the plan and an editable name), then the
+   * job, followed in the Environments panel.
+   */
+  async restore(source: RestoreSource, description: string): Promise<void> {
+    if (this._model.environmentsPhase === 'idle') {
+      // The names taken, for the name the dialog suggests.
+      await this._model.refreshEnvironments();
+    }
+    const plan = await this._model.planRestore({ source });
+    const body = new RestorePlanBody({
+      plan,
+      source: description,
+      existingNames: this._model.environments.map(env => env.name)
+    });
+    const result = await showDialogWithTestId<string>(
+      {
+        title: 'Restore environment',
+        body,
+        buttons: [
+          Dialog.cancelButton(),
+          Dialog.okButton({
+            label: 'Restore',
+            ariaLabel: 'Create the environment as planned'
+          })
+        ],
+        focusNodeSelector: 'input'
+      },
+      DialogTestIds.restoreConfirm
+    );
+    if (!result.button.accept) {
+      return;
+    }
+    const name = result.value || plan.name;
+    const request: IRestoreRequest = name ? { source, name } : { source };
+    this._app.shell.activateById(ENVIRONMENTS_PANEL_ID);
+    const job = await this._model.startRestore(request);
+    const done = await job.finished;
+    if (done.state === 'succeeded') {
+      // The new environment's kernel: make it known to the kernel picker.
+      try {
+        await this._app.serviceManager.kernelspecs.refreshSpecs();
+      } catch (reason) {
+        console.warn('jupyter-repro: could not refresh kernelspecs.', reason);
+      }
+    }
+  }
+
+  /**
+   * Whether a notebook is open whose kernel could be switched to a
+   * restored environment.
+   */
+  canSwitchKernel(request: IRestoreRequest): boolean {
+    return this._targetNotebook(request) !== null;
+  }
+
+  /**
+   * Switch the kernel of the restore's notebook (else the active one) to
+   * the kernel of the restored environment.
+   */
+  async switchKernel(
+    result: IRestoreResult,
+    request: IRestoreRequest
+  ): Promise<void> {
+    const panel = this._targetNotebook(request);
+    if (!panel) {
+      throw new Error('Open a notebook to switch its kernel.');
+    }
+    const kernelspecs = this._app.serviceManager.kernelspecs;
+    await kernelspecs.refreshSpecs();
+    const specs = kernelspecs.specs?.kernelspecs ?? {};
+    const byPrefix = Object.values(specs).find(
+      spec => spec?.metadata?.['conda_env_path'] === result.prefix
+    );
+    const name = byPrefix?.name ?? kernelNameFor(result.name ?? null);
+    if (!specs[name]) {
+      throw new Error(
+        `The server does not list the kernel ${name} of ${result.prefix} ` +
+          'yet. Refresh the kernel list and choose it in the kernel picker.'
+      );
+    }
+    await panel.sessionContext.changeKernel({ name });
+    Notification.success(
+      `${PathExt.basename(panel.context.path)} now runs on ${name}.`,
+      { autoClose: 5000 }
+    );
+  }
+
+  /**
+   * Toggle whether saving strips the active notebook's outputs, through
+   * its `metadata.keep_output`.
+   */
+  async toggleStripOnSave(): Promise<void> {
+    const panel = this.currentNotebook();
+    const notebook = panel.model;
+    const policy = this._model.stripPolicy;
+    if (!notebook) {
+      return;
+    }
+    if (!policy) {
+      throw new Error(
+        this._model.stripPolicyError?.message ??
+          'The strip policy of this notebook is not loaded yet.'
+      );
+    }
+    if (!policy.on_save) {
+      await showDialog({
+        title: 'Outputs are not stripped on save',
+        body:
+          'Stripping on save is off in the configuration (server ' +
+          'configuration or [tool.jupyter_repro.strip] in pyproject.toml); ' +
+          'a notebook cannot turn it on.',
+        buttons: [Dialog.okButton({ label: 'Close' })]
+      });
+      return;
+    }
+    if (!notebookOverrides(policy)) {
+      await showDialog({
+        title: 'The strip policy is fixed',
+        body:
+          'The server configuration does not let notebooks override the ' +
+          'strip policy (notebook metadata is ignored).',
+        buttons: [Dialog.okButton({ label: 'Close' })]
+      });
+      return;
+    }
+    const strips = stripsOnSave(policy, notebook.getMetadata('keep_output'));
+    const next = keepOutputFor(policy, !strips);
+    if (next === undefined) {
+      notebook.deleteMetadata('keep_output');
+    } else {
+      notebook.setMetadata('keep_output', next);
+    }
+    notebook.dirty = true;
+  }
+
+  /**
+   * Whether saving strips the active notebook's outputs (`false` when
+   * unknown), for the command's toggled state.
+   */
+  isStripping(): boolean {
+    const notebook = this._tracker?.currentWidget?.model;
+    const policy = this._model.stripPolicy;
+    return !!notebook && !!policy
+      ? stripsOnSave(policy, notebook.getMetadata('keep_output'))
+      : false;
+  }
+
+  private async _download(path: string, mode: IExportChoice['mode']) {
+    const { text } = await this._model.client.notebookSpec(path, mode);
+    const explicit = mode === 'explicit';
+    const filename = explicit ? 'environment.explicit.txt' : 'environment.yml';
+    const blob = new Blob([text], {
+      type: explicit ? 'text/plain' : 'text/yaml'
+    });
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = filename;
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // The download has started once click() returned; free it a bit later.
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  private async _saveBeside(path: string, mode: IExportChoice['mode']) {
+    let written: string;
+    if (mode === 'explicit') {
+      // The server writes only environment.yml files: write the list here.
+      const { text } = await this._model.client.notebookSpec(path, mode);
+      written = PathExt.join(PathExt.dirname(path), 'environment.explicit.txt');
+      await this._app.serviceManager.contents.save(written, {
+        type: 'file',
+        format: 'text',
+        content: text
+      });
+    } else {
+      const result = await this._model.client.writeNotebookEnvironment(path, {
+        target: 'file',
+        mode,
+        filename: 'environment.yml'
+      });
+      written = result.written[0];
+    }
+    // An editor already showing the file would otherwise see it "changed
+    // on disk" at its next save.
+    const open = this._docManager?.findWidget(written);
+    if (open) {
+      await open.context.revert();
+    }
+    if (this._docManager) {
+      this._docManager.openOrReveal(written);
+    }
+    Notification.success(`Saved ${written}.`, { autoClose: 4000 });
+    void this._model.refreshActiveNotebook();
+  }
+
+  private async _embed(panel: NotebookPanel, mode: IExportChoice['mode']) {
+    const path = panel.context.path;
+    const value = await this._model.client.embeddedMetadata(path, mode);
+    const notebook = panel.model;
+    if (!notebook || panel.isDisposed) {
+      throw new Error(`${path} was closed before the export finished.`);
+    }
+    // Into the open model, then saved by its context: no "file changed on
+    // disk" conflict as a write on the server would cause.
+    notebook.setMetadata(METADATA_KEY, value);
+    await panel.context.save();
+    Notification.success(
+      `The environment is embedded in ${PathExt.basename(path)}.`,
+      { autoClose: 4000 }
+    );
+    await this._model.refreshActiveNotebook();
+  }
+
+  /**
+   * Save the notebook if the file on the server holds another
+   * `metadata[key]` than the open model.
+   */
+  private async _saveIfStale(panel: NotebookPanel, key: string) {
+    if (!panel.context.model.dirty) {
+      return;
+    }
+    const saved = await this._app.serviceManager.contents.get(
+      panel.context.path,
+      { content: true, type: 'notebook' }
+    );
+    const onDisk = (saved.content as { metadata?: Record<string, unknown> })
+      ?.metadata?.[key];
+    const open = panel.model?.getMetadata(key);
+    if (
+      !JSONExt.deepEqual(
+        (onDisk ?? null) as JSONValue,
+        (open ?? null) as JSONValue
+      )
+    ) {
+      await panel.context.save();
+    }
+  }
+
+  private _targetNotebook(request: IRestoreRequest): NotebookPanel | null {
+    const source = request.source;
+    if ('notebook' in source && this._tracker) {
+      const found = this._tracker.find(
+        panel => panel.context.path === source.notebook
+      );
+      if (found) {
+        return found;
+      }
+    }
+    return this._tracker?.currentWidget ?? null;
+  }
+
+  private _app: JupyterFrontEnd;
+  private _model: ReproModel;
+  private _tracker: INotebookTracker | null;
+  private _docManager: IDocumentManager | null;
+}
+
+/**
+ * A namespace for `ReproActions` statics.
+ */
+export namespace ReproActions {
+  /**
+   * Options of the `ReproActions` constructor.
+   */
+  export interface IOptions {
+    /**
+     * The application (shell, service manager).
+     */
+    app: JupyterFrontEnd;
+
+    /**
+     * The model (REST client, settings, restore jobs).
+     */
+    model: ReproModel;
+
+    /**
+     * The notebook tracker, when the notebook plugin is there.
+     */
+    tracker: INotebookTracker | null;
+
+    /**
+     * The document manager, to open saved files.
+     */
+    docManager: IDocumentManager | null;
+  }
+}

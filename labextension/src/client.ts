@@ -1,0 +1,183 @@
+import { ServerConnection } from '@jupyterlab/services';
+
+import {
+  notebookEndpoint,
+  requestAPI,
+  requestText,
+  ReproRequestError
+} from './request';
+import {
+  ExportFormat,
+  ExportMode,
+  IDrift,
+  IEmbeddedEnvironment,
+  IEnvironmentList,
+  IJob,
+  INotebookSpecText,
+  IRestorePlan,
+  IRestoreRequest,
+  IStripPolicy,
+  IWriteEnvironmentRequest,
+  IWriteEnvironmentResult
+} from './tokens';
+
+/**
+ * Typed calls of every jupyter-repro REST route; one method per route, no
+ * state besides the connection settings.
+ */
+export class ReproClient {
+  constructor(serverSettings?: ServerConnection.ISettings) {
+    this.serverSettings = serverSettings ?? ServerConnection.makeSettings();
+  }
+
+  /**
+   * The connection settings every call uses.
+   */
+  readonly serverSettings: ServerConnection.ISettings;
+
+  /**
+   * `GET repro/status` (not checked: see the model's parser).
+   */
+  status(): Promise<unknown> {
+    return this._json<unknown>('status');
+  }
+
+  /**
+   * `GET repro/environments`.
+   */
+  async environments(): Promise<IEnvironmentList> {
+    const data = await this._json<IEnvironmentList>('environments');
+    if (!data || !Array.isArray(data.environments)) {
+      throw new ReproRequestError(
+        'The server sent an unexpected environment listing (no "environments").'
+      );
+    }
+    return data;
+  }
+
+  /**
+   * `GET repro/notebooks/{path}/environment?mode=&format=`: the spec of the
+   * environment of the notebook's kernel, as text.
+   */
+  async notebookSpec(
+    path: string,
+    mode: ExportMode,
+    format: Exclude<ExportFormat, 'explicit'> = 'yaml'
+  ): Promise<INotebookSpecText> {
+    const query = ReproClient.exportQuery(mode, format);
+    const { text, response } = await requestText(
+      `${notebookEndpoint(path, 'environment')}?${query}`,
+      { method: 'GET' },
+      this.serverSettings
+    );
+    const source =
+      response.headers.get('X-Jupyter-Repro-Source') === 'embedded'
+        ? 'embedded'
+        : 'environment';
+    return { text, source };
+  }
+
+  /**
+   * `POST repro/notebooks/{path}/environment`: write the spec beside the
+   * notebook and/or into the notebook file on disk.
+   */
+  writeNotebookEnvironment(
+    path: string,
+    body: IWriteEnvironmentRequest
+  ): Promise<IWriteEnvironmentResult> {
+    return this._json<IWriteEnvironmentResult>(
+      notebookEndpoint(path, 'environment'),
+      { method: 'POST', body: JSON.stringify(body) }
+    );
+  }
+
+  /**
+   * The value the server embeds as `metadata.jupyter_repro` for the
+   * notebook's environment, without writing anything:
+   * `GET repro/notebooks/{path}/environment?format=metadata`. The frontend
+   * writes it into the open notebook, so the file never changes under it.
+   */
+  embeddedMetadata(
+    path: string,
+    mode: ExportMode
+  ): Promise<IEmbeddedEnvironment> {
+    const explicit = mode === 'explicit';
+    const specMode = explicit ? 'exact' : mode;
+    return this._json<IEmbeddedEnvironment>(
+      `${notebookEndpoint(path, 'environment')}?mode=${specMode}` +
+        `&format=metadata&explicit=${explicit}`
+    );
+  }
+
+  /**
+   * `GET repro/notebooks/{path}/drift`.
+   */
+  drift(path: string): Promise<IDrift> {
+    return this._json<IDrift>(notebookEndpoint(path, 'drift'));
+  }
+
+  /**
+   * `GET repro/notebooks/{path}/strip-policy`.
+   */
+  stripPolicy(path: string): Promise<IStripPolicy> {
+    return this._json<IStripPolicy>(notebookEndpoint(path, 'strip-policy'));
+  }
+
+  /**
+   * `POST repro/restore` with `dry_run: true`: the plan.
+   */
+  planRestore(request: IRestoreRequest): Promise<IRestorePlan> {
+    return this._json<IRestorePlan>('restore', {
+      method: 'POST',
+      body: JSON.stringify({ ...request, dry_run: true })
+    });
+  }
+
+  /**
+   * `POST repro/restore`: start a job (202); the job as first reported.
+   */
+  async startRestore(request: IRestoreRequest): Promise<IJob> {
+    const job = await this._json<IJob>('restore', {
+      method: 'POST',
+      body: JSON.stringify({ ...request, dry_run: false })
+    });
+    if (!job || typeof job.id !== 'string') {
+      throw new ReproRequestError('The server started a job but sent no id.');
+    }
+    return job;
+  }
+
+  /**
+   * `GET repro/jobs/{id}`.
+   */
+  job(id: string): Promise<IJob> {
+    return this._json<IJob>(`jobs/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * `DELETE repro/jobs/{id}`: ask for a cancel; the job as it is now.
+   */
+  cancelJob(id: string): Promise<IJob> {
+    return this._json<IJob>(`jobs/${encodeURIComponent(id)}`, {
+      method: 'DELETE'
+    });
+  }
+
+  /**
+   * The query of the export routes for a UI mode: `explicit` is a format.
+   */
+  static exportQuery(mode: ExportMode, format: ExportFormat = 'yaml'): string {
+    if (mode === 'explicit') {
+      return 'format=explicit';
+    }
+    return `mode=${encodeURIComponent(mode)}&format=${encodeURIComponent(format)}`;
+  }
+
+  private _json<T>(endPoint: string, init: RequestInit = {}): Promise<T> {
+    return requestAPI<T>(
+      endPoint,
+      { method: 'GET', ...init },
+      this.serverSettings
+    );
+  }
+}

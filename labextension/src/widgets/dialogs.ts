@@ -1,0 +1,329 @@
+import { Dialog } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { ExportMode, ExportTarget, IRestorePlan } from '../tokens';
+import { el, labelledSelect } from './dom';
+
+/**
+ * The `data-testid` values of the dialogs.
+ */
+export namespace DialogTestIds {
+  export const exportDialog = 'repro-export-dialog';
+  export const exportMode = 'repro-export-mode';
+  export const exportTarget = 'repro-export-target';
+  export const exportConfirm = 'repro-export-confirm';
+  export const restoreDialog = 'repro-restore-dialog';
+  export const restorePlan = 'repro-restore-plan';
+  export const restoreName = 'repro-restore-name';
+  export const restoreTarget = 'repro-restore-target';
+  export const restoreConfirm = 'repro-restore-confirm';
+}
+
+/**
+ * The export modes offered, with what each means.
+ */
+export const EXPORT_MODE_CHOICES: readonly {
+  value: ExportMode;
+  label: string;
+  title: string;
+}[] = [
+  {
+    value: 'portable',
+    label: 'Portable',
+    title:
+      'The packages you asked for, pinned to their installed versions; for other platforms'
+  },
+  {
+    value: 'exact',
+    label: 'Exact',
+    title: 'Every package with its version and build'
+  },
+  {
+    value: 'no-builds',
+    label: 'No builds',
+    title: 'Every package with its version, no build strings'
+  },
+  {
+    value: 'explicit',
+    label: 'Explicit (URLs)',
+    title:
+      'Package URLs with checksums, for identical restores on the same platform'
+  }
+];
+
+/**
+ * The export targets offered.
+ */
+export const EXPORT_TARGET_CHOICES: readonly {
+  value: ExportTarget;
+  label: string;
+  title: string;
+}[] = [
+  {
+    value: 'download',
+    label: 'Download the file',
+    title: 'Your browser downloads the spec'
+  },
+  {
+    value: 'file',
+    label: 'Save environment.yml beside the notebook',
+    title: 'Written next to the notebook on the server, then opened'
+  },
+  {
+    value: 'metadata',
+    label: 'Embed in the notebook',
+    title: "Stored in the notebook's metadata, then the notebook is saved"
+  }
+];
+
+/**
+ * What the export dialog returns.
+ */
+export interface IExportChoice {
+  /**
+   * The chosen mode.
+   */
+  mode: ExportMode;
+
+  /**
+   * The chosen target.
+   */
+  target: ExportTarget;
+}
+
+/**
+ * The body of the export dialog: a mode and a target.
+ */
+export class ExportDialogBody
+  extends Widget
+  implements Dialog.IBodyWidget<IExportChoice>
+{
+  constructor(options: { notebookPath: string; choice: IExportChoice }) {
+    super();
+    this.addClass('jp-ReproDialog');
+    this.node.dataset.testid = DialogTestIds.exportDialog;
+    const intro = el(
+      'p',
+      'jp-ReproDialog-intro',
+      `The environment of the kernel of ${options.notebookPath}.`
+    );
+    const mode = labelledSelect({
+      label: 'Mode',
+      testId: DialogTestIds.exportMode,
+      choices: EXPORT_MODE_CHOICES,
+      value: options.choice.mode
+    });
+    const target = labelledSelect({
+      label: 'Target',
+      testId: DialogTestIds.exportTarget,
+      choices: EXPORT_TARGET_CHOICES,
+      value: options.choice.target
+    });
+    this._hint = el('p', 'jp-ReproDialog-hint');
+    this._mode = mode.select;
+    this._target = target.select;
+    this._mode.addEventListener('change', () => this._updateHint());
+    this._target.addEventListener('change', () => this._updateHint());
+    this.node.append(intro, mode.row, target.row, this._hint);
+    this._updateHint();
+  }
+
+  getValue(): IExportChoice {
+    return {
+      mode: this._mode.value as ExportMode,
+      target: this._target.value as ExportTarget
+    };
+  }
+
+  private _updateHint(): void {
+    const { mode, target } = this.getValue();
+    const modeTitle =
+      EXPORT_MODE_CHOICES.find(c => c.value === mode)?.title ?? '';
+    let extra = '';
+    if (mode === 'explicit' && target === 'file') {
+      extra = ' Saved as environment.explicit.txt beside the notebook.';
+    } else if (mode === 'explicit' && target === 'metadata') {
+      extra = ' The exact spec is embedded together with the URLs.';
+    }
+    this._hint.textContent = `${modeTitle}.${extra}`;
+  }
+
+  private _mode: HTMLSelectElement;
+  private _target: HTMLSelectElement;
+  private _hint: HTMLElement;
+}
+
+/**
+ * The body of the restore confirmation: the dry-run plan and the name of
+ * the new environment.
+ */
+export class RestorePlanBody
+  extends Widget
+  implements Dialog.IBodyWidget<string>
+{
+  constructor(options: {
+    plan: IRestorePlan;
+    source: string;
+    existingNames?: readonly string[];
+  }) {
+    super();
+    const { plan } = options;
+    const existing = new Set(options.existingNames ?? []);
+    const suggested = freeName(plan.name, existing);
+    this.addClass('jp-ReproDialog');
+    this.addClass('jp-ReproPlan');
+    this.node.dataset.testid = DialogTestIds.restoreDialog;
+
+    this.node.append(
+      el('p', 'jp-ReproDialog-intro', `From ${options.source}.`)
+    );
+
+    const nameRow = el('label', 'jp-ReproDialog-field');
+    nameRow.append(el('span', 'jp-ReproDialog-fieldLabel', 'Name'));
+    this._name = el('input', 'jp-mod-styled jp-ReproDialog-input');
+    this._name.type = 'text';
+    this._name.value = suggested ?? '';
+    this._name.placeholder = 'new environment name';
+    this._name.setAttribute('aria-label', 'Name of the new environment');
+    this._name.dataset.testid = DialogTestIds.restoreName;
+    nameRow.append(this._name);
+    this.node.append(nameRow);
+    if (suggested !== plan.name) {
+      const note = el(
+        'p',
+        'jp-ReproPanel-message jp-mod-warning',
+        `An environment named ${plan.name} exists already: the new one is named ${suggested} unless you choose another name.`
+      );
+      note.setAttribute('role', 'alert');
+      this.node.append(note);
+    }
+
+    const planNode = el('div', 'jp-ReproPlan-plan');
+    planNode.dataset.testid = DialogTestIds.restorePlan;
+    const facts = el('dl', 'jp-ReproPanel-details');
+    const target = el('code', 'jp-ReproPanel-code', plan.target);
+    target.dataset.testid = DialogTestIds.restoreTarget;
+    this._target = target;
+    this._originalName = plan.name;
+    const targetDd = el('dd', 'jp-ReproPanel-value');
+    targetDd.append(target);
+    facts.append(
+      el('dt', 'jp-ReproPanel-label', 'Target'),
+      targetDd,
+      el('dt', 'jp-ReproPanel-label', 'Engine'),
+      el('dd', 'jp-ReproPanel-value', plan.engine),
+      el('dt', 'jp-ReproPanel-label', 'Channels'),
+      el(
+        'dd',
+        'jp-ReproPanel-value',
+        plan.channels.length ? plan.channels.join(', ') : 'none'
+      )
+    );
+    planNode.append(facts);
+
+    for (const warning of plan.warnings) {
+      const node = el('p', 'jp-ReproPanel-message jp-mod-warning', warning);
+      node.setAttribute('role', 'alert');
+      planNode.append(node);
+    }
+
+    planNode.append(
+      el(
+        'p',
+        'jp-ReproPlan-heading',
+        `${plan.packages.length} conda package${plan.packages.length === 1 ? '' : 's'}` +
+          (plan.pip.length ? `, ${plan.pip.length} from pip` : '')
+      )
+    );
+    const table = el('table', 'jp-ReproPlan-packages');
+    const head = el('tr', '');
+    for (const label of ['Package', 'Version', 'Build', 'Channel']) {
+      head.append(el('th', '', label));
+    }
+    const thead = el('thead', '');
+    thead.append(head);
+    const tbody = el('tbody', '');
+    for (const pkg of plan.packages) {
+      const row = el('tr', '');
+      row.dataset.package = pkg.name;
+      row.append(
+        el('td', '', pkg.name),
+        el('td', '', pkg.version),
+        el('td', '', pkg.build),
+        el('td', '', pkg.channel ?? '')
+      );
+      tbody.append(row);
+    }
+    table.append(thead, tbody);
+    planNode.append(table);
+    if (plan.pip.length) {
+      const pip = el('ul', 'jp-ReproPlan-pip');
+      pip.setAttribute('aria-label', 'pip packages');
+      for (const requirement of plan.pip) {
+        pip.append(el('li', '', requirement));
+      }
+      planNode.append(pip);
+    }
+    this.node.append(planNode);
+
+    const markStale = () => {
+      const changed = this._name.value.trim() !== (this._originalName ?? '');
+      this._target.classList.toggle('jp-mod-stale', changed);
+      this._target.title = changed
+        ? 'The target follows the new name when the restore starts.'
+        : '';
+    };
+    this._name.addEventListener('input', markStale);
+    markStale();
+  }
+
+  /**
+   * The name typed by the user (empty: the plan's).
+   */
+  getValue(): string {
+    return this._name.value.trim();
+  }
+
+  protected onAfterAttach(): void {
+    this._name.focus();
+  }
+
+  private _name: HTMLInputElement;
+  private _target: HTMLElement;
+  private _originalName: string | null;
+}
+
+/**
+ * `name`, or the first of `name-restored`, `name-restored-2`, ... that is
+ * not in `taken`; `null` stays `null`.
+ */
+export function freeName(
+  name: string | null,
+  taken: ReadonlySet<string>
+): string | null {
+  if (name === null || !taken.has(name)) {
+    return name;
+  }
+  let candidate = `${name}-restored`;
+  for (let i = 2; taken.has(candidate); i++) {
+    candidate = `${name}-restored-${i}`;
+  }
+  return candidate;
+}
+
+/**
+ * Show a dialog whose accept button carries a `data-testid`.
+ */
+export function showDialogWithTestId<T>(
+  options: Partial<Dialog.IOptions<T>>,
+  acceptTestId: string
+): Promise<Dialog.IResult<T>> {
+  const dialog = new Dialog<T>(options);
+  const accept = dialog.node.querySelector<HTMLElement>(
+    '.jp-Dialog-button.jp-mod-accept'
+  );
+  if (accept) {
+    accept.dataset.testid = acceptTestId;
+  }
+  return dialog.launch();
+}
