@@ -153,9 +153,19 @@ export class ReproActions {
     const embedded = panel.model?.getMetadata(METADATA_KEY) as
       { environment?: unknown } | undefined;
     if (!embedded || typeof embedded.environment !== 'object') {
+      // The other place a notebook's environment travels: beside it.
+      const beside = PathExt.join(
+        PathExt.dirname(panel.context.path),
+        'environment.yml'
+      );
+      if (await this._exists(beside)) {
+        await this.restoreFromFile(beside);
+        return;
+      }
       throw new Error(
-        'This notebook carries no environment. Export it with the target ' +
-          '"Embed in the notebook" first, or restore from an environment.yml ' +
+        'This notebook carries no environment and has no environment.yml ' +
+          'beside it. Export it first (target "Embed in the notebook" or ' +
+          '"Save beside the notebook"), or restore from another environment ' +
           'file (file browser: right-click it).'
       );
     }
@@ -430,6 +440,15 @@ export class ReproActions {
   private _app: JupyterFrontEnd;
   private _model: ReproModel;
   private _tracker: INotebookTracker | null;
+  private async _exists(path: string): Promise<boolean> {
+    try {
+      await this._app.serviceManager.contents.get(path, { content: false });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private _docManager: IDocumentManager | null;
 }
 

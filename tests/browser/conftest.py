@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -12,9 +13,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,15 +98,18 @@ def isolated_jupyter_env(base: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory, artifacts_dir) -> Iterator[LabServer]:
-    """`jupyter lab` on a free loopback port, serving a copy of examples/, with a fresh token."""
-    base = tmp_path_factory.mktemp("lab")
-    root_dir = base / "root"
-    shutil.copytree(REPO_ROOT / "examples", root_dir)
+@contextlib.contextmanager
+def running_lab(
+    base: Path,
+    root_dir: Path,
+    env: dict[str, str],
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    timeout: float = 60,
+) -> Iterator[LabServer]:
+    """`jupyter lab` on a free loopback port with a fresh token, stopped on exit."""
     port = _free_port()
     token = secrets.token_hex(16)
-    log_path = artifacts_dir / "jupyter-lab.log"
     server = LabServer(f"http://127.0.0.1:{port}/", token, root_dir, log_path)
     command = [
         sys.executable, "-m", "jupyterlab",
@@ -115,15 +120,14 @@ def lab_server(tmp_path_factory, artifacts_dir) -> Iterator[LabServer]:
         f"--ServerApp.root_dir={root_dir}",
         f"--LabApp.user_settings_dir={base / 'settings'}",
         f"--LabApp.workspaces_dir={base / 'workspaces'}",
+        *extra_args,
     ]  # fmt: skip
     if os.geteuid() == 0:  # CI and these machines run as root
         command.append("--allow-root")
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=isolated_jupyter_env(base), cwd=base
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base)
     try:
-        _wait_until_ready(server, process, timeout=60)
+        _wait_until_ready(server, process, timeout=timeout)
         yield server
     finally:
         process.terminate()
@@ -132,6 +136,17 @@ def lab_server(tmp_path_factory, artifacts_dir) -> Iterator[LabServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory, artifacts_dir) -> Iterator[LabServer]:
+    """`jupyter lab` on a free loopback port, serving a copy of examples/, with a fresh token."""
+    base = tmp_path_factory.mktemp("lab")
+    root_dir = base / "root"
+    shutil.copytree(REPO_ROOT / "examples", root_dir)
+    env = isolated_jupyter_env(base)
+    with running_lab(base, root_dir, env, artifacts_dir / "jupyter-lab.log") as server:
+        yield server
 
 
 @pytest.fixture
@@ -196,3 +211,104 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call":
         item.repro_call_report = report
     return report
+
+
+# --------------------------------------------------------------------------------------------
+# JupyterLab over a rig conda installation, for the UI tests of the Environments panel
+# --------------------------------------------------------------------------------------------
+
+UI_ENVS = {
+    # name: (specs, envs dir: "envs" = <root>/envs, "extra" = the condarc one)
+    "work": (("python", "ipykernel", "pkga"), "envs"),
+    "drifty": (("python", "ipykernel", "pkgb=1.0"), "envs"),
+    "tool": (("pkgc",), "extra"),
+}
+GATED_PACKAGES = ("gatedok", "gatedcancel")
+"""Packages of the HTTP channel whose download waits for the test (restore, cancel)."""
+
+
+@contextlib.contextmanager
+def running_rig_lab(
+    base: Path, root_dir: Path, installation: Any, log_path: Path, timeout: float = 60
+) -> Iterator[LabServer]:
+    """`jupyter lab` whose HOME is a rig installation's, with `window.jupyterapp` exposed."""
+    env = installation.environ()
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    for name in ("settings", "workspaces"):
+        (base / name).mkdir()
+    # No "Would you like to receive Jupyter news?" toast over the status bar.
+    news = base / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    with running_lab(
+        base,
+        root_dir,
+        env,
+        log_path,
+        # window.jupyterapp: tests run commands and read notebook models through it.
+        extra_args=["--LabApp.expose_app_in_browser=True"],
+        timeout=timeout,
+    ) as server:
+        yield server
+
+
+@dataclass
+class UILab:
+    """The UI tests' server, its conda installation and channels."""
+
+    server: LabServer
+    installation: Any  # tests.rig.installation.CondaInstallation
+    rig_channel_url: str
+    gated: Any  # tests.browser.ui_helpers.GatedChannel
+
+    @property
+    def root_dir(self) -> Path:
+        return self.server.root_dir
+
+
+# Package scope: both stop once the browser tests are done, not at the end of `make test`.
+@pytest.fixture(scope="package")
+def gated_channel(tmp_path_factory):
+    """A channel of tiny packages over HTTP on loopback, their downloads held by gates."""
+    from tests.browser.ui_helpers import GatedChannel
+    from tests.rig.channel import build_channel, generic_package
+
+    path = tmp_path_factory.mktemp("gated-channel")
+    build_channel(path, [generic_package(name, "1.0") for name in GATED_PACKAGES])
+    channel = GatedChannel(path, list(GATED_PACKAGES))
+    channel.start()
+    yield channel
+    channel.stop()
+
+
+@pytest.fixture(scope="package")
+def ui_lab(
+    tmp_path_factory, artifacts_dir, rig_channel, rig_package_cache, gated_channel
+) -> Iterator[UILab]:
+    """JupyterLab whose HOME is a conda installation of its own (tests change it).
+
+    Environments: base, work, drifty (python + ipykernel: kernels `conda-env-<name>-py`) and
+    tool (no Python). The root holds one notebook per test and environment*.yml files.
+    """
+    from tests.browser.ui_helpers import write_notebook
+    from tests.rig.installation import CondaInstallation
+
+    base = tmp_path_factory.mktemp("ui-lab")
+    installation = CondaInstallation.create(base / "conda-home", rig_channel, rig_package_cache)
+    for name, (specs, where) in UI_ENVS.items():
+        envs_dir = installation.extra_envs_dir if where == "extra" else None
+        installation.create_env(name, specs, envs_dir)
+    root_dir = base / "root"
+    root_dir.mkdir()
+    for notebook, env in (
+        ("export.ipynb", "work"),
+        ("beside/beside.ipynb", "work"),
+        ("embed.ipynb", "work"),
+        ("drift.ipynb", "drifty"),
+        ("strip.ipynb", "work"),
+        ("restore.ipynb", "work"),
+    ):
+        write_notebook(root_dir / notebook, f"conda-env-{env}-py", f"Python [conda env:{env}]")
+    log_path = artifacts_dir / "jupyter-lab-ui.log"
+    with running_rig_lab(base, root_dir, installation, log_path) as server:
+        yield UILab(server, installation, rig_channel.url, gated_channel)

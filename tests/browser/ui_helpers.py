@@ -1,0 +1,273 @@
+"""Helpers of the UI browser tests: a gated HTTP channel, notebooks, REST calls, the app."""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_MS = 60_000
+"""Default Playwright wait: generous, the machine running the tests may be loaded."""
+PANEL_TAB = '.jp-SideBar .lm-TabBar-tab[data-id="jupyter-repro-environments"]'
+
+
+# --------------------------------------------------------------------------------------------
+# a channel served over HTTP whose package downloads wait for the test
+# --------------------------------------------------------------------------------------------
+
+
+class Gate:
+    """Holds the download of one package until the test releases it."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class GatedChannel:
+    """A conda channel folder served on loopback; ``gate(name)`` holds that package's file.
+
+    A restore that needs a gated package sits in its download phase until the gate is
+    released: long enough for a browser to see the progress and to press cancel.
+    """
+
+    def __init__(self, path: Path, gated: list[str]) -> None:
+        self.path = Path(path)
+        self.gates = {name: Gate() for name in gated}
+        channel = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(channel.path), **kwargs)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _hold(self) -> None:
+                filename = self.path.rsplit("/", 1)[-1]
+                for name, gate in channel.gates.items():
+                    if filename.startswith(f"{name}-"):
+                        gate.requested.set()
+                        gate.released.wait(timeout=180)
+
+            def do_GET(self) -> None:
+                self._hold()
+                super().do_GET()
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that drops a connection (a cancelled download) is expected
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def gate(self, name: str) -> Gate:
+        return self.gates[name]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        for gate in self.gates.values():
+            gate.release()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# --------------------------------------------------------------------------------------------
+# files of the server root
+# --------------------------------------------------------------------------------------------
+
+
+def write_notebook(path: Path, kernel: str, display_name: str, *, with_output: bool = True) -> None:
+    """A small nbformat-4 notebook on ``kernel``, with a code cell that has an output."""
+    outputs = (
+        [{"output_type": "stream", "name": "stdout", "text": ["hello from the rig\n"]}]
+        if with_output
+        else []
+    )
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": 1 if with_output else None,
+                "id": "c0ffee00",
+                "metadata": {},
+                "outputs": outputs,
+                "source": ["print('hello from the rig')"],
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"name": kernel, "display_name": display_name, "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook, indent=1) + "\n")
+
+
+def environment_yml(name: str, channels: list[str], dependencies: list[str]) -> str:
+    lines = [f"name: {name}", "channels:", *(f"  - {c}" for c in channels), "dependencies:"]
+    lines += [f"  - {d}" for d in dependencies]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# the server's REST API, from the test process
+# --------------------------------------------------------------------------------------------
+
+
+def api(server: Any, path: str, *, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    """Call ``{base}{path}`` with the server's token; (status, JSON or text body)."""
+    url = server.url + path
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"token {server.token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, raw, ctype = response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as error:
+        status, raw, ctype = error.code, error.read(), error.headers.get("Content-Type", "")
+    text = raw.decode()
+    if ctype and "json" in ctype:
+        return status, json.loads(text)
+    return status, text
+
+
+def quote(path: str) -> str:
+    return urllib.parse.quote(path, safe="")
+
+
+def wait_for_job(server: Any, job_id: str, until: set[str], timeout: float = 120) -> dict:
+    """Poll GET repro/jobs/{id} until its state is one of ``until``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, job = api(server, f"repro/jobs/{job_id}")
+        assert status == 200, job
+        if job["state"] in until:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['state']}"
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# the page
+# --------------------------------------------------------------------------------------------
+
+
+_workspaces = itertools.count()
+
+
+def open_lab(page: Any, server: Any, tree: str | None = None) -> None:
+    """Load JupyterLab in a workspace of its own (nothing restored from another test).
+
+    ``tree``: a file to open. Waits until the app is restored and exposed as ``jupyterapp``.
+    """
+    path = f"lab/workspaces/ui-{next(_workspaces)}"
+    if tree is not None:
+        path += f"/tree/{tree}"
+    page.goto(server.lab_url(path), timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.commands.hasCommand("
+        "'jupyter-repro:open-panel')",
+        timeout=TIMEOUT_MS,
+    )
+    page.evaluate("() => window.jupyterapp.restored")
+
+
+def run_command(page: Any, command: str, args: dict | None = None) -> Any:
+    return page.evaluate(
+        "([id, args]) => window.jupyterapp.commands.execute(id, args)", [command, args or {}]
+    )
+
+
+def open_notebook(page: Any, server: Any, path: str) -> Any:
+    """Open ``path`` in lab; wait until its notebook panel is current, loaded, with a session.
+
+    Through the document manager, not a lab/tree/<path> URL: that URL also makes the file
+    browser select the notebook whenever it has listed the folder, which would race with a
+    test's own clicks in the file browser.
+    """
+    open_lab(page, server)
+    page.evaluate(
+        "(path) => { void window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+        path,
+    )
+    page.wait_for_function(
+        """(path) => {
+            const w = window.jupyterapp.shell.currentWidget;
+            return !!w && !!w.context && w.context.path === path && w.context.isReady
+                && w.sessionContext.isReady;
+        }""",
+        arg=path,
+        timeout=TIMEOUT_MS,
+    )
+    return page.locator(".jp-NotebookPanel:visible")
+
+
+def open_panel(page: Any) -> Any:
+    run_command(page, "jupyter-repro:open-panel")
+    panel = page.get_by_test_id("repro-panel")
+    panel.wait_for(state="visible", timeout=TIMEOUT_MS)
+    return panel
+
+
+def wait_for_list(page: Any) -> Any:
+    env_list = page.get_by_test_id("repro-env-list")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=repro-env-list]')?.dataset.rendered === 'true'",
+        timeout=TIMEOUT_MS,
+    )
+    return env_list
+
+
+def save_notebook(page: Any) -> bool:
+    """Save the current notebook; wait until saved or a dialog (a conflict) shows up.
+
+    Returns whether the save completed without any dialog.
+    """
+    page.evaluate(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            window.__reproSaved = false;
+            w.context.save().then(() => { window.__reproSaved = true; }, () => {});
+        }"""
+    )
+    page.wait_for_function(
+        "() => window.__reproSaved || !!document.querySelector('.jp-Dialog')",
+        timeout=TIMEOUT_MS,
+    )
+    return page.evaluate("() => window.__reproSaved") and page.locator(".jp-Dialog").count() == 0
+
+
+def shutdown_sessions(server: Any) -> None:
+    """End every kernel session the server has (tests leave none running)."""
+    status, sessions = api(server, "api/sessions")
+    if status != 200:
+        return
+    for session in sessions:
+        api(server, f"api/sessions/{session['id']}", method="DELETE")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
