@@ -15,6 +15,7 @@ from tests.browser.ui_helpers import (
     open_panel,
     quote,
     read_json,
+    run_command,
     save_notebook,
     shutdown_sessions,
     wait_for_list,
@@ -234,3 +235,63 @@ def test_strip_status_item_toggles_keep_output(page, ui_lab, artifacts_dir):
     assert not saved["metadata"].get("keep_output")
     assert saved["cells"][0]["outputs"] == [], "outputs stripped on save"
     page.screenshot(path=str(artifacts_dir / "ui-strip-status-stripped.png"))
+
+
+# WCAG's contrast ratio between two "rgb(...)"/"rgba(...)" colours, computed in the page.
+CONTRAST_JS = """
+([selector]) => {
+  const parse = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const luminance = rgb => {
+    const [r, g, b] = rgb.map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      if (!/rgba\\(.*,\\s*0\\)$/.test(c) && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  return [...document.querySelectorAll(selector)].slice(0, 20).map(el => {
+    const fg = luminance(parse(getComputedStyle(el).color));
+    const bg = luminance(parse(background(el)));
+    return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  });
+}
+"""
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_the_panel_is_readable_in_light_and_dark_themes(page, ui_lab, artifacts_dir, dark):
+    open_lab(page, ui_lab.server)
+    try:
+        if dark:
+            run_command(page, "apputils:change-theme", {"theme": "JupyterLab Dark"})
+        flag = "false" if dark else "true"
+        page.locator(f"body[data-jp-theme-light='{flag}']").wait_for(
+            state="attached", timeout=TIMEOUT_MS
+        )
+        open_panel(page)
+        wait_for_list(page)
+        selectors = (
+            "[data-testid=repro-env-item]",
+            "[data-testid=repro-panel] h2, [data-testid=repro-panel] h3",
+            "[data-testid=repro-export-button]",
+            "[data-testid=repro-drift-badge]",
+        )
+        ratios = [r for s in selectors for r in page.evaluate(CONTRAST_JS, [s])]
+        assert ratios, "nothing to measure: the panel's elements were not found"
+        # WCAG AA asks 4.5 for body text; badges and headings are short, large or bold.
+        assert min(ratios) >= 3.0, ratios
+        name = "dark" if dark else "light"
+        page.screenshot(path=str(artifacts_dir / f"ui-panel-theme-{name}.png"))
+    finally:
+        if dark:
+            # The theme is a user setting of the shared server: leave it light for the others.
+            run_command(page, "apputils:change-theme", {"theme": "JupyterLab Light"})
+            page.locator("body[data-jp-theme-light='true']").wait_for(
+                state="attached", timeout=TIMEOUT_MS
+            )
