@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from tornado.httpclient import HTTPClientError
 
 
 async def kernelspecs(jp_fetch) -> dict:
@@ -31,3 +34,19 @@ def run_in_kernel(jp_serverapp, kernel_id: str, code: str, timeout: float = 60) 
         return "".join(chunks)
     finally:
         client.stop_channels()
+
+
+async def answer(request) -> tuple[int, Any, Any]:
+    """Status, headers and body (JSON when it is JSON) of a request that may fail."""
+    try:
+        response = await request
+    except HTTPClientError as error:
+        if error.response is None:
+            raise
+        response = error.response
+    text = response.body.decode()
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = text
+    return response.code, response.headers, body

@@ -9,12 +9,12 @@ from typing import Any
 import nbformat
 import pytest
 import yaml
-from tornado.httpclient import HTTPClientError
 
 from jupyter_repro.environments.export import export_environment
 from jupyter_repro.notebooks.embedded import METADATA_KEY
 from jupyter_repro.notebooks.nbjson import dumps_json
 from tests.rig.installation import CondaInstallation
+from tests.server_helpers import answer
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -43,22 +43,6 @@ def write_notebook(path: Path, kernel: str | None = KERNEL, embedded: Any = None
     with open(path, "w", encoding="utf-8") as fh:
         nbformat.write(nb, fh)
     return path
-
-
-async def answer(request) -> tuple[int, Any, Any]:
-    """Status, headers and body (JSON when it is JSON) of a request that may fail."""
-    try:
-        response = await request
-    except HTTPClientError as error:
-        if error.response is None:
-            raise
-        response = error.response
-    text = response.body.decode()
-    try:
-        body: Any = json.loads(text)
-    except ValueError:
-        body = text
-    return response.code, response.headers, body
 
 
 def nb_route(path: str, action: str = "environment") -> tuple[str, ...]:

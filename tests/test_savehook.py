@@ -10,7 +10,6 @@ from typing import Any
 import nbformat
 import pytest
 from jupyter_server.services.contents.filemanager import FileContentsManager
-from tornado.httpclient import HTTPClientError
 from traitlets import TraitError
 
 from jupyter_repro.app import ReproApp
@@ -18,6 +17,7 @@ from jupyter_repro.notebooks import policy as policy_module
 from jupyter_repro.notebooks.policy import DEFAULT_POLICY, StripPolicy
 from jupyter_repro.notebooks.savehook import StripOnSave, strip_in_place
 from jupyter_repro.notebooks.strip import MetadataConflict, StripOptions
+from tests.server_helpers import answer
 
 ENVIRONMENT = {"environment": {"name": "demo", "dependencies": ["python=3.11"]}}
 
@@ -359,16 +359,6 @@ async def strip_policy(jp_fetch, path: str) -> dict[str, Any]:
     return json.loads(response.body)
 
 
-async def answer(request) -> tuple[int, dict[str, Any]]:
-    try:
-        response = await request
-    except HTTPClientError as error:
-        if error.response is None:
-            raise
-        response = error.response
-    return response.code, json.loads(response.body)
-
-
 async def test_the_route_gives_the_default_policy(jp_fetch):
     await save(jp_fetch, "nb.ipynb", notebook(keep_output=True))
 
@@ -409,7 +399,7 @@ async def test_a_broken_policy_is_422_without_the_roots_location(jp_fetch, jp_ro
     (jp_root_dir / "nb.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
     write_pyproject(jp_root_dir, 'max_size = "huge"\n')
 
-    code, body = await answer(jp_fetch("repro", "notebooks", "nb.ipynb", "strip-policy"))
+    code, _, body = await answer(jp_fetch("repro", "notebooks", "nb.ipynb", "strip-policy"))
 
     assert code == 422
     assert body["message"].startswith("pyproject.toml: 'max_size' must be a size")
