@@ -265,7 +265,9 @@ CONTRAST_JS = """
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_the_panel_is_readable_in_light_and_dark_themes(page, ui_lab, artifacts_dir, dark):
+def test_the_panel_is_readable_and_labelled_in_light_and_dark_themes(
+    page, ui_lab, artifacts_dir, dark
+):
     open_lab(page, ui_lab.server)
     try:
         if dark:
@@ -286,6 +288,17 @@ def test_the_panel_is_readable_in_light_and_dark_themes(page, ui_lab, artifacts_
         assert ratios, "nothing to measure: the panel's elements were not found"
         # WCAG AA asks 4.5 for body text; badges and headings are short, large or bold.
         assert min(ratios) >= 3.0, ratios
+        # Every control of the panel has a name a screen reader can say and takes the focus.
+        controls = page.evaluate(
+            """() => [...document.querySelectorAll(
+                 '[data-testid=repro-panel] button, [data-testid=repro-panel] input,'
+                 + ' [data-testid=repro-panel] select')].map(el => ({
+                   name: (el.getAttribute('aria-label') || el.textContent
+                          || el.getAttribute('placeholder') || '').trim(),
+                   focusable: el.tabIndex >= 0}))"""
+        )
+        assert len(controls) >= 3, controls
+        assert all(c["name"] and c["focusable"] for c in controls), controls
         name = "dark" if dark else "light"
         page.screenshot(path=str(artifacts_dir / f"ui-panel-theme-{name}.png"))
     finally:
