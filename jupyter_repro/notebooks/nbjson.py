@@ -51,13 +51,6 @@ def major_version(nb: Notebook) -> int:
     return version if isinstance(version, int) else 1
 
 
-def cells_of(nb: Notebook) -> list[Notebook]:
-    """All cells, from `worksheets` for v3 and older."""
-    if major_version(nb) >= 4:
-        return _list(nb, "cells")
-    return [cell for ws in _list(nb, "worksheets") for cell in _list(ws, "cells")]
-
-
 def dumps_notebook(nb: Notebook) -> str:
     """The text nbformat.write produces for `nb` (a dict as `parse_notebook` returns it).
 
@@ -146,13 +139,6 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
-
-
-def _list(container: Any, key: str) -> list[Any]:
-    value = container[key]
-    if not isinstance(value, list):
-        raise TypeError(f"'{key}' must be a list, not {type(value).__name__}")
-    return value
 
 
 def _shape_error(error: Exception) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .nbjson import Notebook, NotebookError, dumps_notebook, parse_notebook
@@ -104,7 +104,6 @@ class StripResult:
 @dataclass
 class _Edits:
     changed: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def strip_text(text: str | bytes, options: StripOptions) -> StripResult:
