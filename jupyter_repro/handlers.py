@@ -12,6 +12,7 @@ import json
 import os
 import posixpath
 from collections.abc import Awaitable, Callable, Collection, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -540,10 +541,12 @@ class NotebookDriftHandler(_NotebookHandler):
     """GET `repro/notebooks/{path}/drift`; `path` is relative to the server root.
 
     200: `{"status": "in_sync"|"drifted"|"missing_environment"|"no_spec", "added": [names],
-    "removed": [names], "changed": [{name, spec_version, installed_version}], "message"?}`:
-    the embedded spec (else a sibling environment.yml) against the live environment of the
-    notebook's kernel; pip packages are named `pip:<name>`. The rules are those of
-    `jupyter_repro.notebooks.drift`. Errors: 400 not a notebook (name or content), 403 a
+    "removed": [names], "changed": [{name, spec, spec_version, installed_version}],
+    "spec"?: {"source": "embedded"|"file", "path"}, "message"?}`: the embedded spec (else a
+    sibling environment.yml whose `name:` is absent or the notebook's environment's) against
+    the live environment of the notebook's kernel, judged as conda matches specs; pip
+    packages are named `pip:<name>`. The rules are those of `jupyter_repro.notebooks.drift`.
+    Errors: 400 not a notebook (name or content), 403 a
     path leaving the root or hidden, 404 no such notebook, 422 an invalid spec.
     """
 
@@ -552,7 +555,12 @@ class NotebookDriftHandler(_NotebookHandler):
     async def get(self, path: str) -> None:
         notebook = await self.call(self.notebook_file, path)
         sibling = await self.call(self._readable_sibling, notebook)
-        drift = await self.call(notebook_drift, notebook, self.kernel_spec_manager, sibling)
+        drift = await self.call(
+            partial(notebook_drift, shown=self.root_relative),
+            notebook,
+            self.kernel_spec_manager,
+            sibling,
+        )
         self.write_json(drift.to_json())
 
     def _readable_sibling(self, notebook: Path) -> Path | None:

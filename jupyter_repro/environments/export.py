@@ -1,7 +1,8 @@
 """An environment on disk -> an environment spec, in the modes of DESIGN.md "Export modes".
 
 - `portable` (default): what the user asked for (history, else the records' requested specs)
-  pinned to the installed versions, `name=version`, and a `pip:` section; for other platforms.
+  pinned to the installed versions, `name=version` (`name=version=build` where the request
+  constrained the build), and a `pip:` section; for other platforms.
 - `exact`: every conda package `name=version=build`.
 - `no-builds`: every conda package `name=version`.
 - `export_explicit`: conda's `@EXPLICIT` list of package URLs with checksums (one platform).
@@ -26,7 +27,7 @@ from typing import Literal, get_args
 
 from .channels import record_channel_name
 from .history import requested_specs as history_requested_specs
-from .history import spec_name
+from .matchspec import InvalidMatchSpec, parse_match_spec, spec_name
 from .prefix import CondaRecord, PipDistribution, Prefix, normalize_dist_name
 from .spec import (
     EnvironmentSpec,
@@ -45,6 +46,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # starts the checksum).
 _LISTABLE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s#]+(?:\.conda|\.tar\.bz2)")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A build constraint that can be written in `name=version=build` form (a glob or a plain
+# build string; no `^...$` regex, which conda reads only in brackets).
+_BUILD_CONSTRAINT = re.compile(r"[A-Za-z0-9_.+*]+")
 # A venv's own pip comes with the venv (ensurepip); the spec asks for pip in `dependencies`.
 _VENV_BOOTSTRAP = frozenset({"pip"})
 
@@ -173,11 +177,10 @@ def export_environment(
         for r in order
         if r.damaged
     ]
+    # No `pip` is added for the pip section when the environment has none: the spec would
+    # then name a package the environment lacks (drift would call it removed, a restore
+    # would install more than was there). A restore installs the section without it.
     pip = _pip_section(contents, comments)
-    if pip and not any(_dependency_name(d) == "pip" for d in dependencies):
-        # conda installs the pip section with the environment's own pip; ask for it.
-        installed = next((r for r in contents.records if r.name == "pip"), None)
-        dependencies.append(f"pip={installed.version}" if installed else "pip")
     return EnvironmentSpec(
         name=_spec_name(name, contents.prefix),
         channels=tuple(_channels([*order, *contents.records])),
@@ -207,7 +210,7 @@ def _pinned(record: CondaRecord, *, with_build: bool) -> str:
 
 def _dependency_name(dependency: str) -> str:
     """The name of a dependency written here (`name`, `name=version[=build]`)."""
-    return dependency.partition("=")[0]
+    return spec_name(dependency) or dependency
 
 
 def _requested(contents: _Contents) -> tuple[dict[str, str], str]:
@@ -242,9 +245,26 @@ def _portable_dependencies(
         if record is None:
             comments.append(f"{name}: requested as {spec!r} but not installed; left out")
             continue
-        dependencies.append(_pinned(record, with_build=False))
+        dependencies.append(_portable_pin(record, spec))
         order.append(record)
     return dependencies, order
+
+
+def _portable_pin(record: CondaRecord, requested: str) -> str:
+    """`name=version`, keeping the build constraint the user asked for (`python_abi
+    [build=*_cp313t]`): without it a restore may pick another variant (a different
+    Python). The constraint is kept only while the installed build still meets it."""
+    try:
+        build = parse_match_spec(requested).build
+    except InvalidMatchSpec:
+        build = None
+    if build is None or not _BUILD_CONSTRAINT.fullmatch(build):
+        return _pinned(record, with_build=False)
+    try:
+        kept = parse_match_spec(f"{record.name} * {build}").matches(record)
+    except InvalidMatchSpec:
+        kept = False
+    return f"{record.name}={record.version}={build}" if kept else _pinned(record, with_build=False)
 
 
 def _venv_dependencies(prefix: Prefix) -> list[str]:

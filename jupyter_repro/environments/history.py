@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .matchspec import spec_name
+
 log = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"==>\s*(.*?)\s*<==")
@@ -63,9 +65,6 @@ _OPTIONS_WITH_VALUE = frozenset(
         "--category",
     }
 )
-# A package name at the start of a match spec, ended by a version operator, a bracket,
-# white space or the end. `*` (as in `*[name=x]`) and anything odd name no package.
-_SPEC_NAME = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.+-]*)(?=$|[\s=<>!~\[,|])")
 # A piece of an old comma-separated specs string that continues the previous spec's
 # version range: `numpy >=1,<2` splits into `numpy >=1` and `<2`.
 _VERSION_CONTINUATION = re.compile(r"[<>=!~0-9*]")
@@ -89,21 +88,6 @@ class HistoryEntry:
     def has_spec_lines(self) -> bool:
         """The block records its request in `# ... specs:` lines (conda 4.4 and later)."""
         return bool(self.update_specs or self.remove_specs or self.neutered_specs)
-
-
-def spec_name(spec: str) -> str | None:
-    """The package name a conda match spec asks for, lower-cased; None if it names none.
-
-    `conda-forge::numpy>=1.2` -> `numpy`, `scipy[version='>=1']` -> `scipy`,
-    `python 3.11.* *_cpython` -> `python`.
-    """
-    text = spec.strip()
-    bracket = text.find("[")
-    head = text if bracket < 0 else text[:bracket]
-    if "::" in head:
-        text = text[text.index("::") + 2 :].lstrip()
-    m = _SPEC_NAME.match(text)
-    return m.group(1).lower() if m else None
 
 
 def _parse_specs_value(value: str) -> list[str]:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shlex
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from .channels import channel_of_package_url, channel_url, short_channel_name
 from .discovery import EnvironmentDiscovery
 from .engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
 from .export import host_platform
+from .matchspec import InvalidMatchSpec, parse_match_spec
+from .prefix import Prefix
 from .restore_channels import (
     CondaConfig,
     channel_urls,
@@ -345,13 +348,11 @@ def _dist_str(record: Any) -> str:
 
 
 def _spec_channel(spec: str) -> str | None:
-    """The channel a match spec names (`conda-forge::numpy`), if any."""
-    head = spec.split("[", 1)[0]
-    if "::" not in head:
-        return None
-    channel = head.split("::", 1)[0].strip()
-    # `conda-forge/linux-64::x` names a subdir too; the channel is what comes before it.
-    return channel or None
+    """The channel a match spec names (`conda-forge::numpy`, `numpy[channel=...]`), if any."""
+    try:
+        return parse_match_spec(spec).channel
+    except InvalidMatchSpec:
+        return None  # the parser refused it already; the solver will say why again
 
 
 def _split_dist(filename: str) -> tuple[str, str, str] | None:
@@ -446,6 +447,14 @@ class RestoreService:
             problem = environment_name_problem(chosen)
             if problem is None and chosen in _RESERVED_NAMES:
                 problem = f"'{chosen}' is the root environment's name"
+            if problem is not None and name is None:
+                # The spec's own name: the spec is still good under another one.
+                raise RefusedSpec(
+                    f"the name in {source.origin}, {chosen!r}, cannot be used as an "
+                    f"environment name ({problem}); give another name (--name on the "
+                    "command line, `name` in the request, the name field in the dialog) "
+                    "or a prefix"
+                )
             if problem is not None:
                 raise RefusedSpec(f"cannot use {chosen!r} as an environment name: {problem}")
             writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
@@ -839,7 +848,14 @@ class RestoreService:
     # -- pip ---------------------------------------------------------------------------------
 
     def _pip_argv(self, python: Path, requirements: Path) -> list[str]:
-        argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        if _has_own_pip(python.parent.parent):
+            argv = [str(python), "-m", "pip"]
+        else:
+            # An environment without pip (an export lists pip only when it was installed):
+            # the server's pip installs into it (`--python`, pip 22.3 and later), so the
+            # restore gets the packages of the spec and not one more.
+            argv = [sys.executable, "-m", "pip", "--python", str(python)]
+        argv += ["install", "--disable-pip-version-check", "--no-input"]
         if self.options.pip_no_index:
             argv.append("--no-index")
         if self.options.pip_index_url:
@@ -849,15 +865,16 @@ class RestoreService:
         return [*argv, "-r", str(requirements)]
 
     async def _install_pip(self, source: RestoreSource, target: Path, progress: Progress) -> int:
-        """The spec's pip section, installed by the new environment's own pip."""
+        """The spec's pip section, installed by the new environment's own pip (the
+        server's, aimed at the environment's python, when it has none)."""
         entries = source.spec.pip if source.spec else ()
         if not entries:
             return 0
         python = target / "bin" / "python"
         if not python.exists():
             raise RestoreError(
-                f"{source.origin} has a pip section, but the environment has no python to run "
-                "pip with; add python (and pip) to its dependencies"
+                f"{source.origin} has a pip section, but the environment has no python to "
+                "install it for; add python to its dependencies"
             )
         requirements = [e for e in entries if not e.lstrip().startswith("-")]
         progress.phase("pip", 0, len(requirements))
@@ -887,6 +904,12 @@ class RestoreService:
             self.log.info("removing %s, left by an interrupted restore", prefix)
             remove_prefix(prefix)
         return leftovers
+
+
+def _has_own_pip(prefix: Path) -> bool:
+    """Whether pip is installed in the environment at `prefix`."""
+    sites = Prefix(prefix).site_packages_dirs()
+    return any((site / "pip" / "__init__.py").is_file() for site in sites)
 
 
 def _cli_message(lines: Sequence[str]) -> str | None:

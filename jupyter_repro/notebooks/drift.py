@@ -1,64 +1,90 @@
 """Drift: how far the live environment of a notebook's kernel is from the notebook's spec.
 
-The spec is the one embedded in the notebook (`metadata.jupyter_repro`), else a sibling
-`environment.yml`. The comparison, by package name:
+The spec is the one embedded in the notebook (`metadata.jupyter_repro`). Without one, an
+`environment.yml` beside the notebook counts only when its `name:` is absent or is the name
+of the notebook's environment: a folder of notebooks may hold the spec of another
+environment, and judging a notebook by it would be a lie. The answer names the spec it
+compared (`spec: {source, path}`).
 
-- A dependency pinned as `name=version` (portable, no-builds) or `name=version=build`
-  (exact) compares its version (and build) with the installed record: a difference is
-  *changed* `{name, spec_version, installed_version}`. Any other dependency (`name`,
-  `name>=1`, ...) compares by presence only.
-- *removed*: names the spec asks for that are not installed.
+Each dependency is judged as conda judges it:
+
+- A conda dependency is satisfied when the installed record of that name matches it by
+  rattler's own matching (`python=3.10` by 3.10.14, `numpy>=1.20,<2`, build globs such as
+  `python 3.11.* *_cpython`). Not installed: *removed*. Installed but not matching:
+  *changed* `{name, spec, spec_version, installed_version}` with the spec as written
+  (`installed_version` carries `=build` when the spec constrains the build).
+- A pip entry is a `packaging` requirement: satisfied when the installed distribution's
+  version is in its specifier (pre-releases included, as an installed version is what it
+  is); a `name @ url` entry by presence. Entries whose marker excludes the environment's
+  Python are skipped; URLs, paths and option lines name no distribution to compare.
 - *added*: for a spec that lists every package (mode `exact` or `no-builds`), every
-  installed package it does not name; for a portable spec (and a sibling file, whose mode is
-  unknown) only packages the user requested (conda's history or the records' requested
-  specs, the same source a portable export uses) that the spec does not name, so a
-  dependency pulled in by a requested package never counts.
-- pip entries `name==version` compare with the pip-installed distributions the same way;
-  installed pip distributions the spec does not name are added (every export lists them).
-  pip names appear as `pip:<name>` in the lists.
+  installed package it does not name; for a portable spec (and a sibling file, whose mode
+  is unknown) only packages the user requested (conda's history or the records' requested
+  specs, what a portable export uses), so a dependency pulled in by a requested package
+  never counts. Installed pip distributions that an export would list and the spec does
+  not name are added too. pip names appear as `pip:<name>`.
 
 `missing_environment` when the kernel does not resolve on this machine (or its prefix is
-gone); `no_spec` when there is neither an embedded spec nor a sibling file.
+gone); `no_spec` when there is no spec to compare with (the message says why).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..environments.history import spec_name
-from ..environments.prefix import Prefix, normalize_dist_name
+from packaging.markers import Marker, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from ..environments.matchspec import CondaSpec, InvalidMatchSpec, parse_match_spec
+from ..environments.prefix import CondaRecord, PipDistribution, Prefix, normalize_dist_name
 from ..environments.spec import EnvironmentSpec, parse_environment_file
-from .embedded import METADATA_KEY, read_embedded, read_notebook
-from .environment import KernelNotResolved, kernel_environment
+from .embedded import METADATA_KEY, kernel_name, read_notebook
+from .environment import KernelEnvironment, KernelNotResolved, kernel_environment
+from .nbjson import NotebookError
 
 DriftStatus = Literal["in_sync", "drifted", "missing_environment", "no_spec"]
+SpecSource = Literal["embedded", "file"]
 
 COMPLETE_MODES = frozenset({"exact", "no-builds"})
 """Export modes whose spec names every conda package of the environment."""
 
 PIP_PREFIX = "pip:"
 
-# `=1.2.3`, `==1.2.3`, `=1.2.3=build`: an exact pin (no wildcard, range or alternative).
-_PIN = re.compile(r"={1,2}(?P<version>[^=<>!~*|,\s]+)(?:=(?P<build>[^=<>!~*|,\s]+))?")
-_PIP_PIN = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*(?P<version>[^\s;,=<>!~]+)")
-_PIP_NAME = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)")
-
 
 @dataclass(frozen=True)
 class Changed:
+    """A dependency the installed package does not satisfy."""
+
     name: str
     spec_version: str
+    """The spec's constraint as written (`3.10`, `>=1.20,<2`, `1.0=py_0`)."""
     installed_version: str
+    spec: str = ""
+    """The whole dependency as written in the spec."""
 
     def to_json(self) -> dict[str, str]:
         return {
             "name": self.name,
+            "spec": self.spec,
             "spec_version": self.spec_version,
             "installed_version": self.installed_version,
         }
+
+
+@dataclass(frozen=True)
+class ComparedSpec:
+    """Which spec a drift answer compared: embedded in the notebook, or a file beside it."""
+
+    source: SpecSource
+    path: str
+    """The notebook (embedded) or the file, as the caller names it (root-relative)."""
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source, "path": self.path}
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,7 @@ class Drift:
     changed: tuple[Changed, ...] = field(default=())
     message: str | None = None
     """Why the status is `missing_environment` or `no_spec`."""
+    spec: ComparedSpec | None = None
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -77,40 +104,134 @@ class Drift:
             "removed": list(self.removed),
             "changed": [c.to_json() for c in self.changed],
         }
+        if self.spec is not None:
+            document["spec"] = self.spec.to_json()
         if self.message is not None:
             document["message"] = self.message
         return document
 
 
-@dataclass(frozen=True)
-class _Wanted:
-    version: str | None
-    build: str | None
+# --------------------------------------------------------------------------------------------
+# conda dependencies
 
 
-def _conda_wanted(dependency: str) -> tuple[str, _Wanted] | None:
-    name = spec_name(dependency)
-    if name is None:
-        return None
-    text = dependency.strip()
-    if "::" in text.split("[", 1)[0]:
-        text = text[text.index("::") + 2 :].lstrip()
-    rest = text[len(name) :].strip() if text.lower().startswith(name) else ""
-    pin = _PIN.fullmatch(rest)
-    if pin is None:
-        return name, _Wanted(None, None)
-    return name, _Wanted(pin.group("version"), pin.group("build"))
+def _conda_changed(spec: CondaSpec, record: CondaRecord) -> Changed:
+    with_build = spec.build is not None
+    return Changed(
+        spec.name,
+        spec.constraint.lstrip("=") if _is_pin(spec) else spec.constraint,
+        f"{record.version}={record.build}" if with_build else record.version,
+        spec.text,
+    )
 
 
-def _pip_wanted(entry: str) -> tuple[str, _Wanted] | None:
+def _is_pin(spec: CondaSpec) -> bool:
+    """`name=1.0` or `name==1.0` (shown as `1.0`), not `name>=1.0`."""
+    constraint = spec.constraint
+    return constraint.startswith("=") and not constraint.startswith("=>")
+
+
+def _compare_conda(
+    spec: EnvironmentSpec, environment: Prefix, mode: str | None
+) -> tuple[list[str], list[str], list[Changed]]:
+    records = environment.conda_records()
+    installed = {r.name.lower(): r for r in records}
+    # A name may be asked for twice (`python=3.11`, `python>=3.11.4`): each must hold.
+    wanted: dict[str, list[CondaSpec]] = {}
+    for dependency in spec.dependencies:
+        try:
+            parsed = parse_match_spec(dependency)
+        except InvalidMatchSpec:
+            continue  # the spec was validated when read; nothing to judge here
+        wanted.setdefault(parsed.name, []).append(parsed)
+    removed: list[str] = []
+    changed: list[Changed] = []
+    for name, wants in sorted(wanted.items()):
+        record = installed.get(name)
+        if record is None:
+            removed.append(name)
+            continue
+        changed += [_conda_changed(w, record) for w in wants if not w.matches(record)]
+    if mode in COMPLETE_MODES:
+        candidates = set(installed)
+    else:
+        requested = {n.lower() for n in environment.requested_specs(records)}
+        candidates = requested & set(installed)
+    return sorted(candidates - set(wanted)), removed, changed
+
+
+# --------------------------------------------------------------------------------------------
+# pip entries
+
+
+def _requirement(entry: str) -> Requirement | None:
+    """The requirement of a pip entry; None for options, URLs and paths (no name to judge)."""
     text = entry.strip()
-    if not text or text.startswith("-") or "://" in text or "@" in text:
+    if not text or text.startswith("-"):
         return None
-    pin = _PIP_PIN.fullmatch(text)
-    if pin is not None:
-        return normalize_dist_name(pin.group("name")), _Wanted(pin.group("version"), None)
-    name = _PIP_NAME.match(text)
-    return (normalize_dist_name(name.group("name")), _Wanted(None, None)) if name else None
+    # `pkg==1 --hash=sha256:...`: the options after a requirement are not part of it.
+    text = text.split(" --", 1)[0].strip()
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
+
+
+def _marker_applies(marker: Marker | None, python_version: str | None) -> bool:
+    if marker is None:
+        return True
+    environment: dict[str, str] = {}
+    if python_version:
+        environment["python_full_version"] = python_version
+        environment["python_version"] = ".".join(python_version.split(".")[:2])
+    try:
+        return bool(marker.evaluate(environment))
+    except UndefinedEnvironmentName:
+        return True
+
+
+def _satisfies(requirement: Requirement, version: str) -> bool:
+    if requirement.url is not None or not requirement.specifier:
+        return True
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        # Not a PEP 440 version: only an exact pin of the same text can be judged.
+        return any(
+            s.operator in ("==", "===") and s.version == version for s in requirement.specifier
+        )
+    return requirement.specifier.contains(parsed, prereleases=True)
+
+
+def _compare_pip(
+    spec: EnvironmentSpec, environment: Prefix
+) -> tuple[list[str], list[str], list[Changed]]:
+    distributions: dict[str, PipDistribution] = {
+        normalize_dist_name(d.name): d for d in environment.pip_distributions()
+    }
+    python_version = environment.python_version()
+    wanted: dict[str, Requirement] = {}
+    for entry in spec.pip:
+        requirement = _requirement(entry)
+        if requirement is not None and _marker_applies(requirement.marker, python_version):
+            wanted.setdefault(normalize_dist_name(requirement.name), requirement)
+    removed: list[str] = []
+    changed: list[Changed] = []
+    for name, requirement in sorted(wanted.items()):
+        distribution = distributions.get(name)
+        if distribution is None:
+            removed.append(PIP_PREFIX + name)
+        elif not _satisfies(requirement, distribution.version):
+            shown = str(requirement.specifier)
+            if len(requirement.specifier) == 1 and shown.startswith("=="):
+                shown = shown[2:]
+            changed.append(
+                Changed(PIP_PREFIX + name, shown, distribution.version, str(requirement))
+            )
+    # Editable and local installs are never exported, so they are never "added".
+    exportable = {n for n, d in distributions.items() if d.requirement is not None}
+    added = [PIP_PREFIX + n for n in sorted(exportable - set(wanted))]
+    return added, removed, changed
 
 
 def compare(spec: EnvironmentSpec, prefix: Path, mode: str | None = None) -> Drift:
@@ -119,74 +240,106 @@ def compare(spec: EnvironmentSpec, prefix: Path, mode: str | None = None) -> Dri
     added: list[str] = []
     removed: list[str] = []
     changed: list[Changed] = []
-
     if environment.is_conda():
-        records = environment.conda_records()
-        installed = {r.name: r for r in records}
-        wanted = dict(w for w in map(_conda_wanted, spec.dependencies) if w is not None)
-        for name, want in sorted(wanted.items()):
-            record = installed.get(name)
-            if record is None:
-                removed.append(name)
-            elif want.version is not None and (
-                want.version != record.version or (want.build not in (None, record.build))
-            ):
-                with_build = want.build is not None
-                changed.append(
-                    Changed(
-                        name,
-                        f"{want.version}={want.build}" if with_build else want.version,
-                        f"{record.version}={record.build}" if with_build else record.version,
-                    )
-                )
-        if mode in COMPLETE_MODES:
-            candidates = set(installed)
-        else:
-            candidates = set(environment.requested_specs(records)) & set(installed)
-        added += sorted(candidates - set(wanted))
-
-    pip_installed = {
-        normalize_dist_name(d.name): d
-        for d in environment.pip_distributions()
-        if d.requirement is not None  # editable and local installs are never exported
-    }
-    pip_wanted = dict(w for w in map(_pip_wanted, spec.pip) if w is not None)
-    for name, want in sorted(pip_wanted.items()):
-        distribution = pip_installed.get(name)
-        if distribution is None:
-            removed.append(PIP_PREFIX + name)
-        elif want.version is not None and want.version != distribution.version:
-            changed.append(Changed(PIP_PREFIX + name, want.version, distribution.version))
-    added += [PIP_PREFIX + n for n in sorted(set(pip_installed) - set(pip_wanted))]
-
+        added, removed, changed = _compare_conda(spec, environment, mode)
+    pip_added, pip_removed, pip_changed = _compare_pip(spec, environment)
+    added += pip_added
+    removed += pip_removed
+    changed += pip_changed
     status: DriftStatus = "drifted" if added or removed or changed else "in_sync"
     return Drift(status, tuple(added), tuple(removed), tuple(changed))
 
 
-def notebook_drift(notebook_path: Path, kernel_specs: Any, sibling: Path | None) -> Drift:
+# --------------------------------------------------------------------------------------------
+# a notebook's drift
+
+
+def _embedded(notebook: dict[str, Any], where: str) -> tuple[EnvironmentSpec, str | None] | None:
+    """The notebook's embedded spec and its export mode; None when it has none."""
+    embedded = notebook.get("metadata", {}).get(METADATA_KEY)
+    if embedded is None:
+        return None
+    environment = embedded.get("environment") if isinstance(embedded, dict) else None
+    if not isinstance(environment, dict):
+        raise NotebookError(f"{where}: metadata.{METADATA_KEY} has no 'environment' object")
+    spec = EnvironmentSpec.from_dict(
+        environment, source=f"{where}: metadata.{METADATA_KEY}.environment"
+    )
+    exported = embedded.get("exported")
+    mode = exported.get("mode") if isinstance(exported, dict) else None
+    return spec, mode if isinstance(mode, str) else None
+
+
+def _environment_name(environment: KernelEnvironment) -> str:
+    """The name an export of this environment writes into its spec."""
+    return environment.name or environment.prefix.name
+
+
+def _kernel_names_environment(kernel: str | None, name: str) -> bool:
+    """Whether a kernel name (`conda-env-<name>-<kernel>`, `conda-base-py`) is of `name`,
+    for a notebook whose kernel is not installed here."""
+    if kernel is None:
+        return False
+    if name in ("base", "root"):
+        return kernel in ("conda-base-py", "conda-root-py")
+    return kernel.startswith(f"conda-env-{name}-")
+
+
+def notebook_drift(
+    notebook_path: Path,
+    kernel_specs: Any,
+    sibling: Path | None,
+    *,
+    shown: Callable[[Path], str] = str,
+) -> Drift:
     """The drift of the notebook's kernel environment from its embedded spec, else from
-    `sibling` (an environment.yml beside it, already checked to be one the caller may read)."""
+    `sibling` (an environment.yml beside it, already checked to be one the caller may
+    read) when that file is the spec of the notebook's environment. `shown` names a file
+    in answers and messages (the handler gives root-relative paths)."""
+    where = shown(notebook_path)
     notebook = read_notebook(notebook_path)
-    spec = read_embedded(notebook_path)
-    mode: str | None = None
-    if spec is not None:
-        exported = notebook["metadata"][METADATA_KEY].get("exported")
-        found = exported.get("mode") if isinstance(exported, dict) else None
-        mode = found if isinstance(found, str) else None
+    try:
+        environment: KernelEnvironment | None = kernel_environment(notebook, kernel_specs, where)
+        missing: str | None = None
+    except KernelNotResolved as error:
+        environment, missing = None, str(error)
+
+    embedded = _embedded(notebook, where)
+    if embedded is not None:
+        spec, mode = embedded
+        compared = ComparedSpec("embedded", where)
     elif sibling is not None:
-        spec = parse_environment_file(sibling).spec
+        spec, mode = parse_environment_file(sibling).spec, None
+        compared = ComparedSpec("file", shown(sibling))
+        if spec.name is not None:
+            if environment is not None:
+                belongs = spec.name == _environment_name(environment)
+                own = f"the notebook's environment is {_environment_name(environment)!r}"
+            else:
+                belongs = _kernel_names_environment(kernel_name(notebook), spec.name)
+                own = f"the notebook's kernel is {kernel_name(notebook)!r}"
+            if not belongs:
+                return Drift(
+                    "no_spec",
+                    message=(
+                        f"{compared.path} is the spec of the environment {spec.name!r}, but "
+                        f"{own}; skipped it. Export this notebook's environment (embed it, "
+                        "or save it beside the notebook) to compare against it"
+                    ),
+                )
     else:
         return Drift(
             "no_spec",
             message="the notebook has no embedded spec and no environment.yml beside it",
         )
-    try:
-        environment = kernel_environment(notebook, kernel_specs, notebook_path.name)
-    except KernelNotResolved as error:
-        return Drift("missing_environment", message=str(error))
+
+    if environment is None:
+        return Drift("missing_environment", message=missing, spec=compared)
     if not environment.prefix.is_dir():
         return Drift(
             "missing_environment",
             message=f"the environment of the kernel {environment.kernel!r} is gone",
+            spec=compared,
         )
-    return compare(spec, environment.prefix, mode)
+    result = compare(spec, environment.prefix, mode)
+    return Drift(result.status, result.added, result.removed, result.changed, spec=compared)

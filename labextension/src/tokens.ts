@@ -213,7 +213,7 @@ export type DriftStatus =
   'in_sync' | 'drifted' | 'missing_environment' | 'no_spec';
 
 /**
- * A package whose version differs between the spec and the environment.
+ * A dependency of the spec that the installed package does not satisfy.
  */
 export interface IDriftChange {
   /**
@@ -222,14 +222,35 @@ export interface IDriftChange {
   name: string;
 
   /**
-   * The version the notebook's spec asks for.
+   * The dependency as written in the spec (`python=3.10`, `numpy>=1.20,<2`).
+   */
+  spec: string;
+
+  /**
+   * The spec's constraint as written (`3.10`, `>=1.20,<2`).
    */
   spec_version: string;
 
   /**
-   * The version installed in the environment.
+   * The version installed in the environment (`=build` added when the spec
+   * constrains the build).
    */
   installed_version: string;
+}
+
+/**
+ * The spec a drift answer compared.
+ */
+export interface IDriftSpec {
+  /**
+   * Embedded in the notebook, or a file beside it.
+   */
+  source: 'embedded' | 'file';
+
+  /**
+   * The notebook or the file, relative to the server root.
+   */
+  path: string;
 }
 
 /**
@@ -254,9 +275,14 @@ export interface IDrift {
   removed: string[];
 
   /**
-   * Packages in both with different versions.
+   * Dependencies the installed packages do not satisfy.
    */
   changed: IDriftChange[];
+
+  /**
+   * The spec compared, when there was one.
+   */
+  spec?: IDriftSpec;
 
   /**
    * Why the status is `missing_environment` or `no_spec`, when the server

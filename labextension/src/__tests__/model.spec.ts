@@ -212,7 +212,12 @@ describe('ReproModel', () => {
       added: ['numpy'],
       removed: [],
       changed: [
-        { name: 'python', spec_version: '3.11.4', installed_version: '3.11.5' }
+        {
+          name: 'python',
+          spec: 'python=3.11.4',
+          spec_version: '3.11.4',
+          installed_version: '3.11.5'
+        }
       ]
     };
     await model.refreshActiveNotebook();

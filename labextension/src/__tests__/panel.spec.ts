@@ -42,10 +42,12 @@ describe('EnvironmentsPanel', () => {
           changed: [
             {
               name: 'python',
-              spec_version: '3.11.0',
+              spec: 'python==3.11.0',
+              spec_version: '==3.11.0',
               installed_version: '3.11.1'
             }
-          ]
+          ],
+          spec: { source: 'file', path: 'environment.yml' }
         }
       }),
       'GET notebooks/nb.ipynb/strip-policy': () => ({
@@ -96,6 +98,7 @@ describe('EnvironmentsPanel', () => {
     ) as HTMLElement;
     expect(details.hidden).toBe(false);
     expect(details.textContent).toContain('numpy');
-    expect(details.textContent).toContain('python: 3.11.0 → 3.11.1');
+    expect(details.textContent).toContain('python==3.11.0: 3.11.1 installed');
+    expect(details.textContent).toContain('Compared with environment.yml.');
   });
 });

@@ -438,9 +438,10 @@ export class EnvironmentsPanel extends Widget {
     this._lastListRenderMs = performance.now() - start;
     this._list.dataset.renderMs = this._lastListRenderMs.toFixed(1);
     this._list.dataset.envCount = String(environments.length);
-    // "rendered" only once the server answered: an empty list while loading
-    // is not the list.
-    const rendered = this.model.environmentsPhase !== 'idle';
+    // "rendered" only once the server answered: the empty list shown while the
+    // first request is loading is not the list.
+    const phase = this.model.environmentsPhase;
+    const rendered = phase === 'ready' || phase === 'error';
     this._list.dataset.rendered = rendered ? 'true' : 'false';
     if (rendered) {
       Private.mark(PerformanceMarks.listRendered);
@@ -681,13 +682,22 @@ namespace Private {
         ...list('Added to the environment', drift.added, 'added'),
         ...list('Missing from the environment', drift.removed, 'removed'),
         ...list(
-          'Other version installed',
+          'Not satisfied by the installed version',
           drift.changed.map(
-            c => `${c.name}: ${c.spec_version} → ${c.installed_version}`
+            c => `${c.spec || c.name}: ${c.installed_version} installed`
           ),
           'changed'
         )
       );
+      if (drift.spec) {
+        const where =
+          drift.spec.source === 'embedded'
+            ? 'the spec embedded in the notebook'
+            : drift.spec.path;
+        children.push(
+          el('p', 'jp-ReproDrift-message', `Compared with ${where}.`)
+        );
+      }
     } else if (drift.message) {
       children.push(
         el('summary', 'jp-ReproDrift-summary', 'Why'),
