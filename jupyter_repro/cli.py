@@ -296,7 +296,11 @@ def _restore(args: argparse.Namespace) -> int:
         source = _restore_source(args.source)
         # Plan and restore run in separate loops so the confirmation prompt, a blocking
         # read, happens outside any event loop.
-        plan = asyncio.run(service.plan(source, name=args.name, prefix=prefix))
+        # A dry run may plan under a usable name made from an unusable spec name; a
+        # restore refuses it before asking, with the name to pass.
+        plan = asyncio.run(
+            service.plan(source, name=args.name, prefix=prefix, suggest_name=args.dry_run)
+        )
         _print_plan(plan)
         sys.stdout.flush()
         if args.dry_run:

@@ -283,10 +283,15 @@ class RestoreJobs:
         return frozenset(self._busy)
 
     async def plan(
-        self, source: RestoreSource, *, name: str | None = None, prefix: Path | None = None
+        self,
+        source: RestoreSource,
+        *,
+        name: str | None = None,
+        prefix: Path | None = None,
+        suggest_name: bool = True,
     ) -> RestorePlan:
         """The dry run; TargetBusy when a running job is building the same target."""
-        plan = await self.service.plan(source, name=name, prefix=prefix)
+        plan = await self.service.plan(source, name=name, prefix=prefix, suggest_name=suggest_name)
         self._refuse_busy(plan.target)
         return plan
 
@@ -294,7 +299,7 @@ class RestoreJobs:
         self, source: RestoreSource, *, name: str | None = None, prefix: Path | None = None
     ) -> Job:
         """Plan (which refuses existing targets), then run the restore as a job."""
-        plan = await self.plan(source, name=name, prefix=prefix)
+        plan = await self.plan(source, name=name, prefix=prefix, suggest_name=False)
         # No await between the check in plan() and here: two requests cannot both pass.
         target = _target_key(plan.target)
         self._busy.add(target)

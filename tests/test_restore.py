@@ -689,3 +689,49 @@ async def test_missing_cli_is_a_clear_error(
     with pytest.raises(RestoreError, match="micromamba executable was not found"):
         await service.restore(source, progress=Recorder())
     assert not (conda_installation.extra_envs_dir / "nocli").exists()
+
+
+# -- a spec whose own name cannot be used --------------------------------------------------
+
+BAD_NAMES = ["my analysis env", "lab/project", "base", "exp:2"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bad", BAD_NAMES)
+async def test_a_spec_with_an_unusable_name_restores_under_the_name_given(
+    bad: str,
+    conda_installation: CondaInstallation,
+    rig_environ: dict[str, str],
+    rig_channel: RigChannel,
+) -> None:
+    text = _yaml(rig_channel, "pkga").replace("dependencies:", f'name: "{bad}"\ndependencies:')
+    source = load_source(content=text)
+    service = _service(conda_installation, rig_environ)
+
+    assert source.spec is not None
+    assert source.spec.name == bad
+    assert any(repr(bad) in w for w in source.warnings)
+    result = await service.restore(source, name="rescued")
+
+    assert result.prefix.name == "rescued"
+    assert "pkga" in conda_installation.installed(result.prefix)
+
+
+@pytest.mark.asyncio
+async def test_without_a_name_the_unusable_spec_name_is_refused_with_the_way_out(
+    conda_installation: CondaInstallation,
+    rig_environ: dict[str, str],
+    rig_channel: RigChannel,
+) -> None:
+    text = _yaml(rig_channel, "pkga").replace("dependencies:", 'name: "my env"\ndependencies:')
+    service = _service(conda_installation, rig_environ)
+
+    with pytest.raises(RefusedSpec, match="--name") as refused:
+        await service.restore(load_source(content=text))
+    plan = await service.plan(load_source(content=text))
+
+    assert "'my env'" in str(refused.value)
+    assert not list(conda_installation.extra_envs_dir.iterdir())
+    assert plan.name == "my-env"
+    assert plan.target.name == "my-env"
+    assert any("'my env'" in w and "'my-env'" in w for w in plan.warnings)

@@ -281,3 +281,26 @@ async def test_error_messages_do_not_reveal_where_the_server_root_is(
     assert spec_file in body["message"]
     assert str(jp_root_dir) not in body["message"]
     assert os.path.realpath(jp_root_dir) not in body["message"]
+
+
+async def test_name_rescues_a_spec_whose_own_name_is_unusable(jp_fetch, rig_channel):
+    content = "name: data/2024\n" + environment_yml(rig_channel, "pkgc")
+
+    code, refused = await status_and_body(post_restore(jp_fetch, {"source": {"content": content}}))
+    planned = json.loads(
+        (await post_restore(jp_fetch, {"source": {"content": content}, "dry_run": True})).body
+    )
+    named = json.loads(
+        (
+            await post_restore(
+                jp_fetch, {"source": {"content": content}, "name": "data-2024", "dry_run": True}
+            )
+        ).body
+    )
+
+    assert code == 422
+    assert "'data/2024'" in refused["message"]
+    assert planned["name"] == "data-2024"
+    assert any("'data/2024'" in w for w in planned["warnings"])
+    assert named["name"] == "data-2024"
+    assert Path(named["target"]).name == "data-2024"

@@ -122,3 +122,22 @@ def test_progress_without_a_terminal_writes_a_line_only_when_the_bar_grows():
     assert lines[-1] == "register [####################] 1/1"
     assert len(lines) == 22  # 21 widths of the link bar, one register line
     assert "\r" not in stream.getvalue()
+
+
+def test_name_rescues_a_spec_whose_own_name_is_unusable(
+    rig_environ, conda_installation: CondaInstallation, rig_channel, tmp_path, capsys
+):
+    spec = write_spec(tmp_path, rig_channel, "pkgc")
+    spec.write_text("name: my project env\n" + spec.read_text())
+
+    refused = main(["restore", str(spec), "--yes"])
+    refused_err = capsys.readouterr().err
+    status = main(["restore", str(spec), "--name", "project", "--yes"])
+
+    err = capsys.readouterr().err
+    assert refused != 0
+    assert "'my project env'" in refused_err
+    assert "--name" in refused_err
+    assert status == 0, err
+    prefix = conda_installation.extra_envs_dir / "project"
+    assert "pkgc" in conda_installation.installed(prefix)

@@ -303,6 +303,66 @@ def test_bytes_with_a_byte_order_mark_and_crlf_line_ends() -> None:
     assert parse_environment_yaml(data).spec == parse_environment_yaml(CONDA_EXPORT).spec
 
 
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [
+        ("utf-8", b"\xef\xbb\xbf"),
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-le", b"\xff\xfe\x00\x00"),
+        ("utf-32-be", b"\x00\x00\xfe\xff"),
+    ],
+)
+def test_unicode_with_a_byte_order_mark_decodes(encoding: str, bom: bytes) -> None:
+    # PowerShell's `conda env export > environment.yml` writes UTF-16 LE with a BOM and CRLF.
+    text = HAND_WRITTEN.replace("/data/paper", "/données/☃").replace("\n", "\r\n")
+    parsed = parse_environment_yaml(bom + text.encode(encoding))
+    assert parsed.spec == parse_environment_yaml(text).spec
+    assert parsed.spec.variables[-1] == ("DATA_DIR", "/données/☃")
+
+
+def test_the_utf32_bom_is_not_read_as_a_utf16_bom() -> None:
+    # FF FE 00 00 starts both a UTF-32 LE BOM and a UTF-16 LE BOM followed by a NUL.
+    data = b"\xff\xfe\x00\x00" + "dependencies: [numpy]\n".encode("utf-32-le")
+    assert parse_environment_yaml(data).spec == EnvironmentSpec(dependencies=("numpy",))
+
+
+@pytest.mark.parametrize(("encoding", "order"), [("utf-16-le", "little"), ("utf-16-be", "big")])
+def test_utf16_without_a_bom_says_to_save_as_utf8(encoding: str, order: str) -> None:
+    error = error_of(CONDA_EXPORT.encode(encoding))
+    assert str(error) == (
+        f"environment.yml: the file looks like UTF-16 ({order}-endian) text without a "
+        "byte-order mark (every other byte is NUL); save it as UTF-8"
+    )
+
+
+def test_utf32_without_a_bom_says_to_save_as_utf8() -> None:
+    error = error_of(CONDA_EXPORT.encode("utf-32-le"))
+    assert "UTF-16 or UTF-32 text without a byte-order mark" in str(error)
+    assert "save it as UTF-8" in str(error)
+
+
+def test_a_stray_nul_in_utf8_is_still_a_yaml_error_on_its_line() -> None:
+    error = error_of(b"name: x\ndependencies:\n  - num\x00py\n")
+    assert error.line == 3
+    assert "invalid YAML" in str(error)
+
+
+def test_invalid_utf16_names_the_line() -> None:
+    data = b"\xff\xfe" + "name: x\ndependencies:\n  - a".encode("utf-16-le") + b"\x00\xd8"
+    error = error_of(data + "b\n".encode("utf-16-le"))
+    assert error.line == 3
+    assert str(error).startswith("environment.yml, line 3: not UTF-16 text (byte 0x00 at offset")
+    assert str(error).endswith("save the file as UTF-8")
+
+
+def test_the_size_limit_applies_to_utf16_bytes() -> None:
+    data = b"\xff\xfe" + ("dependencies:\n" + "  - numpy\n" * 60).encode("utf-16-le")
+    assert len(data) > 1_000
+    assert "too large" in str(error_of(data, max_bytes=1_000))
+    assert len(parse_environment_yaml(data, max_bytes=2_000).spec.dependencies) == 60
+
+
 def test_only_dependencies_is_enough_and_missing_dependencies_warns() -> None:
     assert parse_environment_yaml("dependencies:\n  - numpy\n").spec == EnvironmentSpec(
         dependencies=("numpy",)
@@ -333,7 +393,7 @@ def test_parse_environment_file_reads_a_file(tmp_path: Path) -> None:
     path.write_text(HAND_WRITTEN)
     parsed = parse_environment_file(path)
     assert parsed.spec == parse_environment_yaml(HAND_WRITTEN).spec
-    path.write_text("name: x\nbogus: 1\n")
+    path.write_text("name: x\npip:\n  - requests\n")
     with pytest.raises(SpecError) as info:
         parse_environment_file(path)
     assert info.value.source == "environment.yml"
@@ -404,6 +464,80 @@ def test_malformed_match_spec_names_line_and_entry(spec: str, expected: str) -> 
     assert message.startswith("environment.yml, line 4: ")
     assert expected in message
     assert "expected a conda match spec such as" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "stored", "extras"),
+    [
+        ("dask[complete]", "dask", "'[complete]'"),
+        ("cubed[diagnostics]", "cubed", "'[diagnostics]'"),
+        ("xarray[io,parallel]>=2023.1", "xarray>=2023.1", "'[io,parallel]'"),
+        ("xarray[io, parallel]>=2023.1", "xarray>=2023.1", "'[io, parallel]'"),
+        ("dask[complete]=2024.1", "dask=2024.1", "'[complete]'"),
+        ("dask [complete] >=2024", "dask >=2024", "'[complete]'"),
+        ("conda-forge::dask[complete]", "conda-forge::dask", "'[complete]'"),
+    ],
+)
+def test_pip_style_extras_are_dropped_with_a_warning(spec: str, stored: str, extras: str) -> None:
+    parsed = parse_environment_yaml(f"dependencies:\n  - python\n  - {json.dumps(spec)}\n")
+    assert parsed.spec.dependencies == ("python", stored)
+    (warning,) = parsed.warnings
+    assert warning == (
+        f"line 3: extras {extras} dropped from {spec!r}: conda packages have no extras (conda "
+        f"ignores them too), so this is read as {stored!r}; for what an extra adds, list its "
+        "packages as dependencies, or install the package from the `pip:` list"
+    )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "numpy[version='>=1.20']",
+        "python_abi[build=*_cp313t]",
+        "pkg[channel=conda-forge]",
+        "pkg[extras=[a,b]]",
+        "numpy[version='>=1.20', build=py311*]",
+    ],
+)
+def test_rattler_key_value_brackets_are_not_extras(spec: str) -> None:
+    parsed = parse_environment_yaml(f"dependencies:\n  - {json.dumps(spec)}\n")
+    assert parsed.spec.dependencies == (spec,)
+    assert parsed.warnings == ()
+
+
+def test_extras_on_an_invalid_spec_report_the_entry_as_written() -> None:
+    error = error_of("dependencies:\n  - xarray[io]>>1\n")
+    assert (error.line, error.entry) == (2, "xarray[io]>>1")
+    assert "'xarray[io]>>1' is not a valid conda match spec" in str(error)
+
+
+def test_a_single_colon_channel_warns_that_conda_ignores_it() -> None:
+    parsed = parse_environment_yaml("dependencies:\n  - conda-forge:blas=1.0=mkl\n")
+    assert parsed.spec.dependencies == ("conda-forge:blas=1.0=mkl",)
+    assert parsed.warnings == (
+        "line 2: 'conda-forge:blas=1.0=mkl' has a single ':', which conda reads as a namespace "
+        "and ignores, so the package comes from the `channels:` list; write "
+        "'conda-forge::blas=1.0=mkl' to take it from conda-forge",
+    )
+
+
+def test_a_misindented_entry_says_it_continues_the_one_above() -> None:
+    error = error_of("name: x\ndependencies:\n  - numpy\n    - scipy\n")
+    assert (error.line, error.entry) == (3, "numpy - scipy")
+    assert "it runs on to line 4: a '- ' indented deeper than the entries above it" in str(error)
+    error = error_of("dependencies:\n  - pip:\n    - requests\n      - flask\n")
+    assert (error.line, error.entry) == (3, "requests - flask")
+    assert "it runs on to line 4" in str(error)
+
+
+def test_an_empty_pip_section_followed_by_entries_warns() -> None:
+    parsed = parse_environment_yaml("dependencies:\n  - python\n  - pip:\n  - requests\n")
+    assert parsed.spec == EnvironmentSpec(dependencies=("python", "requests"))
+    assert parsed.warnings == (
+        "line 3: `- pip:` has nothing under it, so the entries after it are conda packages; if "
+        "they are meant for pip, indent them under `pip:`",
+    )
+    assert parse_environment_yaml("dependencies:\n  - python\n  - pip:\n").warnings == ()
 
 
 # ------------------------------------------------------------------------------------------
@@ -539,14 +673,231 @@ def test_tabs_and_control_characters_are_yaml_errors() -> None:
     assert "invalid YAML" in str(error)
 
 
-def test_unknown_key_lists_the_expected_keys() -> None:
-    error = error_of("name: x\ndependencies: [numpy]\ndependecies: [scipy]\n")
-    assert error.line == 3
-    assert error.entry == "dependecies"
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        # A tab indenting a list entry.
+        ("name: x\ndependencies:\n  - numpy\n\t- scipy\n", 4, "replace the tab with spaces"),
+        ("name:\tx\ndependencies: []\n", 1, "replace the tab with spaces"),
+        # A missing ':' is found lines later; the key's line is the one to fix.
+        (
+            "name: x\nchannels\n  - conda-forge\ndependencies:\n  - numpy\n",
+            2,
+            "add the missing ':' after the key",
+        ),
+        (
+            "name: x\nchannels:\n  - conda-forge\ndependencies\n  - numpy\n  - scipy\n",
+            4,
+            "add the missing ':' after the key",
+        ),
+        # An unbalanced quote is found at the end of the file; the quote's line is the one.
+        (
+            'name: x\ndependencies:\n  - "numpy>=1.20\n  - scipy\n  - pandas\n',
+            3,
+            "a quoted string starts on this line and is never closed",
+        ),
+        (
+            "name: x\ndependencies:\n  - 'numpy>=1.20\n  - scipy\nvariables:\n  A: 1\n",
+            3,
+            "a quoted string starts on this line and is never closed",
+        ),
+        ("name: x\ndependencies: [numpy, scipy\n", 2, "the '[' opened on this line"),
+        ("variables: {A: 1\ndependencies:\n  - numpy\n", 1, "the '{' opened on this line"),
+        # `- numpy` indented less than the entries above it.
+        (
+            "name: x\ndependencies:\n  - numpy\n - scipy\n",
+            4,
+            "indented differently from the entries above it",
+        ),
+        (
+            "dependencies:\n  - numpy\n  - pip:\n    - requests\n   - flask\n",
+            5,
+            "indented differently from the entries above it",
+        ),
+        ("name: x\ndependencies: - numpy\n", 2, "put each '- ' entry on a line of its own"),
+        ("name: x\n  bad indent: 1\n", 2, "check the indentation of this line"),
+        ("dependencies:\n  - numpy\n  - 'a'b\n", 3, "check its quotes and indentation"),
+    ],
+)
+def test_yaml_syntax_errors_name_the_line_to_fix(text: str, line: int, expected: str) -> None:
+    error = error_of(text)
+    assert error.line == line
+    assert str(error).startswith(f"environment.yml, line {line}: invalid YAML: ")
+    assert expected in str(error)
+
+
+CONFLICTED = """\
+name: analysis
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+<<<<<<< HEAD
+  - numpy=1.26
+=======
+  - numpy=2.0
+>>>>>>> upgrade-numpy
+  - pandas
+"""
+
+
+def test_git_conflict_markers_are_named_with_their_line() -> None:
+    error = error_of(CONFLICTED)
+    assert (error.line, error.entry) == (6, "<<<<<<< HEAD")
     assert str(error) == (
-        "environment.yml, line 3: unknown key 'dependecies'; expected one of: name, channels, "
-        "dependencies, variables, prefix, platforms, category"
+        "environment.yml, line 6: unresolved git merge conflict (the conflict marker "
+        "'<<<<<<< HEAD' is on this line); resolve the conflict: keep the lines you want and "
+        "delete the '<<<<<<<', '=======' and '>>>>>>>' marker lines"
     )
+    # The first marker of any kind is named, and CRLF line ends change nothing.
+    error = error_of(CONFLICTED.replace("<<<<<<< HEAD\n", ""))
+    assert (error.line, error.entry) == (7, "=======")
+    assert error_of(CONFLICTED.replace("\n", "\r\n")).line == 6
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: x\n# =======\ndependencies:\n  - numpy\n# <<<<<<< not a marker\n",
+        "name: x\ndependencies:\n  - numpy\nvariables:\n  SEP: '>>>>>>> x'\n",
+        "name: x\ndependencies:\n  - numpy\nvariables:\n  SEP: |\n    <<<<<<< indented\n",
+    ],
+)
+def test_marker_like_text_that_is_not_a_conflict_is_accepted(text: str) -> None:
+    assert parse_environment_yaml(text).spec.dependencies == ("numpy",)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "placeholder"),
+    [
+        (
+            "name: {{ cookiecutter.project_slug }}\ndependencies:\n  - python\n",
+            1,
+            "{{ cookiecutter.project_slug }}",
+        ),
+        (
+            "name: x\ndependencies:\n  - python={{ python_version }}\n",
+            3,
+            "{{ python_version }}",
+        ),
+        (
+            "name: x\ndependencies:\n{% for p in packages %}\n  - {{ p }}\n{% endfor %}\n",
+            3,
+            "{% for p in packages %}",
+        ),
+    ],
+)
+def test_an_unrendered_template_says_to_render_it(text: str, line: int, placeholder: str) -> None:
+    error = error_of(text)
+    assert (error.line, error.entry) == (line, placeholder)
+    assert str(error).startswith(
+        f"environment.yml, line {line}: the file is an unrendered template ({placeholder!r} on "
+        "this line"
+    )
+    assert "render it first" in str(error)
+
+
+def test_a_placeholder_in_an_otherwise_valid_file_only_warns() -> None:
+    parsed = parse_environment_yaml(
+        "# made from {{ template }}\nname: x\ndependencies: [numpy]  # {{ not this }}\n"
+        "variables:\n  GREETING: 'Hello {{ user }}'\n"
+    )
+    assert parsed.spec.variables == (("GREETING", "Hello {{ user }}"),)
+    assert parsed.warnings == (
+        "line 5: '{{ user }}' looks like an unrendered template placeholder; if this file is a "
+        "template, render it first",
+    )
+
+
+def test_a_conda_lock_file_is_recognised_before_its_package_list() -> None:
+    text = (
+        "version: 1\nmetadata:\n  content_hash:\n    linux-64: 0123abcd\n  channels:\n"
+        "  - url: conda-forge\n    used_env_vars: []\n  platforms:\n  - linux-64\n"
+        "  sources:\n  - environment.yml\npackage:\n"
+        + "- name: pkg\n  version: 1.0\n  manager: conda\n  platform: linux-64\n"
+        * 6_000
+    )
+    start = time.perf_counter()
+    error = error_of(text)
+    assert time.perf_counter() - start < 1
+    assert (error.line, error.entry) == (12, "package")
+    assert "this is a conda-lock lock file" in str(error)
+    assert "`conda-lock install --name NAME FILE`" in str(error)
+
+
+def test_a_pixi_lock_file_is_recognised() -> None:
+    error = error_of("version: 6\nenvironments:\n  default:\n    channels: []\npackages: []\n")
+    assert (error.line, error.entry) == (2, "environments")
+    assert "this is a pixi lock file" in str(error)
+    assert "`pixi install`" in str(error)
+
+
+def test_a_conda_build_recipe_is_recognised() -> None:
+    error = error_of(
+        "package:\n  name: foo\n  version: '1.0'\nrequirements:\n  run:\n    - python\n"
+    )
+    assert (error.line, error.entry) == (4, "requirements")
+    assert "this is a conda-build recipe" in str(error)
+    error = error_of(
+        '{% set version = "1.0" %}\npackage:\n  name: foo\n  version: {{ version }}\n'
+        "requirements:\n  run:\n    - python\n"
+    )
+    assert error.line == 1
+    assert "this is a conda-build recipe" in str(error)
+    assert "Jinja template '{% set version = \"1.0\" %}'" in str(error)
+
+
+def test_lock_and_recipe_keys_alone_are_only_unknown_keys() -> None:
+    parsed = parse_environment_yaml("version: 2\ndependencies: [numpy]\npackage: foo\n")
+    assert parsed.spec.dependencies == ("numpy",)
+    assert [w.split(":")[0] for w in parsed.warnings] == ["line 1", "line 3"]
+
+
+def test_unknown_keys_are_ignored_with_a_warning_naming_them() -> None:
+    parsed = parse_environment_yaml(
+        "name: x\ndependencies: [numpy]\ndependecies: [scipy]\nchannel_priority: strict\n"
+        "platform: linux-64\npip-repositories: [https://pypi.example.org/simple]\nfoo: 1\n"
+    )
+    assert parsed.spec == EnvironmentSpec(name="x", dependencies=("numpy",))
+    assert parsed.warnings == (
+        "line 3: unknown key 'dependecies' ignored (conda ignores it too), and so is what it "
+        "holds; did you mean `dependencies:`?",
+        "line 4: unknown key 'channel_priority' ignored (conda ignores it too): it is a conda "
+        "setting, which belongs in .condarc (`conda config --set channel_priority strict`)",
+        "line 5: unknown key 'platform' ignored (conda ignores it too): the environment is "
+        "built for the platform it is restored on",
+        "line 6: unknown key 'pip-repositories' ignored (conda ignores it too): pip packages "
+        "and pip settings belong in the `- pip:` list under `dependencies:`, settings as lines "
+        "such as `--index-url https://...` or `--extra-index-url https://...`",
+        "line 7: unknown key 'foo' ignored (conda ignores it too); an environment.yml is read "
+        "from name, channels, dependencies, variables",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("requirements", "so are its packages: list them under `dependencies:`"),
+        ("env_vars", "environment variables belong under `variables:`"),
+        ("description", "use `# ...` comment lines"),
+        ("channel", "did you mean `channels:`?"),
+        ("index-url", "`--index-url https://...`"),
+        ("subdir", "built for the platform it is restored on"),
+    ],
+)
+def test_unknown_key_warnings_say_where_the_setting_belongs(key: str, hint: str) -> None:
+    parsed = parse_environment_yaml(f"dependencies: [numpy]\n{key}: something\n")
+    assert parsed.spec == EnvironmentSpec(dependencies=("numpy",))
+    (warning,) = parsed.warnings
+    assert warning.startswith(f"line 2: unknown key '{key}' ignored (conda ignores it too)")
+    assert hint in warning
+
+
+def test_a_top_level_pip_key_is_an_error_that_says_where_it_goes() -> None:
+    error = error_of("name: x\ndependencies:\n  - python\npip:\n  - requests\n")
+    assert (error.line, error.entry) == (4, "pip")
+    assert "conda, which would skip these packages" in str(error)
+    assert "move it under `dependencies:` as a `- pip:` entry" in str(error)
 
 
 def test_duplicate_keys_are_errors() -> None:
@@ -564,7 +915,8 @@ def test_duplicate_keys_are_errors() -> None:
         ("- numpy\n", 1, "expected a mapping of keys"),
         ("just text\n", 1, "expected a mapping of keys"),
         ("name: [a]\n", 1, "`name` must be a string"),
-        ("name: 3.11\n", 1, "`name` must be a string"),
+        ("name: {a: b}\n", 1, "`name` must be a string"),
+        ("name: true\n", 1, "`name` must be a string"),
         ("channels: conda-forge\n", 1, "`channels` must be a list of strings"),
         ("channels:\n  - conda-forge\n  - {a: b}\n", 3, "every `channels` entry must be a string"),
         ("channels:\n", 1, "`channels` must be a list"),
@@ -642,20 +994,51 @@ def test_valid_names(name: str) -> None:
         ("   ", "empty"),
     ],
 )
-def test_names_conda_refuses_are_errors(name: str, expected: str) -> None:
-    error = error_of(f"dependencies: []\nname: {json.dumps(name)}\n")
-    assert error.line == 2
-    assert error.entry == name
-    assert expected in str(error)
+def test_names_conda_refuses_are_kept_with_a_warning_and_their_problem(
+    name: str, expected: str
+) -> None:
+    parsed = parse_environment_yaml(f"dependencies: []\nname: {json.dumps(name)}\n")
+    assert parsed.spec.name == name
+    assert parsed.name_problem == environment_name_problem(name)
+    assert parsed.name_problem is not None
+    assert expected in parsed.name_problem
+    (warning,) = parsed.warnings
+    assert warning.startswith(
+        f"line 2: the name {name!r} cannot be used as an environment name: {parsed.name_problem}"
+    )
+    assert warning.endswith(
+        "give another name to restore it: `--name` on the command line, `name` in the REST "
+        "request, or the name field in the restore dialog"
+    )
 
 
 @pytest.mark.parametrize("name", ["base", "root"])
 def test_the_root_environment_name_warns(name: str) -> None:
     parsed = parse_environment_yaml(f"name: {name}\ndependencies: []\n")
     assert parsed.spec.name == name
+    assert parsed.name_problem == f"'{name}' is the name of conda's root environment"
     assert parsed.warnings == (
-        f"line 1: name '{name}' is conda's root environment; restore it under another name",
+        f"line 1: the name '{name}' cannot be used as an environment name: '{name}' is the "
+        "name of conda's root environment; give another name to restore it: `--name` on the "
+        "command line, `name` in the REST request, or the name field in the restore dialog",
     )
+
+
+def test_a_valid_name_has_no_problem() -> None:
+    parsed = parse_environment_yaml("name: analysis\ndependencies: []\n")
+    assert parsed.name_problem is None
+    assert parse_environment_yaml("dependencies: []\n").name_problem is None
+
+
+@pytest.mark.parametrize(("text", "name"), [("2024", "2024"), ("3.10", "3.10"), ("007", "007")])
+def test_a_name_written_as_a_number_is_read_as_its_text(text: str, name: str) -> None:
+    parsed = parse_environment_yaml(f"name: {text}\ndependencies: []\n")
+    assert parsed.spec.name == name
+    assert parsed.name_problem is None
+    (warning,) = parsed.warnings
+    assert warning.startswith(f"line 1: `name` is written as a number ({text})")
+    assert f'quote it to silence this warning: name: "{text}"' in warning
+    assert parse_environment_dict({"name": 2024, "dependencies": []}).spec.name == "2024"
 
 
 # ------------------------------------------------------------------------------------------
@@ -789,6 +1172,36 @@ def test_standard_tags_are_accepted() -> None:
     assert parsed.spec == EnvironmentSpec(name="2024", dependencies=("numpy",))
 
 
+def test_an_old_conda_export_python_tuple_reads_as_a_list() -> None:
+    text = (
+        "name: object-detection\nchannels: !!python/tuple\n- menpo\n- defaults\n"
+        "dependencies:\n- freetype=2.5.5=2\n- pip:\n  - backports.weakref==1.0rc1\n"
+    )
+    parsed = parse_environment_yaml(text)
+    assert parsed.spec.channels == ("menpo", "defaults")
+    assert parsed.spec.pip == ("backports.weakref==1.0rc1",)
+    assert parsed.warnings == (
+        "line 2: the `!!python/tuple` tag (written by old versions of `conda env export`) is "
+        "ignored and the list read as a plain list; delete the tag to silence this warning",
+    )
+    flow = parse_environment_yaml("dependencies: !!python/tuple [numpy, scipy]\n")
+    assert flow.spec.dependencies == ("numpy", "scipy")
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        ("name: !!python/tuple x\n", "!!python/tuple"),
+        ("variables: !!python/tuple {A: b}\n", "!!python/tuple"),
+        ("channels: !!python/tuple\n- !!python/unicode 'defaults'\n", "!!python/unicode"),
+    ],
+)
+def test_other_python_tags_stay_refused_with_the_fix(text: str, tag: str) -> None:
+    error = error_of(text)
+    assert error.entry == tag
+    assert str(error).endswith(f"delete the '{tag}' and write the value as a plain string or list")
+
+
 def test_invalid_utf8_names_the_line() -> None:
     error = error_of(b"name: x\ndependencies:\n  - caf\xe9\n")
     assert error.line == 3
@@ -798,13 +1211,15 @@ def test_invalid_utf8_names_the_line() -> None:
 def test_every_invalid_case_is_rejected_quickly() -> None:
     cases: list[str | bytes] = [
         "a: [\n",
-        "name: x\nbogus: 1\n",
+        "name: x\npip: [requests]\n",
         "dependencies:\n  - numpy>>1\n",
         "dependencies:\n  - pip:\n    - numpy=1\n",
         "name: [x]\n",
         billion_laughs(),
         "x: !!python/object/apply:os.system ['true']\n",
         # The first key is already wrong: the rest of a near-limit file is never parsed.
+        "pip: [a]\n" + "".join(f"key{i}: value\n" for i in range(70_000)),
+        # Unknown keys are only warned about, but the node budget still bounds the work.
         "".join(f"key{i}: value\n" for i in range(70_000)),
         b"a" * 100_000_000,
     ]
@@ -825,8 +1240,12 @@ def test_from_dict_applies_the_same_rules_without_lines() -> None:
     assert info.value.line is None
     assert info.value.entry == "numpy>>1"
     assert str(info.value).startswith("notebook.ipynb metadata: 'numpy>>1'")
-    with pytest.raises(SpecError, match="unknown key 'extra'"):
-        EnvironmentSpec.from_dict({"dependencies": [], "extra": 1})
+    with pytest.raises(SpecError, match="`pip:` at the top level"):
+        EnvironmentSpec.from_dict({"dependencies": [], "pip": ["requests"]})
+    assert parse_environment_dict({"dependencies": [], "extra": 1}).warnings == (
+        "unknown key 'extra' ignored (conda ignores it too); an environment.yml is read from "
+        "name, channels, dependencies, variables",
+    )
     with pytest.raises(SpecError, match="unsupported value of type set"):
         EnvironmentSpec.from_dict({"dependencies": {"numpy"}})
     with pytest.raises(SpecError, match="expected a mapping of keys"):
@@ -950,6 +1369,23 @@ def test_parse_explicit_errors_name_the_line(text: str, line: int | None, expect
     assert info.value.line == line
     assert info.value.source == "spec.txt"
     assert expected in str(info.value)
+
+
+def test_parse_explicit_reads_utf16_with_a_bom() -> None:
+    text = f"# platform: win-64\r\n@EXPLICIT\r\n{URL}#{MD5}\r\n"
+    assert parse_explicit(b"\xff\xfe" + text.encode("utf-16-le")) == (
+        "win-64",
+        [ExplicitEntry(URL, md5=MD5)],
+    )
+    with pytest.raises(SpecError, match="UTF-16 \\(little-endian\\) text without a byte-order"):
+        parse_explicit(text.encode("utf-16-le"))
+
+
+def test_parse_explicit_names_a_merge_conflict() -> None:
+    text = f"@EXPLICIT\n<<<<<<< HEAD\n{URL}\n=======\n{URL}#{MD5}\n>>>>>>> other\n"
+    with pytest.raises(SpecError, match="unresolved git merge conflict") as info:
+        parse_explicit(text)
+    assert info.value.line == 2
 
 
 def test_parse_explicit_has_the_size_limit() -> None:

@@ -355,6 +355,25 @@ def _spec_channel(spec: str) -> str | None:
         return None  # the parser refused it already; the solver will say why again
 
 
+def _name_problem(name: str) -> str | None:
+    """Why `name` cannot name a new environment (conda's rules, and not the root's)."""
+    problem = environment_name_problem(name)
+    if problem is None and name in _RESERVED_NAMES:
+        problem = f"'{name}' is the root environment's name"
+    return problem
+
+
+def usable_name(name: str) -> str:
+    """A name conda accepts made from `name`: `my env` -> `my-env`, `base` -> `base-copy`."""
+    cleaned = "".join(
+        "-" if ch in "/:#" or ch.isspace() or not ch.isprintable() else ch for ch in name
+    )
+    cleaned = "-".join(part for part in cleaned.split("-") if part) or "environment"
+    if cleaned in (".", ".."):
+        cleaned = "environment"
+    return f"{cleaned}-copy" if cleaned in _RESERVED_NAMES else cleaned
+
+
 def _split_dist(filename: str) -> tuple[str, str, str] | None:
     for suffix in (".conda", ".tar.bz2"):
         if filename.endswith(suffix):
@@ -444,16 +463,14 @@ class RestoreService:
                 raise RestoreError(
                     f"{source.origin} names no environment; give a name or a prefix to restore into"
                 )
-            problem = environment_name_problem(chosen)
-            if problem is None and chosen in _RESERVED_NAMES:
-                problem = f"'{chosen}' is the root environment's name"
+            problem = _name_problem(chosen)
             if problem is not None and name is None:
                 # The spec's own name: the spec is still good under another one.
                 raise RefusedSpec(
                     f"the name in {source.origin}, {chosen!r}, cannot be used as an "
-                    f"environment name ({problem}); give another name (--name on the "
-                    "command line, `name` in the request, the name field in the dialog) "
-                    "or a prefix"
+                    f"environment name ({problem}); give another name, such as "
+                    f"{usable_name(chosen)!r} (--name on the command line, `name` in the "
+                    "request, the name field in the dialog), or a prefix"
                 )
             if problem is not None:
                 raise RefusedSpec(f"cannot use {chosen!r} as an environment name: {problem}")
@@ -648,8 +665,24 @@ class RestoreService:
         *,
         name: str | None = None,
         prefix: str | os.PathLike[str] | None = None,
+        suggest_name: bool = True,
     ) -> RestorePlan:
-        """Solve only (dry run); nothing on disk is touched."""
+        """Solve only (dry run); nothing on disk is touched.
+
+        With `suggest_name`, a spec whose own name cannot be used is planned under a usable
+        name made from it, with a warning: the plan is where the user picks the name the
+        restore will use. Without it, such a spec is refused as the restore would refuse it.
+        """
+        notes: tuple[str, ...] = ()
+        own = source.spec.name if source.spec is not None else None
+        if suggest_name and name is None and prefix is None and own is not None:
+            problem = _name_problem(own)
+            if problem is not None:
+                name = usable_name(own)
+                notes = (
+                    f"the spec's name {own!r} cannot be used ({problem}); planned as "
+                    f"{name!r}: give the name to use (--name, `name`, the dialog's name field)",
+                )
         prepared = await self._prepare(source, name, prefix)
         return RestorePlan(
             target=prepared.target,
@@ -658,7 +691,7 @@ class RestoreService:
             packages=tuple(_package_of(r) for r in prepared.records),
             pip=prepared.pip,
             channels=tuple(prepared.channels),
-            warnings=prepared.warnings,
+            warnings=prepared.warnings + notes,
         )
 
     # -- restoring ---------------------------------------------------------------------------

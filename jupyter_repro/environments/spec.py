@@ -5,8 +5,9 @@ it is treated as data, never as code:
 
 - The size is checked before anything is decoded or parsed (`MAX_SPEC_BYTES`).
 - YAML is read event by event with ruamel's pure-Python safe parser; nothing is ever constructed
-  from a tag. Only the standard scalar, list and mapping tags are accepted; `!!python/...` and
-  every other explicit tag is an error.
+  from a tag. Only the standard scalar, list and mapping tags are accepted, and `!!python/tuple`
+  on a list (old `conda env export` wrote `channels: !!python/tuple`), which is read as a plain
+  list; `!!python/object` and every other explicit tag is an error.
 - Anchors and aliases are rejected outright. conda never writes them, people do not need them in
   an environment.yml, and refusing them at the first anchor is the simplest bound on alias
   expansion there is: a "billion laughs" document fails after a few events.
@@ -14,14 +15,22 @@ it is treated as data, never as code:
   built without recursion.
 
 The rules follow conda (and CEP 24, the environment.yml specification): accept what conda
-accepts, reject what conda rejects. Where conda only prints a warning, this module is stricter
-when a silent mistake would cost a reproduction: unknown top-level keys are errors, not
-warnings. The keys conda and CEP 24 know but this project does not use (`prefix`, `platforms`,
-`category`) are ignored with a warning.
+accepts, reject what conda rejects, and say why with a warning wherever conda would silently
+drop something:
+
+- Unknown top-level keys (`channel_priority`, `platform`, ...) are ignored with a warning, as
+  conda ignores them; a top-level `pip:` is an error, because conda would skip its packages.
+- UTF-8 (with or without a byte-order mark) and UTF-16/UTF-32 with a byte-order mark are read.
+- pip-style extras on a conda dependency (`dask[complete]`) are dropped with a warning.
+- A `name:` conda cannot use (`my env`, `base`) is kept with a warning and `name_problem`: a
+  restore can still use the file under another name.
+- Files that are something else (a git conflict, an unrendered template, a conda-lock or pixi
+  lock file, a conda-build recipe) are refused with a message that says what they are.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -65,6 +74,71 @@ IGNORED_KEYS = ("prefix", "platforms", "category")
 """Keys conda or CEP 24 define that are accepted but ignored, each with a warning."""
 
 _ALL_KEYS = TOP_LEVEL_KEYS + IGNORED_KEYS
+
+# Hints for unknown top-level keys seen in real files, by the key with '-' written as '_'.
+# conda ignores them all; the hint says where the setting belongs instead.
+_CONDARC_KEYS = frozenset(
+    {
+        "channel_priority",
+        "channel_alias",
+        "default_channels",
+        "custom_channels",
+        "custom_multichannels",
+        "override_channels",
+        "ssl_verify",
+        "solver",
+        "pip_interop_enabled",
+        "always_yes",
+        "auto_activate_base",
+        "envs_dirs",
+        "pkgs_dirs",
+        "allow_non_channel_urls",
+    }
+)
+_PLATFORM_KEYS = frozenset({"platform", "subdir", "subdirs", "target_platform", "arch"})
+_PIP_KEYS = frozenset(
+    {
+        "repositories",
+        "index_url",
+        "extra_index_url",
+        "find_links",
+        "trusted_host",
+        "requirements_txt",
+    }
+)
+_PACKAGE_KEYS = frozenset(
+    {"requirements", "packages", "deps", "depends", "conda_dependencies", "conda", "run"}
+)
+_VARIABLE_KEYS = frozenset(
+    {"env", "environment", "env_vars", "envvars", "environment_variables", "vars", "envs"}
+)
+_NOTE_KEYS = frozenset(
+    {"description", "summary", "version", "author", "authors", "license", "title", "maintainer"}
+)
+# Top-level keys of files that are not environment.yml files, recognised so the message can say
+# what the file is. A lock file's package list is large, so it is recognised by its first keys,
+# before that list is read.
+_KIND_KEYS = frozenset(
+    {"version", "metadata", "package", "environments", "packages"}  # lock files
+    | {"requirements", "outputs", "source", "build", "about"}  # recipes, with `package`
+)
+# Lines a git merge leaves in a file: markers start a line, seven characters long.
+_CONFLICT_MARKER = re.compile(r"^(?:<{7}|>{7})(?:[ \t\r]|$)", re.MULTILINE)
+_ANY_CONFLICT_MARKER = re.compile(r"^(?:<{7}|={7}|>{7}|\|{7})(?:[ \t\r]|$)", re.MULTILINE)
+# Jinja (cookiecutter, conda-build recipes, copier): `{{ value }}`, `{% statement %}`, `{# #}`.
+_TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}")
+_RECIPE_LINES = (
+    re.compile(r"^package:", re.MULTILINE),
+    re.compile(r"^requirements:", re.MULTILINE),
+)
+# pip-style extras after a conda package name: `dask[complete]`, `xarray[io,parallel]>=2023.1`.
+# Brackets holding `key=value` (`numpy[version='>=1.20']`) are rattler's and stay as written.
+_EXTRAS = re.compile(r"\[([^\[\]=]*)\]")
+_EXTRA_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_RENAME_HINT = (
+    "give another name to restore it: `--name` on the command line, `name` in the REST "
+    "request, or the name field in the restore dialog"
+)
 
 # conda refuses these characters in an environment name (PREFIX_NAME_DISALLOWED_CHARS); a
 # name also becomes a directory name, so control characters and other whitespace go too.
@@ -239,6 +313,10 @@ class ParsedSpec:
     options; a restore refuses them unless allowed."""
     pip_urls: tuple[str, ...] = ()
     """pip entries that are URLs, local paths or `name @ url` references."""
+    name_problem: str | None = None
+    """Why the spec's `name:` cannot be an environment's name (`environment_name_problem`, or
+    the reserved `base`/`root`); None when it can, or there is no name. The name is kept as
+    written: a restore refuses it unless given another name."""
 
 
 @dataclass(frozen=True)
@@ -364,13 +442,28 @@ def parse_environment_file(
 def _too_large(source: str, size: str, max_bytes: int) -> SpecError:
     return SpecError(
         f"too large ({size}, the limit is {max_bytes:,} bytes); an environment.yml or package "
-        "list is a few kilobytes, so this is probably not one",
+        "list is a few kilobytes, so this is probably not one: check that this is the file "
+        "you meant",
         source=source,
     )
 
 
+# Byte-order marks and their codecs; UTF-32 LE (FF FE 00 00) before UTF-16 LE (FF FE).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32"),
+    (b"\xef\xbb\xbf", "utf-8", "UTF-8"),
+    (b"\xff\xfe", "utf-16-le", "UTF-16"),
+    (b"\xfe\xff", "utf-16-be", "UTF-16"),
+)
+
+
 def _decode(text: str | bytes, *, source: str, max_bytes: int) -> str:
-    """Text within the size limit, as `str` without a byte-order mark."""
+    """Text within the size limit, as `str` without a byte-order mark.
+
+    Bytes are UTF-8, or UTF-16 or UTF-32 with a byte-order mark (PowerShell's `>` writes
+    UTF-16); the limit applies to the bytes as given.
+    """
     if isinstance(text, str):
         # Every character is at least one byte: a long string fails before being encoded.
         if len(text) > max_bytes:
@@ -379,7 +472,8 @@ def _decode(text: str | bytes, *, source: str, max_bytes: int) -> str:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError as error:
             raise SpecError(
-                "the text is not valid Unicode (it holds an unpaired surrogate)",
+                "the text is not valid Unicode (it holds an unpaired surrogate); remove that "
+                "character or save the file as UTF-8",
                 source=source,
                 line=text.count("\n", 0, error.start) + 1,
             ) from error
@@ -391,15 +485,43 @@ def _decode(text: str | bytes, *, source: str, max_bytes: int) -> str:
     data = bytes(text) if not isinstance(text, bytes) else text
     if len(data) > max_bytes:
         raise _too_large(source, f"{len(data):,} bytes", max_bytes)
+    skip, codec, label = 0, "utf-8", "UTF-8"
+    for bom, bom_codec, bom_label in _BOMS:
+        if data.startswith(bom):
+            skip, codec, label = len(bom), bom_codec, bom_label
+            break
+    else:
+        _check_no_bom_wide_text(data, source)
     try:
-        return data.decode("utf-8-sig")
+        return data[skip:].decode(codec)
     except UnicodeDecodeError as error:
+        offset = skip + error.start
+        line = data[skip:offset].decode(codec, errors="replace").count("\n") + 1
+        found = f"byte 0x{data[offset]:02x}" if offset < len(data) else "the end of the file"
         raise SpecError(
-            f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
-            "save the file as UTF-8",
+            f"not {label} text ({found} at offset {offset}); save the file as UTF-8",
             source=source,
-            line=data.count(b"\n", 0, error.start) + 1,
+            line=line,
         ) from error
+
+
+def _check_no_bom_wide_text(data: bytes, source: str) -> None:
+    """Refuse UTF-16 or UTF-32 text without a byte-order mark, which reads as NUL-riddled UTF-8."""
+    sample = data[:1024]
+    nuls = sample.count(0)
+    # Text with a NUL in every fourth byte or more is not UTF-8 text with a stray NUL in it.
+    if len(sample) < 4 or nuls * 4 < len(sample):
+        return
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if even == 0 or odd == 0:
+        order = "little-endian" if even == 0 else "big-endian"
+        kind = f"UTF-16 ({order}) text without a byte-order mark (every other byte is NUL)"
+    else:
+        kind = "UTF-16 or UTF-32 text without a byte-order mark (it is full of NUL bytes)"
+    raise SpecError(
+        f"the file looks like {kind}; save it as UTF-8",
+        source=source,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,6 +536,8 @@ class _Value:
     """A scalar's text as written (YAML) or its string form (plain data)."""
     items: tuple[_Value, ...] = ()
     pairs: tuple[tuple[_Value, _Value], ...] = ()
+    end_line: int | None = None
+    """The line a scalar ends on, when it spans several (a wrongly indented `- ` continues it)."""
 
 
 _KIND_NAMES: dict[str, str] = {
@@ -444,12 +568,16 @@ class _Open:
 
 
 def _compose(
-    text: str, source: str, on_root_key: Callable[[_Value], None] | None = None
+    text: str,
+    source: str,
+    on_root_key: Callable[[_Value], None] | None = None,
+    warn: Callable[[int, str], None] | None = None,
 ) -> _Value | None:
     """The document's tree, built from parser events without constructing any object.
 
     `on_root_key` sees each top-level key as soon as it is read, so a file that is wrong from
-    its first key fails before the rest of it is parsed.
+    its first key fails before the rest of it is parsed. `warn` gets what is accepted but worth
+    knowing (a `!!python/tuple` list), with its line.
     """
     yaml = YAML(typ="safe", pure=True)
     resolver = yaml.resolver
@@ -479,7 +607,7 @@ def _compose(
         if nodes > _MAX_NODES:
             raise SpecError(
                 f"too many entries (more than {_MAX_NODES:,}); an environment.yml lists a few "
-                "thousand at most",
+                "thousand at most: check that this is the file you meant",
                 source=source,
                 line=line,
             )
@@ -508,7 +636,8 @@ def _compose(
                 documents += 1
                 if documents > 1:
                     raise SpecError(
-                        "a second YAML document ('---'); an environment.yml is one document",
+                        "a second YAML document ('---'); an environment.yml is one document: "
+                        "delete this '---' line and merge what follows it into the first",
                         source=source,
                         line=line,
                     )
@@ -520,11 +649,11 @@ def _compose(
                 kind: Literal["seq", "map"] = (
                     "seq" if isinstance(event, SequenceStartEvent) else "map"
                 )
-                _check_collection_tag(event.tag, kind, source, line)
+                _check_collection_tag(event.tag, kind, source, line, warn)
                 if len(stack) >= _MAX_DEPTH:
                     raise SpecError(
                         f"nested too deeply (more than {_MAX_DEPTH} levels); an "
-                        "environment.yml needs at most 4",
+                        "environment.yml needs at most 4: check the indentation and brackets",
                         source=source,
                         line=line,
                     )
@@ -540,21 +669,17 @@ def _compose(
         # Raised for characters YAML forbids (NUL, most control characters).
         position = max(0, min(error.position, len(text)))
         raise SpecError(
-            f"invalid YAML: {error.reason} character {error.character!r}",
+            f"invalid YAML: {error.reason} character {error.character!r}; remove it (a file "
+            "in another encoding than UTF-8 shows up like this too: save it as UTF-8)",
             source=source,
             line=text.count("\n", 0, position) + 1,
         ) from error
     except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or "syntax error"
-        context = f" ({error.context})" if error.context else ""
-        raise SpecError(
-            f"invalid YAML: {problem}{context}",
-            source=source,
-            line=mark.line + 1 if mark is not None else None,
-        ) from error
+        raise _yaml_syntax_error(error, source) from error
     except YAMLError as error:
-        raise SpecError(f"invalid YAML: {error}", source=source) from error
+        raise SpecError(
+            f"invalid YAML: {error}; check the indentation and quoting", source=source
+        ) from error
     return root
 
 
@@ -571,13 +696,33 @@ def _scalar(event: ScalarEvent, resolver: Any, source: str, line: int) -> _Value
         kind = "str"  # a plain `<<`: without an alias it is just text
     if kind not in _SCALAR_KINDS:
         raise _tag_error(tag, source, line)
-    return _Value(cast(ValueKind, kind), line, text=event.value)
+    end_line = event.end_mark.line + 1 if event.end_mark is not None else line
+    return _Value(
+        cast(ValueKind, kind),
+        line,
+        text=event.value,
+        end_line=end_line if end_line > line else None,
+    )
 
 
 def _check_collection_tag(
-    tag: str | None, kind: Literal["seq", "map"], source: str, line: int
+    tag: str | None,
+    kind: Literal["seq", "map"],
+    source: str,
+    line: int,
+    warn: Callable[[int, str], None] | None,
 ) -> None:
     if tag is None or tag == "!" or tag == _YAML_TAG + kind:
+        return
+    if kind == "seq" and tag == _YAML_TAG + "python/tuple":
+        # Old `conda env export` (PyYAML dumping a tuple) wrote `channels: !!python/tuple`.
+        # The tag is dropped; the list is read like any other, and nothing is constructed.
+        if warn is not None:
+            warn(
+                line,
+                "the `!!python/tuple` tag (written by old versions of `conda env export`) is "
+                "ignored and the list read as a plain list; delete the tag to silence this warning",
+            )
         return
     raise _tag_error(tag, source, line)
 
@@ -586,11 +731,77 @@ def _tag_error(tag: str, source: str, line: int) -> SpecError:
     shown = "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
     return SpecError(
         f"YAML tag '{shown}' is not allowed: an environment.yml holds only plain strings, "
-        "numbers, lists and mappings, and nothing in it is ever turned into an object",
+        "numbers, lists and mappings, and nothing in it is ever turned into an object; delete "
+        f"the '{shown}' and write the value as a plain string or list",
         source=source,
         line=line,
         entry=shown,
     )
+
+
+def _yaml_syntax_error(error: MarkedYAMLError, source: str) -> SpecError:
+    """A YAML syntax error as a message naming the line to fix and how.
+
+    ruamel reports where it gave up (`problem_mark`) and what it was reading then
+    (`context_mark`); for an unclosed quote or bracket and a missing ':' the first is the end
+    of the file or a later line, and the line to fix is the second.
+    """
+    problem = error.problem or "syntax error"
+    context = error.context or ""
+    problem_line = error.problem_mark.line + 1 if error.problem_mark is not None else None
+    context_line = error.context_mark.line + 1 if error.context_mark is not None else None
+    line = problem_line if problem_line is not None else context_line
+    at_end = "end of stream" in problem or "<stream end>" in problem
+    if "'\\t'" in problem or "'\t'" in problem:
+        message = (
+            "a tab character where YAML expects spaces (YAML does not indent with tabs); "
+            "replace the tab with spaces"
+        )
+    elif "could not find expected ':'" in problem:
+        line = context_line or line
+        message = (
+            "this line is neither `key: value` nor `- entry`; add the missing ':' after the key "
+            "(as in `dependencies:`) or the missing '- ' before the entry"
+        )
+    elif "quoted scalar" in context and at_end:
+        line = context_line or line
+        message = "a quoted string starts on this line and is never closed; add the closing quote"
+    elif ("flow sequence" in context or "flow mapping" in context) and (
+        at_end or "expected ','" in problem
+    ):
+        opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
+        line = context_line or line
+        message = (
+            f"the '{opener}' opened on this line is never closed; add the closing '{closer}' "
+            "(or write the list one '- ' entry per line)"
+        )
+    elif "expected <block end>" in problem and "block" in problem.split("found", 1)[-1]:
+        message = (
+            "this line is indented differently from the entries above it; indent each '- ' "
+            "entry of a list by the same number of spaces"
+        )
+    elif "expected <block end>" in problem:
+        message = (
+            "unexpected text on this line (after a closing quote, or in a line indented "
+            "differently from the ones above it); check its quotes and indentation"
+        )
+    elif "mapping values are not allowed here" in problem:
+        message = (
+            "a ': ' where no key can start; check the indentation of this line, or quote a "
+            "value that holds ': '"
+        )
+    elif "sequence entries are not allowed here" in problem:
+        message = (
+            "a '- ' entry cannot follow a key on the same line; put each '- ' entry on a line "
+            "of its own, indented under the key"
+        )
+    else:
+        where = ""
+        if context:
+            at = f" at line {context_line}" if context_line not in (None, line) else ""
+            where = f" ({context}{at})"
+        message = f"{problem}{where}; check the indentation and quoting of this line"
+    return SpecError(f"invalid YAML: {message}", source=source, line=line)
 
 
 def _from_data(data: Any, source: str) -> _Value:
@@ -601,9 +812,17 @@ def _from_data(data: Any, source: str) -> _Value:
         nonlocal nodes
         nodes += 1
         if nodes > _MAX_NODES:
-            raise SpecError(f"too many entries (more than {_MAX_NODES:,})", source=source)
+            raise SpecError(
+                f"too many entries (more than {_MAX_NODES:,}); an environment.yml lists a few "
+                "thousand at most",
+                source=source,
+            )
         if depth > _MAX_DEPTH:
-            raise SpecError(f"nested too deeply (more than {_MAX_DEPTH} levels)", source=source)
+            raise SpecError(
+                f"nested too deeply (more than {_MAX_DEPTH} levels); an environment.yml needs "
+                "at most 4",
+                source=source,
+            )
         if value is None:
             return _Value("null", None)
         if isinstance(value, bool):
@@ -622,8 +841,8 @@ def _from_data(data: Any, source: str) -> _Value:
         if isinstance(value, (list, tuple)):
             return _Value("seq", None, items=tuple(convert(item, depth + 1) for item in value))
         raise SpecError(
-            f"unsupported value of type {type(value).__name__}; expected strings, numbers, "
-            "lists and mappings",
+            f"unsupported value of type {type(value).__name__}; write it as a string, number, "
+            "list or mapping",
             source=source,
         )
 
@@ -639,15 +858,34 @@ def parse_environment_yaml(
 ) -> ParsedSpec:
     """Parse and validate untrusted environment.yml text; `SpecError` names line and entry."""
     decoded = _decode(text, source=source, max_bytes=max_bytes)
-    early = _Findings(source)
+    _check_conflict_markers(decoded, source)
+    found = _Findings(source)
     seen: dict[str, _Value] = {}
-    root = _compose(decoded, source, lambda key: _check_root_key(key, seen, early))
-    return _validate(root, source, comments=_leading_comments(decoded))
+    try:
+        root = _compose(decoded, source, lambda key: _check_root_key(key, seen, found), found.warn)
+        parsed = _validate(root, source, comments=_leading_comments(decoded), found=found)
+    except _FileKindError:
+        raise
+    except SpecError as error:
+        # A template fails somewhere (often as a YAML error); what to change is to render it.
+        template = _template_error(decoded, source)
+        if template is not None:
+            raise template from error
+        raise
+    template_at = _template_placeholder(decoded)
+    if template_at is None:
+        return parsed
+    number, placeholder = template_at
+    warning = (
+        f"line {number}: {_quote(placeholder)} looks like an unrendered template placeholder; "
+        "if this file is a template, render it first"
+    )
+    return replace(parsed, warnings=(*parsed.warnings, warning))
 
 
 def parse_environment_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> ParsedSpec:
     """Validate plain data (e.g. JSON from notebook metadata) by the environment.yml rules."""
-    return _validate(_from_data(data, source), source, comments=())
+    return _validate(_from_data(data, source), source, comments=(), found=_Findings(source))
 
 
 def _leading_comments(text: str) -> tuple[str, ...]:
@@ -662,17 +900,81 @@ def _leading_comments(text: str) -> tuple[str, ...]:
     return tuple(comments)
 
 
+class _FileKindError(SpecError):
+    """The file is something other than an environment.yml; the message says what."""
+
+
+def _check_conflict_markers(text: str, source: str) -> None:
+    """Refuse a file a git merge left conflicted: no YAML error would say so."""
+    if _CONFLICT_MARKER.search(text) is None:
+        return
+    first = _ANY_CONFLICT_MARKER.search(text)
+    assert first is not None  # the search above found one
+    line_end = text.find("\n", first.start())
+    marker = text[first.start() : line_end if line_end >= 0 else len(text)].rstrip()
+    raise _FileKindError(
+        f"unresolved git merge conflict (the conflict marker {_quote(marker)} is on this "
+        "line); resolve the conflict: keep the lines you want and delete the '<<<<<<<', "
+        "'=======' and '>>>>>>>' marker lines",
+        source=source,
+        line=text.count("\n", 0, first.start()) + 1,
+        entry=marker,
+    )
+
+
+def _template_placeholder(text: str) -> tuple[int, str] | None:
+    """The line and text of the first Jinja placeholder outside a comment, if any."""
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        match = _TEMPLATE.search(line.split(" #", 1)[0])
+        if match is not None:
+            return number, match.group()
+    return None
+
+
+def _template_error(text: str, source: str) -> SpecError | None:
+    found = _template_placeholder(text)
+    if found is None:
+        return None
+    number, placeholder = found
+    if all(pattern.search(text) for pattern in _RECIPE_LINES):
+        message = (
+            f"this is a conda-build recipe (`package:` and `requirements:`, with the Jinja "
+            f"template {_quote(placeholder)} on this line), not an environment.yml; build it "
+            "with `conda build`, or write an environment.yml that lists its packages under "
+            "`dependencies:`"
+        )
+    else:
+        message = (
+            f"the file is an unrendered template ({_quote(placeholder)} on this line, as in a "
+            "cookiecutter template or a conda-build recipe); render it first, filling in every "
+            "'{{ ... }}' and '{% ... %}', and use the rendered file"
+        )
+    return _FileKindError(message, source=source, line=number, entry=placeholder)
+
+
 @dataclass
 class _Findings:
     """What validation collects besides the spec."""
 
     source: str
-    warnings: list[str] = field(default_factory=list)
+    notes: list[tuple[int | None, str]] = field(default_factory=list)
     pip_options: list[str] = field(default_factory=list)
     pip_urls: list[str] = field(default_factory=list)
 
     def warn(self, line: int | None, message: str) -> None:
-        self.warnings.append(message if line is None else f"line {line}: {message}")
+        self.notes.append((line, message))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The warnings in the order of their lines; those without a line last."""
+        ordered = sorted(self.notes, key=lambda note: (note[0] is None, note[0] or 0))
+        return tuple(
+            message if line is None else f"line {line}: {message}" for line, message in ordered
+        )
 
     def error(self, message: str, value: _Value | None, entry: str | None = None) -> SpecError:
         return SpecError(
@@ -683,16 +985,24 @@ class _Findings:
         )
 
 
-def _validate(root: _Value | None, source: str, *, comments: tuple[str, ...]) -> ParsedSpec:
-    found = _Findings(source)
+def _validate(
+    root: _Value | None, source: str, *, comments: tuple[str, ...], found: _Findings
+) -> ParsedSpec:
     if root is None or root.kind == "null":
         raise found.error(
-            "the file is empty; expected a mapping with at least a `dependencies:` list", root
+            "the file is empty; write at least a `dependencies:` list, one package per line "
+            "as `  - numpy`",
+            root,
         )
     if root.kind != "map":
+        hint = (
+            "; if these are the packages, write `dependencies:` on the line above the list"
+            if root.kind == "seq"
+            else "; write `dependencies:` followed by the packages, one per line as `  - numpy`"
+        )
         raise found.error(
             f"expected a mapping of keys (name, channels, dependencies, variables) at the top "
-            f"level, found {_describe(root)}",
+            f"level, found {_describe(root)}{hint}",
             root,
         )
 
@@ -707,7 +1017,7 @@ def _validate(root: _Value | None, source: str, *, comments: tuple[str, ...]) ->
         for key, value in root.pairs
     }
     keys = {key.text: key for key, _ in root.pairs}
-    name = _name(values["name"], found) if "name" in values else None
+    name, name_problem = _name(values["name"], found) if "name" in values else (None, None)
     channels = _strings(values["channels"], "channels", found) if "channels" in values else ()
     if "dependencies" in values:
         dependencies, pip = _dependencies(values["dependencies"], found)
@@ -730,10 +1040,14 @@ def _validate(root: _Value | None, source: str, *, comments: tuple[str, ...]) ->
     if "category" in values:
         if values["category"].kind != "str":
             raise found.error(
-                f"`category` must be a string, found {_describe(values['category'])}",
+                f"`category` must be a string, found {_describe(values['category'])}; write "
+                "it as a string, or delete it (it is ignored)",
                 values["category"],
             )
         found.warn(keys["category"].line, "`category:` (a conda-lock extension) ignored")
+    for key, value in root.pairs:
+        if key.text not in _ALL_KEYS:
+            found.warn(key.line, _unknown_key_warning(key.text, value))
 
     spec = EnvironmentSpec(
         name=name,
@@ -745,33 +1059,120 @@ def _validate(root: _Value | None, source: str, *, comments: tuple[str, ...]) ->
     )
     return ParsedSpec(
         spec=spec,
-        warnings=tuple(found.warnings),
+        warnings=found.warnings,
         pip_options=tuple(found.pip_options),
         pip_urls=tuple(found.pip_urls),
+        name_problem=name_problem,
     )
 
 
 def _check_root_key(key: _Value, seen: dict[str, _Value], found: _Findings) -> None:
-    """A top-level key must be a known string, once."""
+    """A top-level key must be a string, once, and not one conda would silently skip."""
     if key.kind != "str":
-        raise found.error(f"top-level keys must be strings, found {_describe(key)}", key, key.text)
+        raise found.error(
+            f"top-level keys must be strings, found {_describe(key)}; write a key such as "
+            "`dependencies:`, or quote it",
+            key,
+            key.text,
+        )
     if key.text in seen:
         first = seen[key.text].line
         where = f" (first at line {first})" if first is not None else ""
-        raise found.error(f"duplicate key {_quote(key.text)}{where}", key, key.text)
-    if key.text not in _ALL_KEYS:
         raise found.error(
-            f"unknown key {_quote(key.text)}; expected one of: {', '.join(_ALL_KEYS)}",
+            f"duplicate key {_quote(key.text)}{where}; keep one of them (merge their entries)",
+            key,
+            key.text,
+        )
+    if key.text == "pip":
+        raise found.error(
+            "`pip:` at the top level is not read by conda, which would skip these packages "
+            "without a word; move it under `dependencies:` as a `- pip:` entry with the pip "
+            "packages indented under it (and add `- pip` to the dependencies)",
             key,
             key.text,
         )
     seen[key.text] = key
+    if key.text in _KIND_KEYS:
+        _check_file_kind(seen, key, found)
 
 
-def _name(value: _Value, found: _Findings) -> str | None:
+def _check_file_kind(seen: Mapping[str, _Value], key: _Value, found: _Findings) -> None:
+    """Refuse a lock file or recipe by its top-level keys, as soon as they show what it is."""
+    if "version" in seen and "metadata" in seen and "package" in seen:
+        message = (
+            "this is a conda-lock lock file (`version`, `metadata` and `package` at the top "
+            "level), not an environment.yml; create the environment from it with "
+            "`conda-lock install --name NAME FILE`, or restore from the environment.yml it "
+            "was locked from"
+        )
+    elif "environments" in seen and ("version" in seen or "packages" in seen):
+        message = (
+            "this is a pixi lock file (pixi.lock: `version`, `environments` and `packages` at "
+            "the top level), not an environment.yml; install it with `pixi install` in the "
+            "project that holds its pixi.toml, or restore from an environment.yml"
+        )
+    elif "package" in seen and any(
+        k in seen for k in ("requirements", "outputs", "source", "build", "about")
+    ):
+        message = (
+            "this is a conda-build recipe (`package:` with `requirements:`, `source:` or "
+            "`build:`), not an environment.yml; build it with `conda build` or `rattler-build`, "
+            "or write an environment.yml that lists its packages under `dependencies:`"
+        )
+    else:
+        return
+    raise _FileKindError(message, source=found.source, line=key.line, entry=key.text)
+
+
+def _unknown_key_warning(key: str, value: _Value) -> str:
+    """What to say about a top-level key conda ignores, with a hint where one helps."""
+    ignored = f"unknown key {_quote(key)} ignored (conda ignores it too)"
+    normal = key.lower().replace("-", "_")
+    if normal in _CONDARC_KEYS:
+        setting = f" {value.text}" if value.kind in _SCALAR_KINDS and value.text else " VALUE"
+        return (
+            f"{ignored}: it is a conda setting, which belongs in .condarc "
+            f"(`conda config --set {normal}{setting}`)"
+        )
+    if normal in _PLATFORM_KEYS:
+        return f"{ignored}: the environment is built for the platform it is restored on"
+    if normal.startswith("pip") or normal in _PIP_KEYS:
+        return (
+            f"{ignored}: pip packages and pip settings belong in the `- pip:` list under "
+            "`dependencies:`, settings as lines such as `--index-url https://...` or "
+            "`--extra-index-url https://...`"
+        )
+    if normal in _PACKAGE_KEYS:
+        return f"{ignored}, and so are its packages: list them under `dependencies:`"
+    if normal in _VARIABLE_KEYS:
+        return f"{ignored}: environment variables belong under `variables:` as NAME: value"
+    if normal in _NOTE_KEYS:
+        return f"{ignored}: for notes about the environment, use `# ...` comment lines"
+    close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1, cutoff=0.75)
+    if close:
+        return f"{ignored}, and so is what it holds; did you mean `{close[0]}:`?"
+    return f"{ignored}; an environment.yml is read from {', '.join(TOP_LEVEL_KEYS)}"
+
+
+def _name(value: _Value, found: _Findings) -> tuple[str | None, str | None]:
+    """The name as written and why it cannot name an environment (None if it can)."""
     if value.kind == "null":
-        return None
-    if value.kind != "str":
+        return None, None
+    if value.kind in ("int", "float"):
+        found.warn(
+            value.line,
+            f"`name` is written as a number ({_shorten(value.text)}) and read as the text "
+            f"{_quote(value.text)}, as conda does; quote it to silence this warning: "
+            f'name: "{_shorten(value.text)}"',
+        )
+    elif value.kind in ("seq", "map"):
+        raise found.error(
+            f"`name` must be a string, found {_describe(value)}; write one name on the same "
+            "line, as `name: analysis`",
+            value,
+            value.text or None,
+        )
+    elif value.kind != "str":
         raise found.error(
             f"`name` must be a string, found {_describe(value)}; quote it: "
             f'name: "{_shorten(value.text)}"',
@@ -779,16 +1180,15 @@ def _name(value: _Value, found: _Findings) -> str | None:
             value.text,
         )
     problem = environment_name_problem(value.text)
+    if problem is None and value.text in _RESERVED_NAMES:
+        problem = f"{_quote(value.text)} is the name of conda's root environment"
     if problem is not None:
-        raise found.error(
-            f"invalid environment name {_quote(value.text)}: {problem}", value, value.text
-        )
-    if value.text in _RESERVED_NAMES:
         found.warn(
             value.line,
-            f"name {_quote(value.text)} is conda's root environment; restore it under another name",
+            f"the name {_quote(value.text)} cannot be used as an environment name: {problem}; "
+            f"{_RENAME_HINT}",
         )
-    return value.text
+    return value.text, problem
 
 
 def environment_name_problem(name: str) -> str | None:
@@ -808,16 +1208,24 @@ def environment_name_problem(name: str) -> str | None:
 
 def _strings(value: _Value, key: str, found: _Findings) -> tuple[str, ...]:
     if value.kind != "seq":
-        raise found.error(f"`{key}` must be a list of strings, found {_describe(value)}", value)
+        raise found.error(
+            f"`{key}` must be a list of strings, found {_describe(value)}; write each entry on "
+            f"a line of its own under `{key}:`, as `  - conda-forge`",
+            value,
+        )
     result = []
     for item in value.items:
         if item.kind != "str":
             raise found.error(
-                f"every `{key}` entry must be a string, found {_describe(item)}", item, item.text
+                f"every `{key}` entry must be a string, found {_describe(item)}; write it as "
+                "a plain string (quoted if need be)",
+                item,
+                item.text,
             )
         if not item.text.strip() or not item.text.isprintable():
             raise found.error(
-                f"`{key}` entry {_quote(item.text)} is empty or holds control characters",
+                f"`{key}` entry {_quote(item.text)} is empty or holds control characters; "
+                "delete it or write the entry out",
                 item,
                 item.text,
             )
@@ -830,27 +1238,38 @@ def _dependencies(value: _Value, found: _Findings) -> tuple[tuple[str, ...], tup
         return (), ()  # `dependencies:` with nothing after it; conda reads it as empty
     if value.kind != "seq":
         raise found.error(
-            f"`dependencies` must be a list, found {_describe(value)}", value, value.text or None
+            f"`dependencies` must be a list, found {_describe(value)}; write each package on a "
+            "line of its own under `dependencies:`, as `  - numpy`",
+            value,
+            value.text or None,
         )
     conda: list[str] = []
     pip: tuple[str, ...] = ()
     pip_seen = False
     pip_line: int | None = None
-    for item in value.items:
+    for index, item in enumerate(value.items):
         if item.kind == "str":
-            _check_match_spec(item, found)
-            conda.append(item.text)
+            conda.append(_conda_dependency(item, found))
         elif item.kind == "map":
             section, entries = _subsection(item, found)
             if pip_seen:
                 where = f" (first at line {pip_line})" if pip_line is not None else ""
-                raise found.error(f"a second `pip:` section{where}; merge them", section)
+                raise found.error(
+                    f"a second `pip:` section{where}; merge them into one `- pip:` list", section
+                )
             pip_seen, pip_line = True, section.line
             pip = _pip_entries(entries, found)
+            if entries.kind == "null" and any(i.kind == "str" for i in value.items[index + 1 :]):
+                found.warn(
+                    section.line,
+                    "`- pip:` has nothing under it, so the entries after it are conda "
+                    "packages; if they are meant for pip, indent them under `pip:`",
+                )
         else:
             raise found.error(
                 f"every dependency must be a string (a conda match spec) or a `pip:` list, "
-                f"found {_describe(item)}",
+                f"found {_describe(item)}; write it as `- name` (quoted if need be) or as "
+                "`- pip:` with the pip entries under it",
                 item,
                 item.text or None,
             )
@@ -870,46 +1289,121 @@ def _subsection(item: _Value, found: _Findings) -> tuple[_Value, _Value]:
         else:
             problem = (
                 f"unknown section {_quote(key.text)} in `dependencies`; conda installs only "
-                "`pip:` sections"
+                "`pip:` sections: move these packages to the conda list or the `pip:` list"
             )
         raise found.error(problem, key, key.text)
     if len(item.pairs) != 1:
-        raise found.error("a `dependencies` mapping must hold exactly one `pip:` list", item)
+        raise found.error(
+            "a `dependencies` mapping must hold exactly one `pip:` list; write `- pip:` with "
+            "the pip entries under it",
+            item,
+        )
     return item.pairs[0]
 
 
-def _check_match_spec(item: _Value, found: _Findings) -> None:
+def _split_extras(text: str) -> tuple[str, list[str]]:
+    """`text` without pip-style extras brackets (`dask[complete]` -> `dask`), and the brackets.
+
+    An extras bracket holds names separated by commas and no `=`; rattler's own brackets
+    (`numpy[version='>=1.20']`, `pkg[extras=[a,b]]`) hold `key=value` and are left alone.
+    """
+    extras: list[str] = []
+    pieces: list[str] = []
+    last = 0
+    for match in _EXTRAS.finditer(text):
+        start = match.start()
+        if text.count("[", 0, start) != text.count("]", 0, start):
+            continue  # inside another bracket, as in `pkg[extras=[a,b]]`
+        names = [name.strip() for name in match.group(1).split(",")]
+        if not all(_EXTRA_NAME.fullmatch(name) for name in names):
+            continue
+        extras.append(match.group())
+        before = text[last:start]
+        pieces.append(before.rstrip(" ") + " " if before.endswith(" ") else before)
+        last = match.end()
+    if not extras:
+        return text, []
+    rest = text[last:]
+    pieces.append(rest.lstrip(" ") if pieces[-1].endswith(" ") else rest)
+    return "".join(pieces).strip(), extras
+
+
+def _conda_dependency(item: _Value, found: _Findings) -> str:
+    """The dependency to store for a conda entry: as written, less any pip-style extras."""
+    text, extras = _split_extras(item.text)
+    spec = _check_match_spec(text, item, found)
+    if extras:
+        shown = ", ".join(_quote(bracket) for bracket in extras)
+        found.warn(
+            item.line,
+            f"extras {shown} dropped from {_quote(item.text)}: conda packages have no extras "
+            f"(conda ignores them too), so this is read as {_quote(text)}; for what an extra "
+            "adds, list its packages as dependencies, or install the package from the `pip:` "
+            "list",
+        )
+    namespace = getattr(spec, "namespace", None)
+    if namespace:
+        fixed = text.replace(f"{namespace}:", f"{namespace}::", 1)
+        found.warn(
+            item.line,
+            f"{_quote(text)} has a single ':', which conda reads as a namespace and ignores, so "
+            f"the package comes from the `channels:` list; write {_quote(fixed)} to take it "
+            f"from {namespace}",
+        )
+    return text
+
+
+def _check_match_spec(text: str, item: _Value, found: _Findings) -> Any:
+    """`text` (the entry, or the entry less its extras) as a rattler MatchSpec; errors name
+    the entry as written."""
     # Imported here: every server start imports this module (through the restore service),
     # and py-rattler costs ~20 ms and ~10 MB that only a spec check needs.
     from rattler import MatchSpec
     from rattler.exceptions import InvalidMatchSpecError
 
-    text = item.text
+    written = item.text
     try:
         spec = MatchSpec(text)
     except InvalidMatchSpecError as error:
+        hint = _continuation_hint(item) or (
+            " (a pip-style environment marker, which conda does not have: move this "
+            "requirement to the `pip:` list)"
+            if ";" in written
+            else ""
+        )
         raise found.error(
-            f"{_quote(text)} is not a valid conda match spec ({_first_line(error)}); expected "
-            f"{_MATCH_SPEC_EXAMPLES}",
+            f"{_quote(written)} is not a valid conda match spec ({_first_line(error)}){hint}; "
+            f"expected {_MATCH_SPEC_EXAMPLES}",
             item,
-            text,
+            written,
         ) from error
     # rattler's lenient parser (the one that accepts what conda accepts, such as
     # `pkg=1.0=build_0`) takes anything after the version as a build string; conda's builds
     # are never that, and the usual cause is a missing comma or a pip-style marker.
     build = spec.build
     if build is not None and not _BUILD_STRING.fullmatch(build):
-        hint = (
+        hint = _continuation_hint(item) or (
             " (move pip-style requirements to the `pip:` list)"
             if ";" in build
             else " (separate version constraints with ',' as in 'numpy>=1.20,<2')"
         )
         raise found.error(
-            f"{_quote(text)} is not a valid conda match spec: the build string "
+            f"{_quote(written)} is not a valid conda match spec: the build string "
             f"{_quote(build)} is not valid{hint}; expected {_MATCH_SPEC_EXAMPLES}",
             item,
-            text,
+            written,
         )
+    return spec
+
+
+def _continuation_hint(item: _Value) -> str:
+    """Why an entry spanning lines holds a ' - ': a `- ` indented deeper than its list."""
+    if item.end_line is None or " - " not in item.text:
+        return ""
+    return (
+        f" (it runs on to line {item.end_line}: a '- ' indented deeper than the entries above "
+        "it continues the entry before it; indent every '- ' of the list alike)"
+    )
 
 
 def _pip_entries(value: _Value, found: _Findings) -> tuple[str, ...]:
@@ -917,13 +1411,16 @@ def _pip_entries(value: _Value, found: _Findings) -> tuple[str, ...]:
         return ()  # `- pip:` with nothing under it; conda drops the empty section
     if value.kind != "seq":
         raise found.error(
-            f"`pip:` must be a list of strings, found {_describe(value)}", value, value.text
+            f"`pip:` must be a list of strings, found {_describe(value)}; write each pip entry "
+            "on a line of its own, indented under `pip:`, as `      - requests`",
+            value,
+            value.text,
         )
     entries = []
     for item in value.items:
         if item.kind != "str":
             raise found.error(
-                f"every `pip:` entry must be a string, found {_describe(item)}",
+                f"every `pip:` entry must be a string, found {_describe(item)}; quote it",
                 item,
                 item.text or None,
             )
@@ -936,7 +1433,10 @@ def _check_pip_entry(item: _Value, found: _Findings) -> None:
     text = item.text.strip()
     if not text or not text.isprintable():
         raise found.error(
-            f"pip entry {_quote(item.text)} is empty or holds control characters", item, item.text
+            f"pip entry {_quote(item.text)} is empty or holds control characters; delete it or "
+            "write the entry out",
+            item,
+            item.text,
         )
     if text.startswith("-"):
         _check_pip_option(text, item, found)
@@ -957,8 +1457,8 @@ def _check_pip_entry(item: _Value, found: _Findings) -> None:
         if _is_url_or_path(requirement_text, item, found):
             found.pip_urls.append(item.text)
             return
-        hint = ""
-        if _CONDA_PIN.match(requirement_text):
+        hint = _continuation_hint(item)
+        if not hint and _CONDA_PIN.match(requirement_text):
             hint = " (pip pins with '==': the conda form 'name=1.0' does not work for pip)"
         raise found.error(
             f"{_quote(item.text)} is not a valid pip requirement ({_first_line(error)}){hint}; "
@@ -996,7 +1496,12 @@ def _check_pip_option(text: str, item: _Value, found: _Findings) -> None:
             f"pip option {_quote(option)} needs a value: {option} VALUE", item, item.text
         )
     if not takes_value and value:
-        raise found.error(f"pip option {_quote(option)} takes no value", item, item.text)
+        raise found.error(
+            f"pip option {_quote(option)} takes no value; put what follows it in an entry of "
+            "its own",
+            item,
+            item.text,
+        )
     if extra:
         raise found.error(
             f"unexpected text {_quote(extra)} after {option} {value}; put one option per entry",
@@ -1019,12 +1524,15 @@ def _check_requirement_options(options: str, item: _Value, found: _Findings) -> 
         if option not in _PIP_REQUIREMENT_OPTIONS:
             raise found.error(
                 f"pip option {_quote(option)} cannot follow a requirement in {_quote(item.text)}; "
-                f"after a requirement pip accepts only {', '.join(_PIP_REQUIREMENT_OPTIONS)}",
+                f"after a requirement pip accepts only {', '.join(_PIP_REQUIREMENT_OPTIONS)}; "
+                "put it in an entry of its own",
                 item,
                 item.text,
             )
         if not value:
-            raise found.error(f"pip option {_quote(option)} needs a value", item, item.text)
+            raise found.error(
+                f"pip option {_quote(option)} needs a value: {option}=VALUE", item, item.text
+            )
         if option != "--hash":
             changes_build = True
     return changes_build
@@ -1040,7 +1548,8 @@ def _is_url_or_path(text: str, item: _Value, found: _Findings) -> bool:
             Marker(marker.strip())
         except InvalidMarker as error:
             raise found.error(
-                f"invalid environment marker in {_quote(item.text)} ({_first_line(error)})",
+                f"invalid environment marker in {_quote(item.text)} ({_first_line(error)}); "
+                "write one such as 'python_version < \"3.12\"' after the ';'",
                 item,
                 item.text,
             ) from error
@@ -1061,7 +1570,9 @@ def _variables(value: _Value, found: _Findings) -> tuple[tuple[str, str], ...]:
         return ()
     if value.kind != "map":
         raise found.error(
-            f"`variables` must be a mapping of NAME: value, found {_describe(value)}", value
+            f"`variables` must be a mapping of NAME: value, found {_describe(value)}; write "
+            "each variable on a line of its own under `variables:`, as `  NAME: value`",
+            value,
         )
     result: list[tuple[str, str]] = []
     seen: dict[str, int | None] = {}
@@ -1076,7 +1587,9 @@ def _variables(value: _Value, found: _Findings) -> tuple[tuple[str, str], ...]:
         if key.text in seen:
             first = seen[key.text]
             where = f" (first at line {first})" if first is not None else ""
-            raise found.error(f"duplicate variable {_quote(key.text)}{where}", key, key.text)
+            raise found.error(
+                f"duplicate variable {_quote(key.text)}{where}; keep one of them", key, key.text
+            )
         seen[key.text] = key.line
         if item.kind in ("seq", "map", "null"):
             raise found.error(
@@ -1086,7 +1599,9 @@ def _variables(value: _Value, found: _Findings) -> tuple[tuple[str, str], ...]:
                 key.text,
             )
         if "\x00" in item.text:
-            raise found.error(f"variable {_quote(key.text)} holds a NUL character", item, key.text)
+            raise found.error(
+                f"variable {_quote(key.text)} holds a NUL character; delete it", item, key.text
+            )
         # The text as written: `1.10` stays "1.10", not the float 1.1.
         result.append((key.text, item.text))
     return tuple(result)
@@ -1196,6 +1711,7 @@ def parse_explicit(
     optionally followed by `#<md5>`, `#sha256:<sha256>` or `#<sha256>`.
     """
     decoded = _decode(text, source=source, max_bytes=max_bytes)
+    _check_conflict_markers(decoded, source)
     platform: str | None = None
     marker_seen = False
     entries: list[ExplicitEntry] = []
