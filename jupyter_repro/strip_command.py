@@ -1,7 +1,9 @@
 """`jupyter-repro-strip`: a drop-in for nbstripout's command line, with its defaults.
 
 Same flags, outputs and exit codes as nbstripout 0.9.1, and the same bytes (see
-`notebooks/strip.py` for the few deliberate differences). It differs in what it costs: it
+`notebooks/strip.py` for the few deliberate differences). Errors are reported by nbstripout's
+first lines; a cell that contradicts itself gets nbstripout's `MetadataError: ...` line (its
+traceback left out) and then which cell it is and what to change. It differs in what it costs: it
 imports neither nbformat nor jsonschema and starts no `git config` process per file, so a
 pre-commit run or a one-shot clean filter pays a bare interpreter start-up per notebook.
 nbstripout also reads `filter.nbstripout.extrakeys` from git config; this command does not:
@@ -24,12 +26,20 @@ from .atomic import replace_file
 from .notebooks.nbjson import NotebookError, NotJSONError
 from .notebooks.strip import (
     NBSTRIPOUT_EXTRA_KEYS,
+    MetadataConflict,
     StripOptions,
     StripResult,
     parse_max_size,
     strip_text,
     strip_zeppelin_text,
     valid_extra_keys,
+)
+
+# nbstripout 0.9.1 lets its MetadataError end the process: a traceback whose last line is
+# this (after the exception's module path), and exit status 1.
+NBSTRIPOUT_CONFLICT = (
+    "MetadataError: cell metadata contradicts tags: "
+    "`keep_output` is false, but `keep_output` in tags"
 )
 
 
@@ -201,6 +211,16 @@ class _Run:
             self.write(result.text)
 
 
+def _report_conflict(conflict: MetadataConflict, name: str | None) -> int:
+    """nbstripout's lines for a contradicting cell, for the scripts that look for them,
+    then which cell it is and what to change; nbstripout's exit status."""
+    if name is not None:
+        print(f"Could not strip '{name}'", file=sys.stderr)
+    print(NBSTRIPOUT_CONFLICT, file=sys.stderr)
+    print(f"{name if name is not None else 'stdin'}: {conflict}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(argv)
@@ -235,6 +255,8 @@ def run(argv: Sequence[str] | None = None, *, stdin: bytes | None = None) -> int
             continue
         try:
             run.file(name)
+        except MetadataConflict as conflict:
+            return _report_conflict(conflict, name)
         except NotJSONError:
             print(f"No valid notebook detected in '{name}'", file=sys.stderr)
             return 1
@@ -249,6 +271,8 @@ def run(argv: Sequence[str] | None = None, *, stdin: bytes | None = None) -> int
         data = stdin if stdin is not None else sys.stdin.buffer.read()
         try:
             run.stdin(data)
+        except MetadataConflict as conflict:
+            return _report_conflict(conflict, None)
         except NotJSONError:
             print("No valid notebook detected on stdin", file=sys.stderr)
             return 1

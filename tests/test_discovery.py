@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_repro.environments import discovery as discovery_module
+from jupyter_repro.environments.catalog import EnvironmentCatalog
 from jupyter_repro.environments.discovery import (
     USUAL_ROOT_NAMES,
     Discovered,
@@ -252,7 +253,7 @@ def test_condarc_without_envs_dirs_is_not_parsed(conda_installation, tmp_path, m
         parsed.append(path)
         return []
 
-    monkeypatch.setattr(discovery_module._Scan, "_parse_envs_dirs", record)
+    monkeypatch.setattr(discovery_module._Scan, "_parse_condarc", record)
 
     make_discovery(inst, tmp_path).discover()
 
@@ -587,6 +588,113 @@ def test_folders_in_envs_dirs_without_conda_meta_are_not_environments(conda_inst
 
     assert prefixes(before) == [inst.root_prefix]
     assert inst.envs_dir / "half-made" in prefixes(after)
+
+
+# -- conda-build work environments ------------------------------------------------------------
+
+# What conda-build names a build's host environment: padded so that relocation has room.
+HOST_ENV = "_h_env" + "_placehold" * 10
+
+
+def test_conda_build_work_environments_are_neither_listed_nor_kernels(conda_installation, tmp_path):
+    inst = conda_installation
+    build = inst.root_prefix / "conda-bld" / "mypkg_1712345678901"
+    # conda-build registers them in environments.txt as it creates them.
+    host = inst.create_prefix_env(build / HOST_ENV, ["python", "ipykernel"])
+    others = [inst.create_prefix_env(build / n, ["pkgc"]) for n in ("_build_env", "_test_env")]
+    ordinary = inst.create_env("ordinary", ["python", "ipykernel"])
+    assert {host, *others} <= set(inst.registered())
+    discovery = make_discovery(inst, tmp_path)
+
+    found = discovery.discover()
+    entries = EnvironmentCatalog(discovery).entries()
+
+    assert prefixes(found) == [inst.root_prefix, ordinary]
+    assert [e.environment.prefix for e in entries] == [inst.root_prefix, ordinary]
+    assert entries[1].kernel_names  # the ordinary environment's kernel is still there
+
+
+@pytest.mark.parametrize("how", ["envs dir", "search path", "symlink"])
+def test_a_conda_build_environment_is_skipped_however_it_is_found(
+    conda_installation, tmp_path, how
+):
+    inst = conda_installation
+    build = inst.root_prefix / "conda-bld" / "mypkg_1712345678901"
+    work = inst.create_prefix_env(build / "_build_env", ["pkgc"], register=False)
+    search_paths = []
+    if how == "envs dir":
+        write_condarc(inst.condarc, build)
+    elif how == "search path":
+        search_paths = [build]
+    else:
+        (tmp_path / "link").symlink_to(work)
+        inst.register(tmp_path / "link")
+    discovery = make_discovery(inst, tmp_path, search_paths=search_paths)
+
+    assert prefixes(discovery.discover()) == [inst.root_prefix]
+
+
+@pytest.mark.parametrize(
+    "source", ["croot", "bld_path", "conda-build root-dir", "CONDA_BLD_PATH", "CONDA_CROOT"]
+)
+def test_a_configured_build_root_is_honoured(conda_installation, tmp_path, source):
+    inst = conda_installation
+    work = inst.create_prefix_env(inst.home / "builds" / "mypkg_1" / "_test_env", ["pkgc"])
+    environ = inst.environ()
+    discovery = make_discovery(inst, tmp_path, environ=environ)
+    assert work in prefixes(discovery.discover())  # nothing says it is a build root yet
+
+    if source in ("CONDA_BLD_PATH", "CONDA_CROOT"):
+        environ[source] = "~/builds"
+    elif source == "conda-build root-dir":
+        inst.condarc.write_text("conda-build:\n  root-dir: ~/builds\n")
+    else:
+        inst.condarc.write_text(f"{source}: ~/builds\n")
+    found = discovery.discover()
+
+    assert prefixes(found) == [inst.root_prefix]
+    assert discovery.rescans == 2
+
+
+def test_folders_only_named_like_conda_bld_are_not_build_roots(conda_installation, tmp_path):
+    inst = conda_installation
+    listed = [
+        inst.create_prefix_env(inst.root_prefix / "conda-bld-tools" / "env", ["pkgc"]),
+        inst.create_prefix_env(tmp_path / "conda-bld-tools" / "env", ["pkgc"]),
+        # A conda-bld folder of no installation and no configuration: just a name.
+        inst.create_prefix_env(tmp_path / "elsewhere" / "conda-bld" / "env", ["pkgc"]),
+    ]
+    inst.condarc.write_text(f"croot: {tmp_path / 'bld'}\n")
+    listed.append(inst.create_prefix_env(tmp_path / "bld-other" / "env", ["pkgc"]))
+
+    found = make_discovery(inst, tmp_path).discover()
+
+    assert set(listed) <= set(prefixes(found))
+
+
+@pytest.mark.parametrize("croot", ["~/", "/", "{root}"])
+def test_a_build_root_holding_home_or_an_installation_hides_nothing(
+    conda_installation, tmp_path, croot
+):
+    inst = conda_installation
+    env = inst.create_env("kept", ["pkgc"])
+    inst.condarc.write_text(f"croot: {croot.format(root=inst.root_prefix)}\n")
+
+    found = make_discovery(inst, tmp_path).discover()
+
+    assert prefixes(found) == [inst.root_prefix, env]
+
+
+def test_the_server_running_in_a_build_environment_sees_itself(conda_installation, tmp_path):
+    inst = conda_installation
+    test_env = inst.create_prefix_env(
+        inst.root_prefix / "conda-bld" / "mypkg_1" / "_test_env", ["pkgc"]
+    )
+
+    found = make_discovery(inst, tmp_path, server_prefix=test_env).discover()
+
+    assert prefixes(found) == [inst.root_prefix, test_env]
+    assert found.environments[1].is_server_env
 
 
 # -- bad input --------------------------------------------------------------------------------

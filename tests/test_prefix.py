@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from jupyter_repro.environments.prefix import (
     RESTORE_MARKER,
     KernelDir,
     Package,
+    PipDistribution,
     PipPackage,
     Prefix,
     normalize_dist_name,
@@ -49,6 +51,37 @@ def make_dist_info(site: Path, name: str, version: str, metadata: bool = True) -
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nName: not-this\n"
         )
     return dist
+
+
+def pkg_info(name: str, version: str) -> str:
+    """An egg's PKG-INFO: the core metadata headers, then a description with other names."""
+    return f"Metadata-Version: 1.1\nName: {name}\nVersion: {version}\n\nName: not-this\n"
+
+
+def make_zipped_egg(path: Path, members: dict[str, str]) -> Path:
+    """A zipped `.egg` as easy_install leaves it: one archive file in site-packages."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+def make_egg(site: Path, form: str, file_name: str, name: str, version: str) -> Path:
+    """An installed egg of one of the forms pip, setuptools, easy_install and distutils write."""
+    path = site / file_name
+    if form == "egg-info folder":  # setup.py install, pip's legacy installs
+        path.mkdir(parents=True)
+        (path / "PKG-INFO").write_text(pkg_info(name, version))
+    elif form == "egg-info file":  # distutils' install_egg_info
+        path.write_text(pkg_info(name, version))
+    elif form == "egg folder":  # easy_install, unzipped
+        (path / "EGG-INFO").mkdir(parents=True)
+        (path / "EGG-INFO" / "PKG-INFO").write_text(pkg_info(name, version))
+    elif form == "zipped egg":  # easy_install
+        make_zipped_egg(path, {"EGG-INFO/PKG-INFO": pkg_info(name, version), "m.py": ""})
+    else:
+        raise ValueError(form)
+    return path
 
 
 def replace_file(path: Path, text: str) -> None:
@@ -284,6 +317,167 @@ def test_pip_packages_of_a_venv_and_broken_dist_infos(tmp_path, caplog):
 
     assert found == [PipPackage("Beta-Thing", "1.0"), PipPackage("requests", "2.32.0")]
     assert "nometa-0.1.dist-info" in caplog.text
+
+
+EGG_FORMS = {
+    "egg-info folder": "legacy_pkg-1.2-py3.10.egg-info",
+    "egg-info file": "legacy_pkg-1.2-py3.10.egg-info",
+    "egg folder": "legacy_pkg-1.2-py3.10.egg",
+    "zipped egg": "legacy_pkg-1.2-py3.10.egg",
+}
+
+
+@pytest.mark.parametrize("form", EGG_FORMS)
+def test_each_egg_form_is_a_pip_install_named_by_its_metadata(tmp_path, form):
+    venv = make_venv(tmp_path / "venv")
+    site = venv / "lib" / "python3.10" / "site-packages"
+    make_egg(site, form, EGG_FORMS[form], "Legacy.Pkg", "1.2")
+    prefix = Prefix(venv)
+
+    assert prefix.has_dist_infos()  # else an export would not read the records' files
+    assert prefix.pip_distributions() == [PipDistribution("Legacy.Pkg", "1.2", "index")]
+    assert prefix.pip_distributions()[0].requirement == "Legacy.Pkg==1.2"
+
+
+def test_a_dist_info_wins_over_eggs_and_an_egg_over_an_egg_link(tmp_path):
+    venv = make_venv(tmp_path / "venv")
+    site = venv / "lib" / "python3.10" / "site-packages"
+    make_dist_info(site, "foo-bar", "2.0")
+    make_egg(site, "egg-info folder", "Foo.Bar-1.0-py3.10.egg-info", "Foo.Bar", "1.0")
+    make_egg(site, "zipped egg", "foo_bar-0.5-py3.10.egg", "foo_bar", "0.5")
+    make_egg(site, "egg-info file", "only_egg-3.0-py3.10.egg-info", "only-egg", "3.0")
+    project = tmp_path / "src" / "only-egg"
+    make_egg(project, "egg-info folder", "only_egg.egg-info", "only-egg", "3.1.dev0")
+    (site / "only-egg.egg-link").write_text(f"{project}\n.\n")
+
+    assert Prefix(venv).pip_distributions() == [
+        PipDistribution("foo-bar", "2.0", "index"),
+        PipDistribution("only-egg", "3.0", "index"),
+    ]
+
+
+def test_an_egg_link_is_an_editable_install_of_its_project(tmp_path, caplog):
+    venv = make_venv(tmp_path / "venv")
+    site = venv / "lib" / "python3.10" / "site-packages"
+    project = tmp_path / "src" / "my-proj"
+    make_egg(project / "src", "egg-info folder", "my_proj.egg-info", "my-proj", "0.1.dev0")
+    # setup.py develop names the link after the egg, older pip after the project.
+    (site / "my-proj.egg-link").write_text(f"{project / 'src'}\n..\n")
+    (site / "gone.egg-link").write_text(f"{tmp_path / 'deleted'}\n.\n")
+    (site / "empty.egg-link").write_text("")
+
+    with caplog.at_level(logging.DEBUG, logger=PREFIX_LOG):
+        found = Prefix(venv).pip_distributions()
+
+    assert found == [PipDistribution("my-proj", "0.1.dev0", "editable")]
+    assert found[0].requirement is None  # exported as a comment, not a requirement
+    assert "gone.egg-link" in caplog.text
+    assert "empty.egg-link" in caplog.text
+
+
+def test_damaged_eggs_and_metadata_without_name_are_skipped(tmp_path, caplog):
+    venv = make_venv(tmp_path / "venv")
+    site = venv / "lib" / "python3.10" / "site-packages"
+    make_egg(site, "zipped egg", "fine-1.0-py3.10.egg", "fine", "1.0")
+    (site / "notazip-1.0-py3.10.egg").write_bytes(b"PK\x03\x04 not really a zip")
+    make_zipped_egg(site / "nopkginfo-1.0-py3.10.egg", {"EGG-INFO/top_level.txt": "x\n"})
+    whole = make_zipped_egg(tmp_path / "whole.egg", {"EGG-INFO/PKG-INFO": pkg_info("cut", "1")})
+    (site / "cut-1.0-py3.10.egg").write_bytes(whole.read_bytes()[:-30])  # no central directory
+    # The name is not guessed from the file name: metadata without one is no install.
+    (site / "nameless-1.0-py3.10.egg-info").write_text("Metadata-Version: 1.0\nVersion: 1\n")
+    (site / "nometa-1.0-py3.10.egg-info").mkdir()
+
+    with caplog.at_level(logging.DEBUG, logger=PREFIX_LOG):
+        found = Prefix(venv).pip_distributions()
+
+    assert found == [PipDistribution("fine", "1.0", "index")]
+    for name in ("notazip", "nopkginfo", "cut-1.0", "nameless", "nometa"):
+        assert name in caplog.text
+
+
+def test_a_zipped_egg_is_read_only_up_to_its_headers(tmp_path):
+    venv = make_venv(tmp_path / "venv")
+    site = venv / "lib" / "python3.10" / "site-packages"
+    # 50 MB of description that deflates to about 50 kB, as a zip bomb would.
+    huge = pkg_info("big", "4.0") + "x" * 50_000_000
+    make_zipped_egg(site / "big-4.0-py3.10.egg", {"EGG-INFO/PKG-INFO": huge})
+    assert (site / "big-4.0-py3.10.egg").stat().st_size < 1_000_000
+
+    assert Prefix(venv).pip_distributions() == [PipDistribution("big", "4.0", "index")]
+
+
+def test_eggs_a_conda_record_lists_are_not_pip_installs(conda_installation):
+    prefix = conda_installation.create_env("eggs", ["python", "pkgc"])
+    site_rel = f"lib/python{PYTHON_XY}/site-packages"
+    site = prefix / site_rel
+    owned = {
+        "egg-info folder": f"condaegg-1.0-py{PYTHON_XY}.egg-info",
+        "egg-info file": f"condafile-1.0-py{PYTHON_XY}.egg-info",
+        "egg folder": f"condadir-1.0-py{PYTHON_XY}.egg",
+        "zipped egg": f"condazip-1.0-py{PYTHON_XY}.egg",
+    }
+    for form, file_name in owned.items():
+        make_egg(site, form, file_name, file_name.split("-")[0], "1.0")
+    make_egg(site, "egg-info folder", "pipegg-2.0.egg-info", "pipegg", "2.0")
+    (record_path,) = (prefix / "conda-meta").glob("pkgc-*.json")
+    record = json.loads(record_path.read_text())
+    record["files"] += [
+        f"{site_rel}/{owned['egg-info folder']}/PKG-INFO",
+        f"{site_rel}/{owned['egg-info file']}",
+        f"{site_rel}/{owned['egg folder']}/EGG-INFO/PKG-INFO",
+        f"{site_rel}/{owned['zipped egg']}",
+    ]
+    record_path.write_text(json.dumps(record, indent=2))
+
+    assert Prefix(prefix).pip_packages() == [PipPackage("pipegg", "2.0")]
+
+
+@pytest.mark.parametrize("layout", ["rattler", "conda", "crlf-indent4", "one-line", "small"])
+def test_records_name_every_egg_form_in_every_layout(tmp_path, layout):
+    meta = tmp_path / "conda-meta"
+    meta.mkdir()
+    site = f"lib/python{PYTHON_XY}/site-packages"
+    (tmp_path / site).mkdir(parents=True)
+    padding = [] if layout == "small" else [f"share/pad/{i}.txt" for i in range(800)]
+    files = [
+        *padding,
+        f"{site}/a-1.0.dist-info/METADATA",
+        f"{site}/b-1.0-py3.11.egg-info/PKG-INFO",
+        f"{site}/b-1.0-py3.11.egg-info/SOURCES.txt",
+        f"{site}/caf\u00e9-1.0-py3.11.egg-info",
+        f"{site}/d-1.0-py3.11.egg/EGG-INFO/PKG-INFO",
+        f"{site}/e-1.0-py3.11.egg",
+        f"{site}/f.egg-link",
+        # Not eggs: a folder of eggs, a file named like one, a longer suffix.
+        "share/x/.eggs/README.txt",
+        "share/x/a.egg.txt",
+        f"{site}/g.egg-infos/PKG-INFO",
+    ]
+    record = {"name": "cafe", "version": "1.0", "build": "0", "requested_specs": [], "files": files}
+    text = {
+        "rattler": json.dumps(record, indent=2),
+        "conda": json.dumps(record, indent=2, sort_keys=True),
+        "crlf-indent4": json.dumps(record, indent=4).replace("\n", "\r\n"),
+        "one-line": json.dumps(record),
+        "small": json.dumps(record, indent=2),
+    }[layout]
+    (meta / "cafe-1.0-0.json").write_text(text)
+    prefix = Prefix(tmp_path)
+
+    without_eggs = prefix.read_conda_records(dist_infos=True)[1]
+    (tmp_path / site / "h-1.0-py3.11.egg-info").write_text(pkg_info("h", "1.0"))
+    with_an_egg = prefix.read_conda_records(dist_infos=True)[1]
+
+    # Egg paths are only looked for when site-packages has an egg they could own.
+    assert without_eggs == {f"{site}/a-1.0.dist-info"}
+    assert with_an_egg == {
+        f"{site}/a-1.0.dist-info",
+        f"{site}/b-1.0-py3.11.egg-info",
+        f"{site}/caf\u00e9-1.0-py3.11.egg-info",
+        f"{site}/d-1.0-py3.11.egg",
+        f"{site}/e-1.0-py3.11.egg",
+        f"{site}/f.egg-link",
+    }
 
 
 def test_rig_environment_has_no_pip_packages(rig_installation):

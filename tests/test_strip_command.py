@@ -63,8 +63,25 @@ def _notebook(*, outputs: bool = True, tags: list[str] | None = None) -> dict:
     }
 
 
+def _contradicting_notebook() -> dict:
+    """Cell 4 has `keep_output: false` and the tag `keep_output`: nbstripout's MetadataError."""
+    nb = _notebook()
+    nb["cells"].append(
+        {
+            "cell_type": "code",
+            "execution_count": 7,
+            "id": "c0ffee04",
+            "metadata": {"keep_output": False, "tags": ["keep_output"]},
+            "outputs": [{"name": "stdout", "output_type": "stream", "text": ["x\n"]}],
+            "source": "print('x')",
+        }
+    )
+    return nb
+
+
 FILES = {
     "dirty.ipynb": json.dumps(_notebook(), indent=2),
+    "conflict.ipynb": json.dumps(_contradicting_notebook(), indent=1),
     "tagged.ipynb": json.dumps(_notebook(tags=["drop", "keep_output"])),
     "broken.ipynb": '{"cells": [',
     "notes.txt": json.dumps(_notebook()),
@@ -176,6 +193,49 @@ def test_a_contradiction_fails_without_touching_the_file(tmp_path):
     assert "keep_output" in done.stderr
     assert "bad.ipynb" in done.stderr
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["conflict.ipynb"], None),
+        (["--dry-run", "conflict.ipynb"], None),
+        (["--verify", "conflict.ipynb"], None),
+        (["--drop-empty-cells", "conflict.ipynb"], None),  # numbered as in the file
+        (["-t", "dirty.ipynb", "conflict.ipynb"], None),
+        (["dirty.ipynb", "conflict.ipynb", "clean.ipynb"], None),
+        ([], FILES["conflict.ipynb"]),
+        (["--dry-run"], FILES["conflict.ipynb"]),
+        (["--verify"], FILES["conflict.ipynb"]),
+    ],
+    ids=lambda a: " ".join(a) if isinstance(a, list) else "stdin" if a else "",
+)
+def test_a_contradiction_carries_nbstripouts_metadata_error(tmp_path, args, stdin):
+    theirs, ours = _both(tmp_path, args, stdin)
+    # nbstripout's traceback ends `nbstripout._utils.MetadataError: ...`; the module path is
+    # its private one, the rest is what scripts look for.
+    (their_line,) = [line for line in theirs[3].splitlines() if "MetadataError: " in line]
+    metadata_error = their_line[their_line.index("MetadataError: ") :]
+
+    assert ours[0] == theirs[0] == 1
+    assert metadata_error in ours[3].splitlines()
+    assert (ours[1], ours[2]) == (theirs[1], theirs[2])  # same output, same files left
+    if stdin is None:  # nbstripout first names the file it could not strip
+        assert (
+            ours[3].splitlines()[0]
+            == theirs[3].splitlines()[0]
+            == "Could not strip 'conflict.ipynb'"
+        )
+    hint = ours[3].splitlines()[-1]
+    assert hint.startswith("conflict.ipynb: " if stdin is None else "stdin: ")
+    assert "cell 4 (id 'c0ffee04')" in hint
+    assert "remove the tag" in hint
+
+
+def test_a_dash_is_a_file_name_that_both_commands_skip(tmp_path):
+    theirs, ours = _both(tmp_path, ["-"], stdin=FILES["conflict.ipynb"])
+
+    assert (ours[0], ours[1], ours[3]) == (theirs[0], theirs[1], theirs[3]) == (0, b"", "")
 
 
 def test_a_clean_file_is_not_rewritten(tmp_path):

@@ -9,6 +9,11 @@ The sources are the ones conda itself uses, plus a few it does not know:
   prefix and the usual install folders, each with its `envs/`;
 - pixi environments (`.pixi/envs/*`) and venvs under folders the caller names.
 
+Like nb_conda_kernels, it leaves out conda-build's work environments (`_h_env...`,
+`_build_env`, `_test_env...`), however they were found: they live under a build root (every
+root prefix's `conda-bld/`, `~/conda-bld`, or the `croot` that `CONDA_BLD_PATH` or a condarc
+configures) and disappear when the build is done.
+
 A listing is cached. Every scan records what it looked at (each folder it listed and each
 file it read, with its modification time); the next call only re-stats those and rescans
 when one changed, so a new or removed environment is seen at once and an unchanged machine
@@ -48,6 +53,12 @@ SYSTEM_CONDARC_DIRS: tuple[Path, ...] = (Path("/etc/conda"), Path("/var/lib/cond
 # conda keeps packages, builds and half-deleted environments in these folders of an envs dir.
 _NOT_ENVIRONMENTS = frozenset({"conda-bld", "pkgs", ".trash"})
 _CONDARC_SUFFIXES = (".yml", ".yaml")
+# A condarc holding none of these says nothing discovery needs: it is not parsed.
+_CONDARC_KEYS = (b"envs_dirs", b"envs_path", b"croot", b"bld_path", b"root-dir")
+# conda-build's build root (`croot`) as a condarc or the environment sets it; conda reads
+# `bld_path` and `conda-build: root-dir` when `croot` is unset.
+_CROOT_KEYS = ("croot", "bld_path")
+_CROOT_VARIABLES = ("CONDA_CROOT", "CONDA_BLD_PATH")
 # Read on every scan; their values are part of the cache key.
 _ENV_VARIABLES = (
     "HOME",
@@ -205,6 +216,17 @@ class _RootSource(NamedTuple):
     may_be_base: bool
 
 
+class _Condarc(NamedTuple):
+    """What discovery reads from one condarc file."""
+
+    envs_dirs: list[str]
+    build_roots: list[str]
+    """`croot`, `bld_path` and `conda-build: root-dir`, unexpanded."""
+
+
+_NO_CONDARC = _Condarc([], [])
+
+
 @dataclass
 class _ScanResult:
     discovered: Discovered
@@ -242,6 +264,21 @@ def _is_symlink(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+def _is_within(path: str, folder: str) -> bool:
+    """`path` is `folder` or inside it, by whole path components (`/a/b-c` is not in `/a/b`)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _condarc_build_roots(document: dict[object, object]) -> list[str]:
+    """The build roots a parsed condarc sets: `croot`, `bld_path`, `conda-build: root-dir`."""
+    values = [document.get(key) for key in _CROOT_KEYS]
+    for section in ("conda-build", "conda_build"):
+        settings = document.get(section)
+        if isinstance(settings, dict):
+            values.append(settings.get("root-dir"))
+    return [v for v in values if isinstance(v, str) and v]
+
+
 def _exe_root(exe: str) -> str | None:
     """The installation of `.../bin/conda` or `.../condabin/conda`: two levels up."""
     if not os.path.isabs(exe):
@@ -274,7 +311,7 @@ class _Scan:
         search_paths: Sequence[Path],
         usual_roots: Sequence[Path] | None,
         system_condarc_dirs: Sequence[Path],
-        condarc_cache: dict[bytes, list[str]],
+        condarc_cache: dict[bytes, _Condarc],
         log: logging.Logger,
     ) -> None:
         self.started_ns = time.time_ns()
@@ -340,13 +377,14 @@ class _Scan:
 
     def run(self) -> Discovered:
         base = self._scan_roots()
-        envs_dirs = self._envs_dirs(base)
+        condarcs = self._read_condarcs(base)
+        envs_dirs = self._envs_dirs(base, condarcs)
         self._scan_envs_dirs(envs_dirs)
         self._scan_environments_txt()
         self._scan_server_prefix()
         for folder in self.search_paths:
             self._scan_project(folder, top=True)
-        return self._result(base, envs_dirs)
+        return self._result(base, envs_dirs, self._build_roots(condarcs))
 
     def _path(self, path: str | None) -> Path | None:
         # Hundreds of environments share one root and envs dir: build those Paths once.
@@ -472,7 +510,7 @@ class _Scan:
 
     # envs dirs -----------------------------------------------------------------------------
 
-    def _expand(self, value: str, where: str) -> str | None:
+    def _expand(self, value: str, where: str, what: str = "envs dir") -> str | None:
         """conda's expansion of a configured path: `$VAR`, `${VAR}`, then `~`; absolute only."""
 
         def variable(m: re.Match[str]) -> str:
@@ -484,7 +522,7 @@ class _Scan:
         if expanded == "~" or expanded.startswith("~/"):
             expanded = self.home + expanded[1:]
         if not os.path.isabs(expanded):
-            self.log.debug("ignoring envs dir %r from %s: not an absolute path", value, where)
+            self.log.debug("ignoring %s %r from %s: not an absolute path", what, value, where)
             return None
         return _norm(expanded)
 
@@ -531,28 +569,37 @@ class _Scan:
             e.path for e in entries or () if e.name.endswith(_CONDARC_SUFFIXES) and not _is_dir(e)
         )
 
-    def _condarc_envs_dirs(self, path: str) -> list[str]:
+    def _read_condarcs(self, base: str | None) -> list[tuple[str, _Condarc]]:
+        """Every condarc file with what it says, in the order conda reads them."""
+        return [
+            (path, self._condarc(path))
+            for location in self._condarc_locations(base)
+            for path in self._condarc_files(location)
+        ]
+
+    def _condarc(self, path: str) -> _Condarc:
         data = self.read(path)
-        if not data:
-            return []
-        if b"envs_dirs" not in data and b"envs_path" not in data:
-            return []  # most condarcs: no need to load a YAML parser for them
+        if not data or not any(key in data for key in _CONDARC_KEYS):
+            return _NO_CONDARC  # most condarcs: no need to load a YAML parser for them
         if data not in self._condarc_cache:
             if len(self._condarc_cache) >= 64:  # a condarc edited over and over
                 self._condarc_cache.clear()
-            self._condarc_cache[data] = self._parse_envs_dirs(path, data)
+            self._condarc_cache[data] = self._parse_condarc(path, data)
         return self._condarc_cache[data]
 
-    def _parse_envs_dirs(self, path: str, data: bytes) -> list[str]:
+    def _parse_condarc(self, path: str, data: bytes) -> _Condarc:
         from ruamel.yaml import YAML
 
         try:
             document = YAML(typ="safe").load(data)
         except Exception as exc:  # a broken condarc must not break the listing
             self.log.debug("skipping condarc %s: %s", path, exc)
-            return []
+            return _NO_CONDARC
         if not isinstance(document, dict):
-            return []
+            return _NO_CONDARC
+        return _Condarc(self._condarc_envs_dirs(path, document), _condarc_build_roots(document))
+
+    def _condarc_envs_dirs(self, path: str, document: dict[object, object]) -> list[str]:
         value = document.get("envs_dirs", document.get("envs_path"))
         if value is None:
             return []
@@ -561,7 +608,7 @@ class _Scan:
             return []
         return [v for v in value if isinstance(v, str)]
 
-    def _envs_dirs(self, base: str | None) -> list[str]:
+    def _envs_dirs(self, base: str | None, condarcs: list[tuple[str, _Condarc]]) -> list[str]:
         """Envs dirs in conda's order: `CONDA_ENVS_DIRS`/`CONDA_ENVS_PATH`, then condarc
         files (the one conda reads last first), then `<base>/envs` and `~/.conda/envs`."""
         configured: list[str] = []
@@ -572,14 +619,9 @@ class _Scan:
                     expanded = self._expand(part, variable)
                     if expanded:
                         configured.append(expanded)
-        per_file = [
-            (path, self._condarc_envs_dirs(path))
-            for location in self._condarc_locations(base)
-            for path in self._condarc_files(location)
-        ]
         # conda merges sequences with the highest-precedence (last read) source first.
-        for path, values in reversed(per_file):
-            for value in values:
+        for path, condarc in reversed(condarcs):
+            for value in condarc.envs_dirs:
                 expanded = self._expand(value, path)
                 if expanded:
                     configured.append(expanded)
@@ -596,6 +638,27 @@ class _Scan:
             if path not in unique:
                 unique.append(path)
         return unique
+
+    def _build_roots(self, condarcs: list[tuple[str, _Condarc]]) -> list[str]:
+        """Where conda-build makes its work environments, resolved: every root's
+        `conda-bld`, `~/conda-bld` (its choice when the root is read-only) and every
+        configured build root (not only the one conda would pick: each is conda-build's)."""
+        found = {_realpath(os.path.join(root, "conda-bld")) for root in self.roots}
+        found.add(_realpath(os.path.join(self.home, "conda-bld")))
+        configured = [(self.getenv(name), name) for name in _CROOT_VARIABLES]
+        configured += [(value, path) for path, condarc in condarcs for value in condarc.build_roots]
+        keep = [_realpath(self.home), *self.roots]
+        for value, where in configured:
+            expanded = self._expand(value, where, "build root") if value else None
+            if expanded is None:
+                continue
+            folder = _realpath(expanded)
+            # `croot: ~` would hide every environment; no build leaves its work there.
+            if any(_is_within(k, folder) for k in keep):
+                self.log.debug("ignoring build root %s from %s: it holds %s", folder, where, keep)
+                continue
+            found.add(folder)
+        return sorted(found)
 
     def _scan_envs_dirs(self, envs_dirs: list[str]) -> None:
         root_of: dict[str, str] = {}
@@ -723,7 +786,7 @@ class _Scan:
 
     # result ----------------------------------------------------------------------------------
 
-    def _result(self, base: str | None, envs_dirs: list[str]) -> Discovered:
+    def _result(self, base: str | None, envs_dirs: list[str], build_roots: list[str]) -> Discovered:
         server = _realpath(self.server_prefix)
         environments = []
         # Keys are the resolved prefixes as strings: base first, then in path order.
@@ -731,6 +794,10 @@ class _Scan:
             candidate = self.candidates[key]
             if not is_utf8_path(key):
                 self.log.debug("skipping %r: its path is not UTF-8", key)
+                continue
+            # The server's own environment stays, even when conda-build runs its tests in it.
+            if key != server and any(_is_within(key, root) for root in build_roots):
+                self.log.debug("skipping %s: a conda-build work environment", key)
                 continue
             environments.append(
                 Environment(
@@ -788,7 +855,7 @@ class EnvironmentDiscovery:
         self.rescans = 0
         """How many times `discover()` really scanned (not answered from the cache)."""
         self._cached: _ScanResult | None = None
-        self._condarc_cache: dict[bytes, list[str]] = {}
+        self._condarc_cache: dict[bytes, _Condarc] = {}
         self._lock = threading.Lock()
 
     def discover(self) -> Discovered:

@@ -7,12 +7,14 @@ hides the rest of an environment (or of a listing) from the user.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import operator
 import os
 import re
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -33,6 +35,17 @@ _CONDA_UNSET_VALUE = "***unset***"
 _LIB_PYTHON = re.compile(r"python(\d+)\.(\d+)t?")
 _VERSION_PREFIX = re.compile(r"\d+(?:\.\d+){0,2}")
 _DIST_INFO = ".dist-info"
+_EGG_INFO = ".egg-info"
+_EGG = ".egg"
+_EGG_LINK = ".egg-link"
+# Where site-packages keeps what an installer wrote about a distribution: wheels (pip, uv)
+# write `.dist-info` folders; `setup.py install`, older pip and distutils `.egg-info` folders
+# or files; easy_install `.egg` folders or zips; `setup.py develop` `.egg-link` files.
+_EGG_SUFFIXES = (_EGG_INFO, _EGG, _EGG_LINK)
+_METADATA_SUFFIXES = (_DIST_INFO, *_EGG_SUFFIXES)
+# A zipped `.egg` is untrusted: at most this much of its PKG-INFO is decompressed. The
+# headers come first and are far shorter; the long description after them is not needed.
+_PKG_INFO_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,13 @@ def _scandir(path: Path) -> Iterator[os.DirEntry[str]]:
 def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
     except OSError:
         return False
 
@@ -355,7 +375,8 @@ class Prefix:
         return Package(*from_name, channel=None)
 
     def _conda_owned_dist_infos(self) -> set[str]:
-        """Prefix-relative `.../x.dist-info` folders that some conda record lists files of."""
+        """Prefix-relative distribution metadata (`.dist-info` and `.egg-info` folders,
+        `.egg-info` files, `.egg` folders and zips) that some conda record lists."""
         return self.read_conda_records(dist_infos=True)[1]
 
     # -- records, fast ---------------------------------------------------------------------
@@ -366,7 +387,10 @@ class Prefix:
 
     def read_conda_records(self, dist_infos: bool = False) -> tuple[list[CondaRecord], set[str]]:
         """The records sorted by name, and (with `dist_infos`) the prefix-relative
-        `.dist-info` folders their files include.
+        distribution metadata their files include: `.dist-info` folders and, when
+        site-packages holds any egg (so that there is one to tell apart), the `.egg-info`
+        folders and files, `.egg` folders and zips and `.egg-link` files of packages built
+        with `setup.py`.
 
         Only the needed fields are decoded: a record's `files` and `paths_data` (99% of its
         bytes in a real environment) are skipped unless `dist_infos` asks for the former. A
@@ -379,13 +403,16 @@ class Prefix:
                 names = sorted(e.name for e in it if e.name.endswith(".json"))
         except FileNotFoundError:
             return [], set()
+        # Searching the paths for eggs costs as much again as for `.dist-info` folders, and
+        # most environments have no egg at all: only look when site-packages holds one.
+        eggs = dist_infos and self._has_eggs()
         records: list[CondaRecord] = []
         owned: set[str] = set()
         for name in names:
             # Plain strings, not Paths or os.path.join: at hundreds of records they show.
             path = meta + os.sep + name
             try:
-                scanned = _read_record(path, dist_infos)
+                scanned = _read_record(path, dist_infos, eggs)
             except IsADirectoryError:
                 continue
             except OSError as exc:
@@ -433,61 +460,65 @@ class Prefix:
         return [d for d in candidates if d.is_dir()]
 
     def has_dist_infos(self) -> bool:
-        """Some site-packages folder holds a `.dist-info` (pip-installed or conda's own)."""
+        """Some site-packages folder holds distribution metadata (pip-installed or conda's
+        own): a `.dist-info`, `.egg-info`, `.egg` or `.egg-link`. Without any, no record's
+        file list needs reading."""
         sites = self.site_packages_dirs()
-        return any(e.name.endswith(_DIST_INFO) for site in sites for e in _scandir(site))
+        return any(e.name.endswith(_METADATA_SUFFIXES) for site in sites for e in _scandir(site))
+
+    def _has_eggs(self) -> bool:
+        """Some site-packages folder holds an `.egg-info`, `.egg` or `.egg-link`."""
+        sites = self.site_packages_dirs()
+        return any(e.name.endswith(_EGG_SUFFIXES) for site in sites for e in _scandir(site))
 
     def pip_packages(self) -> list[PipPackage]:
-        """Distributions in site-packages whose `.dist-info` no conda record lists, sorted by
-        normalized name; name and version from their METADATA."""
+        """Distributions in site-packages whose metadata no conda record lists, sorted by
+        normalized name (see `pip_distributions`)."""
         return [PipPackage(d.name, d.version) for d in self.pip_distributions()]
 
     def pip_distributions(self, conda_owned: set[str] | None = None) -> list[PipDistribution]:
-        """Like `pip_packages`, with where each came from (`direct_url.json`).
+        """Distributions in site-packages that no conda record owns, with where each came
+        from, sorted by normalized name.
 
-        `conda_owned` (prefix-relative `.dist-info` folders, from `read_conda_records`)
-        saves reading the records again; it is read only when site-packages has any
-        `.dist-info` at all.
+        Every way of installing counts: `.dist-info` folders (wheels: pip, uv); `.egg-info`
+        folders and files (`setup.py install`, older pip, distutils); `.egg` folders and zips
+        (easy_install); `.egg-link` files (`setup.py develop`, an `editable` install). Name
+        and version come from the metadata's headers only: metadata without them is skipped
+        (with a debug line) rather than guessed from a file name: only a damaged install
+        lacks them. A name is reported once: a `.dist-info` wins over an egg, an egg over
+        an `.egg-link`.
+
+        `conda_owned` (prefix-relative metadata paths, from `read_conda_records`) saves
+        reading the records again; it is read only when site-packages has any metadata.
         """
         found: dict[str, PipDistribution] = {}
         owned = conda_owned
-        for site in self.site_packages_dirs():
-            for entry in _scandir(site):
-                if not entry.name.endswith(_DIST_INFO) or not _is_dir(entry):
-                    continue
-                if owned is None:
-                    owned = self._conda_owned_dist_infos() if self.is_conda() else set()
-                relative = Path(entry.path).relative_to(self.path).as_posix()
-                if relative in owned:
-                    continue
-                package = self._dist_info_package(Path(entry.path))
-                if package is not None:
-                    found.setdefault(
-                        normalize_dist_name(package.name),
-                        _with_origin(package, Path(entry.path) / "direct_url.json"),
-                    )
+        for _rank, _site, _name, path, is_dir in self._metadata_entries():
+            if owned is None:
+                owned = self._conda_owned_dist_infos() if self.is_conda() else set()
+            if path.relative_to(self.path).as_posix() in owned:
+                continue
+            distribution = _installed_distribution(path, is_dir)
+            if distribution is not None:
+                found.setdefault(normalize_dist_name(distribution.name), distribution)
         return [found[k] for k in sorted(found)]
 
-    @staticmethod
-    def _dist_info_package(dist_info: Path) -> PipPackage | None:
-        headers: dict[str, str] = {}
-        try:
-            with open(dist_info / "METADATA", encoding="utf-8", errors="replace") as fh:
-                # Only the header block matters; the description after it can be long.
-                for line in fh:
-                    if not line.strip():
-                        break
-                    key, sep, value = line.partition(":")
-                    if sep and key in ("Name", "Version"):
-                        headers.setdefault(key, value.strip())
-        except OSError as exc:
-            log.debug("skipping %s: %s", dist_info, exc)
-            return None
-        name, version = headers.get("Name"), headers.get("Version")
-        if not name or not version:
-            log.debug("skipping %s: METADATA has no Name or Version", dist_info)
-            return None
-        return PipPackage(name, version)
+    def _metadata_entries(self) -> list[tuple[int, int, str, Path, bool]]:
+        """`(rank, site, name, path, is_dir)` of each metadata entry of site-packages, in
+        the order that decides which of two entries for one name counts: by rank
+        (`.dist-info` first), then site-packages folder, then name."""
+        entries = []
+        for site_index, site in enumerate(self.site_packages_dirs()):
+            for entry in _scandir(site):
+                rank = _metadata_rank(entry.name)
+                if rank is None:
+                    continue
+                is_dir = _is_dir(entry)
+                # Anything else (a FIFO, a socket) would block or fail when opened.
+                if is_dir or _is_file(entry):
+                    entries.append((rank, site_index, entry.name, Path(entry.path), is_dir))
+        entries.sort()
+        return entries
 
     # -- activation ------------------------------------------------------------------------
 
@@ -557,8 +588,12 @@ _BULKY_FIELDS = frozenset({"files", "paths_data"})
 _STRING_FIELDS = ("name", "version", "build", "channel", "url", "md5", "sha256", "subdir", "fn")
 _RECORD_ORDER = operator.attrgetter("name", "version", "build")
 _KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)": ')
-# What a path inside a `.dist-info` folder holds, searched for in a record's `files` list.
+# Searched for in a record's `files` list (see `_dist_infos_in`): what a path in a
+# `.dist-info` folder holds, and what every egg form starts with, then how it may go on.
 _DIST_INFO_MARK = b".dist-info/"
+_EGG_MARK = b".egg"
+_EGG_INFO_OR_LINK = (b"-info", b"-link")
+_PATH_END_MARKS = (b"/", b'"')
 # rattler writes every field export needs before the paths, so the head of the file is
 # enough; a file no larger than this is decoded whole.
 _HEAD_BYTES = 8 * 1024
@@ -569,10 +604,10 @@ class _Truncated(Exception):
 
 
 def _scan_record(
-    data: bytes, dist_infos: bool, complete: bool = True
+    data: bytes, dist_infos: bool, complete: bool = True, eggs: bool = False
 ) -> tuple[dict[str, Any], set[str]] | None:
-    """The wanted top-level fields of a record's JSON, and the `.dist-info` folders of its
-    `files` if asked; None when the JSON cannot be read.
+    """The wanted top-level fields of a record's JSON, and the distribution metadata of its
+    `files` if asked (see `_dist_infos_in`); None when the JSON cannot be read.
 
     conda, mamba, rattler and pixi all write records pretty-printed, one top-level key per
     line at one fixed indent. That layout lets the scan jump from key to key and over the
@@ -584,7 +619,7 @@ def _scan_record(
     if layout is None:
         if not complete:
             raise _Truncated
-        return _parse_record(data, dist_infos)
+        return _parse_record(data, dist_infos, eggs)
     newline, indent = layout
     marker = newline + indent  # start of a top-level line; a key follows it
     fields: dict[str, Any] = {}
@@ -609,7 +644,7 @@ def _scan_record(
                 if key in _RECORD_FIELDS:
                     fields[key] = json.loads(data[start:end])
                 elif key == "files" and dist_infos:
-                    owned |= _dist_infos_in(data[start:end])
+                    owned |= _dist_infos_in(data[start:end], eggs)
                 if data.startswith(b",", end):
                     end += 1
             else:
@@ -619,7 +654,7 @@ def _scan_record(
                 if key in _RECORD_FIELDS:
                     fields[key] = _scalar(data[start:end].rstrip(b","))
                 elif key == "files" and dist_infos:  # a list written on one line
-                    owned |= _dist_infos_in(data[start:end])
+                    owned |= _dist_infos_in(data[start:end], eggs)
             if not data.startswith(marker + b'"', end):
                 # Anything but the object's closing line means the head cut a value short.
                 if not complete and not data.startswith(newline + b"}", end):
@@ -629,24 +664,26 @@ def _scan_record(
     except (ValueError, UnicodeDecodeError):
         if not complete:
             raise _Truncated from None
-        return _parse_record(data, dist_infos)
+        return _parse_record(data, dist_infos, eggs)
     return fields, owned
 
 
-def _read_record(path: str, dist_infos: bool) -> tuple[dict[str, Any], set[str]] | None:
+def _read_record(
+    path: str, dist_infos: bool, eggs: bool = False
+) -> tuple[dict[str, Any], set[str]] | None:
     """`_scan_record` of the file at `path`, reading only its head when that is enough."""
     with open(path, "rb") as fh:
         data = fh.read(_HEAD_BYTES)
         if len(data) < _HEAD_BYTES:
             # A small record (no or few files): C's JSON decoder beats the scan's Python steps.
-            return _parse_record(data, dist_infos)
+            return _parse_record(data, dist_infos, eggs)
         if not dist_infos:
             try:
                 return _scan_record(data, dist_infos, complete=False)
             except _Truncated:
                 pass
         data += fh.read()
-    return _scan_record(data, dist_infos)
+    return _scan_record(data, dist_infos, eggs=eggs)
 
 
 def _scalar(value: bytes) -> Any:
@@ -677,7 +714,9 @@ def _pretty_layout(data: bytes) -> tuple[bytes, bytes] | None:
     return newline, b" " * width
 
 
-def _parse_record(data: bytes, dist_infos: bool) -> tuple[dict[str, Any], set[str]] | None:
+def _parse_record(
+    data: bytes, dist_infos: bool, eggs: bool = False
+) -> tuple[dict[str, Any], set[str]] | None:
     """The slow path: the whole JSON decoded."""
     try:
         record = json.loads(data)
@@ -689,33 +728,65 @@ def _parse_record(data: bytes, dist_infos: bool) -> tuple[dict[str, Any], set[st
     files = record.get("files") if dist_infos else None
     if isinstance(files, list):
         for f in files:
-            if isinstance(f, str):
-                end = f.find(_DIST_INFO + "/")
-                if end >= 0:
-                    owned.add(f[: end + len(_DIST_INFO)])
+            if isinstance(f, str) and (_DIST_INFO in f or (eggs and _EGG in f)):
+                owned.update(_metadata_paths_of(f, eggs))
     return record, owned  # the other fields are ignored by `_record_from_fields`
 
 
-def _dist_infos_in(files_json: bytes) -> set[str]:
-    """The `.dist-info` folders named in a JSON list of paths.
+# The metadata of a distribution, as named in a record's `files`: a `.dist-info/` folder's
+# files; an `.egg-info/` or `.egg/` folder's files, or an `.egg-info`, `.egg` (a zip) or
+# `.egg-link` file itself. `_dist_infos_in` (bytes of JSON) and `_metadata_paths_of` (one
+# decoded path) find the same ones.
+_EGG_ENDINGS = ("-info", "-link", "")
 
-    A literal search for `.dist-info/`, then back to the string's opening quote: a regex
-    over every path costs ten times more, and most records name no `.dist-info` at all.
+
+def _metadata_paths_of(path: str, eggs: bool) -> Iterator[str]:
+    """The distribution metadata that one prefix-relative path is or lies in (`.dist-info`
+    folders only unless `eggs`)."""
+    hit = path.find(_DIST_INFO + "/")
+    while hit >= 0:
+        end = hit + len(_DIST_INFO)
+        yield path[:end]
+        hit = path.find(_DIST_INFO + "/", end)
+    hit = path.find(_EGG) if eggs else -1
+    while hit >= 0:
+        end = hit + len(_EGG)
+        end += next(len(e) for e in _EGG_ENDINGS if path.startswith(e, end))
+        if end == len(path) or path[end] == "/":
+            yield path[:end]
+        hit = path.find(_EGG, end)
+
+
+def _dist_infos_in(files_json: bytes, eggs: bool = False) -> set[str]:
+    """The distribution metadata named in a JSON list of paths (see `_metadata_paths_of`;
+    `.dist-info` folders only unless `eggs`).
+
+    A literal search for each mark, then back to the string's opening quote: a regex
+    over every path costs ten times more, and most records name no metadata at all.
     """
     owned: set[str] = set()
     pos = 0
-    while True:
-        hit = files_json.find(_DIST_INFO_MARK, pos)
-        if hit < 0:
-            return owned
-        end = hit + len(_DIST_INFO_MARK) - 1
-        opening = files_json.rfind(b'"', 0, hit)
-        pos = end
-        raw = files_json[opening + 1 : end]
-        try:
-            owned.add(json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8"))
-        except ValueError:
-            continue
+    while (hit := files_json.find(_DIST_INFO_MARK, pos)) >= 0:
+        pos = hit + len(_DIST_INFO_MARK) - 1
+        _add_json_path(owned, files_json, pos)
+    if not eggs:
+        return owned
+    pos = 0
+    while (hit := files_json.find(_EGG_MARK, pos)) >= 0:
+        pos = hit + len(_EGG_MARK)
+        if files_json.startswith(_EGG_INFO_OR_LINK, pos, pos + 5):
+            pos += 5
+        # `/`: a file in an egg folder; `"`: the path ends (an egg file); else `.eggs/`...
+        if files_json[pos : pos + 1] in _PATH_END_MARKS:
+            _add_json_path(owned, files_json, pos)
+    return owned
+
+
+def _add_json_path(owned: set[str], files_json: bytes, end: int) -> None:
+    """Add the JSON string that `end` (an offset in it) cuts short, decoded."""
+    raw = files_json[files_json.rfind(b'"', 0, end) + 1 : end]
+    with contextlib.suppress(ValueError):  # not JSON after all: no path to add
+        owned.add(json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8"))
 
 
 def _text(value: Any) -> str | None:
@@ -756,6 +827,125 @@ def _record_from_file_name(path: str, file_name: str) -> CondaRecord | None:
         log.debug("skipping %s: not a name-version-build record", path)
         return None
     return CondaRecord(*parts, damaged=True)
+
+
+# -- installed distributions ------------------------------------------------------------------
+
+
+def _metadata_rank(name: str) -> int | None:
+    """Which of two metadata entries for one name counts (lower wins); None for no metadata.
+
+    A `.dist-info` is what the newest installer wrote, an egg what an older one left; an
+    `.egg-link` only points at a source folder elsewhere.
+    """
+    if name.endswith(_DIST_INFO):
+        return 0
+    if name.endswith((_EGG_INFO, _EGG)):
+        return 1
+    if name.endswith(_EGG_LINK):
+        return 2
+    return None
+
+
+def _installed_distribution(path: Path, is_dir: bool) -> PipDistribution | None:
+    """The distribution whose metadata is the site-packages entry `path`, or None."""
+    name = path.name
+    if name.endswith(_EGG_LINK):
+        return None if is_dir else _egg_link_distribution(path)
+    if not is_dir:
+        if name.endswith(_EGG_INFO):
+            # distutils' install_egg_info writes PKG-INFO's text as the `.egg-info` itself.
+            package = _package_from_file(path)
+        elif name.endswith(_EGG):
+            package = _zipped_egg_package(path)
+        else:
+            return None  # a `.dist-info` is always a folder
+        return None if package is None else PipDistribution(package.name, package.version, "index")
+    if name.endswith(_DIST_INFO):
+        metadata_dir, metadata = path, "METADATA"
+    elif name.endswith(_EGG):
+        metadata_dir, metadata = path / "EGG-INFO", "PKG-INFO"
+    else:
+        metadata_dir, metadata = path, "PKG-INFO"
+    package = _package_from_file(metadata_dir / metadata)
+    if package is None:
+        return None
+    # pip writes a PEP 610 direct_url.json into the metadata folder whatever its form.
+    return _with_origin(package, metadata_dir / "direct_url.json")
+
+
+def _package_from_file(path: Path) -> PipPackage | None:
+    """Name and version from the headers of a METADATA or PKG-INFO file."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return _package_from_headers(fh, path)
+    except OSError as exc:
+        log.debug("skipping %s: %s", path, exc)
+        return None
+
+
+def _package_from_headers(lines: Iterable[str], where: Path) -> PipPackage | None:
+    """Name and version from core metadata (`Name: x` lines), or None without them."""
+    headers: dict[str, str] = {}
+    # Only the header block matters; the description after its blank line can be long.
+    for line in lines:
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            headers.setdefault(key, value.strip())
+    name, version = headers.get("Name"), headers.get("Version")
+    if not name or not version:
+        log.debug("skipping %s: its metadata has no Name or Version", where)
+        return None
+    return PipPackage(name, version)
+
+
+def _zipped_egg_package(path: Path) -> PipPackage | None:
+    """Name and version from a zipped `.egg`'s `EGG-INFO/PKG-INFO`, the only member read,
+    and only its first `_PKG_INFO_BYTES` decompressed (the archive is untrusted)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("EGG-INFO/PKG-INFO") as member:
+            data = member.read(_PKG_INFO_BYTES)
+    except Exception as exc:  # zipfile, zlib, bz2 and lzma each raise errors of their own
+        log.debug("skipping %s: %s", path, exc)
+        return None
+    return _package_from_headers(data.decode("utf-8", "replace").splitlines(), path)
+
+
+def _egg_link_distribution(link: Path) -> PipDistribution | None:
+    """An `.egg-link` (`setup.py develop`): an `editable` install of the project folder on
+    its first line, whose `<name>.egg-info` tells name and version, as pip reads it."""
+    try:
+        with open(link, encoding="utf-8", errors="replace") as fh:
+            first_line = fh.readline(4096).strip()
+    except OSError as exc:
+        log.debug("skipping %s: %s", link, exc)
+        return None
+    if not first_line:
+        log.debug("skipping %s: it names no folder", link)
+        return None
+    folder = link.parent / first_line  # absolute, as setuptools writes it
+    egg_info = _linked_egg_info(folder, link.name[: -len(_EGG_LINK)])
+    package = _package_from_file(egg_info / "PKG-INFO") if egg_info else None
+    if package is None:
+        log.debug("skipping %s: no readable .egg-info in %s", link, folder)
+        return None
+    return PipDistribution(package.name, package.version, "editable")
+
+
+def _linked_egg_info(folder: Path, stem: str) -> Path | None:
+    """`<folder>/<stem>.egg-info`, else the one whose name normalizes alike (older pip named
+    the link `my-pkg`, setuptools the folder `my_pkg`)."""
+    exact = folder / (stem + _EGG_INFO)
+    if exact.is_dir():
+        return exact
+    wanted = normalize_dist_name(stem)
+    for entry in _scandir(folder):
+        stem = entry.name[: -len(_EGG_INFO)]
+        if entry.name.endswith(_EGG_INFO) and normalize_dist_name(stem) == wanted:
+            return Path(entry.path)
+    return None
 
 
 def _with_origin(package: PipPackage, direct_url_json: Path) -> PipDistribution:

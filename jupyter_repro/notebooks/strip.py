@@ -37,7 +37,20 @@ _MISSING = object()
 
 
 class MetadataConflict(NotebookError):
-    """A cell says both to keep and not to keep its output."""
+    """A cell says both to keep and not to keep its output: `keep_output: false` in its
+    metadata and the tag `keep_output` (nbstripout's MetadataError)."""
+
+    def __init__(self, cell_number: int | None = None, cell_id: object = None) -> None:
+        self.cell_number = cell_number
+        """1-based, in the notebook as it was read (cells dropped by options count too)."""
+        self.cell_id = cell_id if isinstance(cell_id, str) else None
+        where = "a cell" if cell_number is None else f"cell {cell_number}"
+        if self.cell_id is not None:
+            where += f" (id {self.cell_id!r})"
+        super().__init__(
+            f"{where} has `keep_output: false` in its metadata but the tag `keep_output`: "
+            "remove the tag to strip its outputs, or the metadata key to keep them"
+        )
 
 
 @dataclass(frozen=True)
@@ -135,20 +148,27 @@ def _strip(nb: Notebook, options: StripOptions) -> bool:
         if _pop_path(metadata, path) is not _MISSING:
             edits.changed = True
 
-    for index, cell in enumerate(_kept_cells(nb, options, edits)):
-        _strip_cell(cell, index, keep_output, options, cell_keys, edits)
+    for index, (number, cell) in enumerate(_kept_cells(nb, options, edits)):
+        try:
+            _strip_cell(cell, index, keep_output, options, cell_keys, edits)
+        except MetadataConflict:
+            # Where the user finds the cell: its place in the file as read, and its id.
+            raise MetadataConflict(number, cell.get("id")) from None
     return edits.changed
 
 
-def _kept_cells(nb: Notebook, options: StripOptions, edits: _Edits) -> list[Notebook]:
-    """Drop the cells the options remove; the remaining cells, in order."""
+def _kept_cells(nb: Notebook, options: StripOptions, edits: _Edits) -> list[tuple[int, Notebook]]:
+    """Drop the cells the options remove; the remaining cells, in order, each with its
+    1-based number in the notebook as read."""
     containers = nb["worksheets"] if "nbformat" in nb and nb["nbformat"] < 4 else [nb]
-    kept_all: list[Notebook] = []
+    kept_all: list[tuple[int, Notebook]] = []
+    number = 0
     for container in containers:
         cells = container["cells"]
-        kept = [cell for cell in cells if _keeps_cell(cell, options)]
+        kept = [(number + n, cell) for n, cell in enumerate(cells, 1) if _keeps_cell(cell, options)]
+        number += len(cells)
         if len(kept) != len(cells):
-            container["cells"] = kept
+            container["cells"] = [cell for _, cell in kept]
             edits.changed = True
         kept_all.extend(kept)
     return kept_all
@@ -218,10 +238,7 @@ def keeps_output(cell: Notebook, default: bool | None, strip_init_cells: bool = 
     metadata_says = bool(metadata.get("keep_output", False))
     has_tag = "keep_output" in metadata.get("tags", [])
     if has_metadata and has_tag and not metadata_says:
-        raise MetadataConflict(
-            "a cell has `keep_output: false` in its metadata but the tag `keep_output`: "
-            "remove one of them"
-        )
+        raise MetadataConflict()
     if has_metadata or has_tag:
         return metadata_says or has_tag
     return bool(default)
