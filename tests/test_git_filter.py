@@ -553,3 +553,184 @@ def test_a_hundred_notebooks_are_added_by_one_process(repo: Path):
     assert_stripped(git_bytes("cat-file", "blob", ":many/nb099.ipynb"))
     # About 0.2 s measured; nbstripout needs over 25 s here (three processes per file).
     assert elapsed < 15, f"git add of 100 notebooks took {elapsed:.1f} s"
+
+
+# -- file names that are bytes ----------------------------------------------------------------
+
+
+def write_raw(repo: Path, name: bytes, content: bytes) -> None:
+    """Write `content` to the file `name` (bytes, relative to `repo`), creating its folders."""
+    path = os.path.join(os.fsencode(repo), name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(content)
+
+
+def index_blobs(cwd: Path | None = None) -> dict[bytes, bytes]:
+    """Every file of the index by its raw name, with the content stored for it."""
+    blobs = {}
+    for record in git_bytes("ls-files", "-s", "-z", cwd=cwd).split(b"\0"):
+        if record:
+            info, _, name = record.partition(b"\t")
+            blobs[name] = git_bytes("cat-file", "blob", info.split()[1].decode(), cwd=cwd)
+    return blobs
+
+
+@pytest.fixture
+def bytes_names(repo: Path) -> Path:
+    """The repository, where the file system takes names that are not UTF-8 (not macOS's,
+    not Windows')."""
+    try:
+        write_raw(repo, b"probe-\xe9", b"")
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses names that are not UTF-8")
+    os.remove(os.path.join(os.fsencode(repo), b"probe-\xe9"))
+    return repo
+
+
+NOTEBOOK_NAMES = [
+    b"caf\xe9.ipynb",  # Latin-1
+    b"\xff\xfe.ipynb",  # no encoding's text at all
+    b"donn\xe9es/r\xe9sultat.ipynb",  # in a folder that is not UTF-8 either
+    b"line\nbreak.ipynb",  # git sends it as is in the pathname packet
+    b"a=b=c.ipynb",
+    b"pathname=command=smudge.ipynb",  # looks like the header's own lines
+    b"-n.ipynb",  # looks like an option to the one-shot clean command
+    b"\\x e9 \"quoted\" 'single' $(echo no).ipynb",
+    # Long for a name: about as long as a relative path may get on Linux (PATH_MAX 4096).
+    b"/".join([b"d\xe9" * 125] * 15) + b"/" + b"\xe9" * 150 + b".ipynb",
+]
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES, ids=lambda name: repr(name)[:32])
+def test_a_notebook_with_any_file_name_is_added_stripped_and_committed(
+    bytes_names: Path, name: bytes
+):
+    original = (json.dumps(sample_notebook(), indent=1) + "\n").encode()
+    write_raw(bytes_names, name, original)
+
+    added = subprocess.run(["git", "add", "--", name], capture_output=True)
+
+    assert added.returncode == 0, added.stderr
+    assert added.stderr == b""
+    stored = index_blobs()
+    assert list(stored) == [name]
+    assert stored[name] == strip_text(original, DEFAULT_OPTIONS).text.encode()
+    assert_stripped(stored[name])
+    git("commit", "-q", "-m", "a notebook with an odd name")
+    assert git_bytes("status", "--porcelain", "-z") == b""
+    with open(os.path.join(os.fsencode(bytes_names), name), "rb") as file:
+        assert file.read() == original, "the working tree keeps the outputs"
+
+
+def test_names_that_are_not_utf_8_all_go_through_one_git_add(bytes_names: Path):
+    notebook_text = (json.dumps(sample_notebook(), indent=1) + "\n").encode()
+    corrupt = b'{"cells": [\n'
+    files = {name: notebook_text for name in NOTEBOOK_NAMES}
+    files[b"bad-\xe9\n.ipynb"] = corrupt
+    files[b"data-\xe9.bin"] = b"\x00\xe9 not a notebook\n"
+    files[b"\xe9/note.zpln"] = json.dumps({"paragraphs": [{"results": {"x": 1}}]}).encode()
+    for name, content in files.items():
+        write_raw(bytes_names, name, content)
+
+    added = subprocess.run(["git", "add", "-A"], capture_output=True)
+
+    assert added.returncode == 0, added.stderr
+    stored = index_blobs()
+    assert sorted(stored) == sorted(files)
+    for name in NOTEBOOK_NAMES:
+        assert_stripped(stored[name])
+    assert stored[b"bad-\xe9\n.ipynb"] == corrupt
+    assert stored[b"data-\xe9.bin"] == files[b"data-\xe9.bin"]
+    assert json.loads(stored[b"\xe9/note.zpln"]) == {"paragraphs": [{"results": {}}]}
+    # One warning, on one line, naming the file with its bytes escaped.
+    assert len(added.stderr.splitlines()) == 1, added.stderr
+    assert added.stderr.startswith(b"jupyter-repro: warning: bad-\\xe9\\n.ipynb left as is: ")
+    git("commit", "-q", "-m", "odd names")
+    assert git("fsck", "--strict", "--no-dangling").stdout == ""
+    assert git_bytes("status", "--porcelain", "-z") == b""
+
+
+def test_the_policy_of_a_folder_that_is_not_utf_8_is_honoured(bytes_names: Path):
+    write_raw(bytes_names, b"r\xe9sultats/pyproject.toml", b"[tool.jupyter_repro.strip]\n")
+    write_raw(
+        bytes_names,
+        b"r\xe9sultats/gard\xe9/pyproject.toml",
+        b"[tool.jupyter_repro.strip]\nkeep_output = true\n",
+    )
+    write_raw(
+        bytes_names, b"cass\xe9/pyproject.toml", b"[tool.jupyter_repro.strip]\nkeep_output = 3\n"
+    )
+    text = json.dumps(sample_notebook()).encode()
+    for name in (b"r\xe9sultats/a.ipynb", b"r\xe9sultats/gard\xe9/b.ipynb", b"cass\xe9/c.ipynb"):
+        write_raw(bytes_names, name, text)
+
+    added = subprocess.run(["git", "add", "-A"], capture_output=True)
+
+    assert added.returncode == 0, added.stderr
+    stored = index_blobs()
+    assert_stripped(stored[b"r\xe9sultats/a.ipynb"])
+    kept = json.loads(stored[b"r\xe9sultats/gard\xe9/b.ipynb"])
+    assert [len(c["outputs"]) for c in kept["cells"]] == [2, 2, 2]
+    # A broken policy in such a folder: one warning naming the file, the defaults apply.
+    assert_stripped(stored[b"cass\xe9/c.ipynb"])
+    warnings = added.stderr.splitlines()
+    assert len(warnings) == 1, added.stderr
+    assert b"cass\\xe9/pyproject.toml" in warnings[0]
+
+
+def test_the_clean_command_and_textconv_take_names_that_are_not_utf_8(bytes_names: Path):
+    git("config", "--unset", "filter.jupyter-repro.process")  # git runs `clean %f` per file
+    name = b"-caf\xe9 'x'.ipynb"
+    write_raw(bytes_names, name, json.dumps(sample_notebook()).encode())
+    write_raw(bytes_names, b"broken-\xe9.ipynb", b"{not json")
+
+    added = subprocess.run(["git", "add", "-A"], capture_output=True)
+
+    assert added.returncode == 0, added.stderr
+    stored = index_blobs()
+    assert_stripped(stored[name])
+    assert stored[b"broken-\xe9.ipynb"] == b"{not json"
+    assert b"broken-\\xe9.ipynb left as is" in added.stderr
+    git("commit", "-q", "-m", "one-shot")
+
+    edited = sample_notebook()
+    edited["cells"][0]["source"] = ["print('changed')"]
+    write_raw(bytes_names, name, json.dumps(edited).encode())
+    diff = subprocess.run(["git", "diff", "--", name], capture_output=True)
+    assert diff.returncode == 0, diff.stderr
+    changed = [line for line in diff.stdout.splitlines() if line[:1] in b"+-"]
+    assert changed[2:] == [b"-    \"print('a0')\"", b"+    \"print('changed')\""]
+    assert b"output a" not in diff.stdout
+
+
+def raw_request(command: bytes, pathname: bytes, content: bytes) -> bytes:
+    """A request as git writes it, the pathname's bytes as they are."""
+    header = b""
+    for payload in (b"command=" + command + b"\n", b"pathname=" + pathname + b"\n"):
+        header += b"%04x" % (len(payload) + 4) + payload
+    return header + b"0000" + b"".join(git_filter.content_packets(content)) + b"0000"
+
+
+def test_the_protocol_takes_any_bytes_as_pathname(git_home: Path):
+    text = json.dumps(sample_notebook()).encode()
+    longest = b"\xe9" * (git_filter.MAX_PAYLOAD - len(b"pathname=.ipynb\n")) + b".ipynb"
+    names = [b"caf\xe9.ipynb", b"nl\n.ipynb\n", b"a\nb.ipynb", b"=.ipynb", longest]
+    stdin = io.BytesIO(
+        handshake()
+        + b"".join(raw_request(b"clean", name, text) for name in names)
+        + raw_request(b"clean", b"corrupt-\xe9\x00.ipynb", b"{")
+    )
+    stdout, stderr = io.BytesIO(), io.StringIO()
+
+    assert git_filter.run_process_filter(stdin, stdout, stderr) == 0
+
+    answers = stdout.getvalue().split(b"0013status=success\n0000")[1:]
+    stripped = strip_text(text, DEFAULT_OPTIONS).text.encode()
+    expected = [stripped, text, stripped, stripped, stripped, b"{"]  # "nl\n.ipynb\n" is no .ipynb
+    assert len(answers) == len(expected)
+    for answer, content in zip(answers, expected):
+        assert answer == b"".join(git_filter.content_packets(content)) + b"00000000"
+    warning = stderr.getvalue()
+    assert warning.startswith("jupyter-repro: warning: corrupt-\\xe9\\x00.ipynb left as is: ")
+    assert warning.count("\n") == 1

@@ -7,6 +7,9 @@ abort the whole `git add`.
 
 The protocol (gitattributes(5), "Long Running Filter Process") frames everything in pkt-lines:
 four hex digits giving the length including themselves, then the payload; `0000` is a flush.
+Packets are bytes and stay bytes: a file name is whatever bytes git stores (Latin-1, a newline,
+an `=`), so the pathname is decoded like the file system's names (`os.fsdecode`, undecodable
+bytes as surrogates) and every `os` call on it gets the original bytes back.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from ..notebooks.strip import StripOptions, strip_text, strip_zeppelin_text
 # Largest payload of one pkt-line (65520 bytes with its 4-byte header).
 MAX_PAYLOAD = 65516
 FLUSH = b"0000"
+SUCCESS = b"0013status=success\n"
 
 # `smudge` is advertised although it changes nothing: with `filter.<driver>.required`, git
 # (2.39 checked) fails a checkout with "smudge filter failed" when the process filter lacks the
 # capability, and it ignores `filter.<driver>.smudge` whenever `.process` is set. Files are
 # written to the working tree exactly as stored, which is what keeps `git status` quiet.
-CAPABILITIES = ("clean", "smudge")
+CAPABILITIES = (b"clean", b"smudge")
 
 
 class ProtocolError(Exception):
@@ -50,8 +54,9 @@ class NotebookCleaner:
         """The content to store for `pathname`; `content` itself when it cannot be stripped.
 
         Without a pathname (a one-shot clean without `%f`) the content is taken for a notebook.
+        `pathname` is a file system name as `os.fsdecode` gives it (surrogates for the bytes
+        that are not in the file system encoding).
         """
-        name = pathname or "<stdin>"
         try:
             if pathname is not None and pathname.endswith(".zpln"):
                 return strip_zeppelin_text(content).text.encode("utf-8")
@@ -59,8 +64,10 @@ class NotebookCleaner:
                 options = self.options_for(pathname or "notebook.ipynb")
                 return strip_text(content, options).text.encode("utf-8")
         except NotebookError as error:
+            name = shown_name(pathname)
             self._warn(f"jupyter-repro: warning: {name} left as is: {error}")
         except Exception as error:  # a bug here must not cost the user their commit
+            name = shown_name(pathname)
             self._warn(f"jupyter-repro: warning: {name} left as is: internal error {error!r}")
         return content
 
@@ -85,7 +92,40 @@ class NotebookCleaner:
         if message in self._warned:
             return
         self._warned.add(message)
-        print(message, file=self._stderr, flush=True)
+        print(printable(message), file=self._stderr, flush=True)
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of file names in it (surrogates) as `\\xNN`, so that
+    any text stream can write it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte (surrogatepass, Windows)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def shown_name(pathname: str | None) -> str:
+    """`pathname` for a one-line message: undecodable bytes and control characters escaped."""
+    if pathname is None:
+        return "<stdin>"
+    name = printable(pathname)
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def decode_pathname(value: bytes) -> str:
+    """The pathname git sent, as the `str` that `os` functions turn back into these bytes."""
+    try:
+        return os.fsdecode(value)
+    except UnicodeError:  # a strict file system encoding (Windows): never fail the commit
+        return value.decode("utf-8", "surrogateescape")
 
 
 class PacketReader:
@@ -127,11 +167,14 @@ class PacketReader:
             raise ProtocolError(f"unexpected packet {header!r}")
         return self._exactly(length - 4)
 
-    def lines(self, at_start: bool = False) -> list[str]:
-        """Text packets up to the next flush, without their trailing newlines."""
-        lines: list[str] = []
+    def lines(self, at_start: bool = False) -> list[bytes]:
+        """Text packets up to the next flush, as bytes without their trailing newline.
+
+        Only one newline goes: a file name may end in one of its own.
+        """
+        lines: list[bytes] = []
         while (payload := self.packet(at_start=at_start and not lines)) is not None:
-            lines.append(payload.decode("utf-8").removesuffix("\n"))
+            lines.append(payload[:-1] if payload.endswith(b"\n") else payload)
         return lines
 
     def content(self) -> bytes:
@@ -142,11 +185,11 @@ class PacketReader:
         return bytes(content)
 
 
-def text_packets(lines: Iterable[str]) -> bytes:
+def text_packets(lines: Iterable[bytes]) -> bytes:
     """`lines` as text pkt-lines, each ending in a newline as git writes them."""
     out = bytearray()
     for line in lines:
-        payload = line.encode("utf-8") + b"\n"
+        payload = line + b"\n"
         out += b"%04x" % (len(payload) + 4)
         out += payload
     return bytes(out)
@@ -165,12 +208,12 @@ def content_packets(content: bytes) -> list[bytes | memoryview]:
 
 def _handshake(reader: PacketReader, stdout: BinaryIO) -> None:
     welcome = reader.lines()
-    if "git-filter-client" not in welcome or "version=2" not in welcome:
+    if b"git-filter-client" not in welcome or b"version=2" not in welcome:
         raise ProtocolError(f"expected git-filter-client version=2, got {welcome!r}")
-    stdout.write(text_packets(["git-filter-server", "version=2"]) + FLUSH)
+    stdout.write(text_packets([b"git-filter-server", b"version=2"]) + FLUSH)
     stdout.flush()
-    offered = {line.removeprefix("capability=") for line in reader.lines()}
-    answer = [f"capability={c}" for c in CAPABILITIES if c in offered]
+    offered = {line.removeprefix(b"capability=") for line in reader.lines()}
+    answer = [b"capability=" + c for c in CAPABILITIES if c in offered]
     stdout.write(text_packets(answer) + FLUSH)
     stdout.flush()
 
@@ -186,25 +229,28 @@ def run_process_filter(stdin: BinaryIO, stdout: BinaryIO, stderr: TextIO) -> int
                 header = reader.lines(at_start=True)
             except EOFError:
                 return 0
-            fields = dict(line.partition("=")[::2] for line in header)
+            # Split at the first `=` only: the pathname may hold more of them.
+            fields = dict(line.partition(b"=")[::2] for line in header)
             content = reader.content()
-            command = fields.get("command")
-            if command == "clean":
-                result = cleaner.clean(fields.get("pathname"), content)
-            elif command == "smudge":
+            command = fields.get(b"command")
+            if command == b"clean":
+                pathname = fields.get(b"pathname")
+                path = None if pathname is None else decode_pathname(pathname)
+                result = cleaner.clean(path, content)
+            elif command == b"smudge":
                 result = content
             else:
-                stdout.write(text_packets(["status=error"]) + FLUSH)
+                stdout.write(text_packets([b"status=error"]) + FLUSH)
                 stdout.flush()
                 continue
             # Status, content and the final (empty) status list in one write: one system
             # call per small notebook keeps a 500-notebook `git add` fast.
-            response: list[bytes | memoryview] = [text_packets(["status=success"]), FLUSH]
+            response: list[bytes | memoryview] = [SUCCESS, FLUSH]
             response += content_packets(result)
             response += [FLUSH, FLUSH]
             stdout.write(b"".join(response))
             stdout.flush()
-    except (ProtocolError, EOFError, UnicodeDecodeError) as error:
+    except (ProtocolError, EOFError) as error:
         print(f"jupyter-repro: git filter protocol error: {error}", file=stderr, flush=True)
         return 1
     except BrokenPipeError:
@@ -226,7 +272,7 @@ def run_textconv(path: str, stdout: BinaryIO, stderr: TextIO) -> int:
         with open(path, "rb") as file:
             content = file.read()
     except OSError as error:
-        print(f"jupyter-repro: cannot read {path}: {error.strerror}", file=stderr)
+        print(f"jupyter-repro: cannot read {shown_name(path)}: {error.strerror}", file=stderr)
         return 1
     # git names its temporary copies `XXXXXX_<name>`, so the suffix still tells the format.
     stdout.write(NotebookCleaner(stderr).clean(path, content))
