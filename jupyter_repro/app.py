@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import weakref
 from pathlib import Path
@@ -13,6 +14,7 @@ from traitlets import Bool, Dict, Enum, Float, List, TraitError, Unicode, defaul
 
 from ._version import __version__
 from .environments.catalog import EnvironmentCatalog
+from .environments.channels import redact_log
 from .environments.discovery import EnvironmentDiscovery
 from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
 from .environments.restore import RestoreError, RestoreOptions, RestoreService
@@ -96,6 +98,22 @@ class ReproApp(ExtensionApp):
         ),
     )
 
+    allowed_prefix_roots = List(
+        Unicode(),
+        config=True,
+        help=(
+            "Folders inside which a restore request to this server may give a 'prefix' "
+            "(an absolute path) for the new environment. conda's envs dirs (as conda finds "
+            "them, when the request comes) are always allowed; the default, no folders, "
+            "allows nothing else, so a client cannot make the server write an environment "
+            "wherever the server's user may write. '~' is expanded; a relative path is taken "
+            "relative to the server's root_dir. Prefixes are compared as real paths, so '..' "
+            "and symlinks cannot lead out of these folders. A prefix elsewhere is refused "
+            "with 400. The `jupyter repro restore` command is not limited by this setting: "
+            "like conda, it takes any prefix."
+        ),
+    )
+
     pip_find_links = List(
         Unicode(),
         config=True,
@@ -167,6 +185,16 @@ class ReproApp(ExtensionApp):
             raise TraitError(f"ReproApp.strip_policy: {error}") from None
         return proposal["value"]
 
+    @validate("allowed_prefix_roots")
+    def _validate_allowed_prefix_roots(self, proposal: Any) -> list[str]:
+        for entry in proposal["value"]:
+            if not entry.strip() or "\x00" in entry:
+                raise TraitError(
+                    f"ReproApp.allowed_prefix_roots: {entry!r} is not a folder; give paths "
+                    "such as '/srv/envs' or '~/envs'"
+                )
+        return proposal["value"]
+
     @default("cli_paths")
     def _default_cli_paths(self) -> dict[str, str]:
         return {}
@@ -191,6 +219,9 @@ class ReproApp(ExtensionApp):
         serverapp.kernel_spec_manager_class = CondaKernelSpecManager
 
     def initialize_settings(self) -> None:
+        # Restores log engines' errors, which can name a channel URL with its token.
+        for logger in {self.log, self.serverapp.log} if self.serverapp else {self.log}:
+            redact_log(logger)
         self.restore_service = RestoreService(
             RestoreOptions(
                 engine=self.engine,
@@ -202,6 +233,7 @@ class ReproApp(ExtensionApp):
                 pip_find_links=tuple(self.pip_find_links),
                 pip_index_url=self.pip_index_url,
                 pip_no_index=self.pip_no_index,
+                allowed_prefix_roots=self._allowed_prefix_roots(),
             ),
             log=self.log,
         )
@@ -222,6 +254,16 @@ class ReproApp(ExtensionApp):
             "strip_overrides": self.save_hook.overrides,
         }
         self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)
+
+    def _allowed_prefix_roots(self) -> tuple[Path, ...]:
+        """`allowed_prefix_roots` as absolute paths: `~` expanded, relative ones taken in
+        the server's root_dir (symlinks are resolved when a prefix is checked)."""
+        root_dir = getattr(self.serverapp, "root_dir", None) or os.getcwd()
+        roots = []
+        for entry in self.allowed_prefix_roots:
+            path = Path(os.path.expanduser(entry))
+            roots.append(path if path.is_absolute() else Path(root_dir, path))
+        return tuple(roots)
 
     def _strip_overrides(self) -> dict[str, Any]:
         """The server-level layer of the strip policy: strip_policy, then strip_on_save."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
+from .environments.channels import redact_text
 
 if TYPE_CHECKING:
     from .environments.export import ExportMode
@@ -206,7 +207,7 @@ class TextProgress:
         if not self.verbose:
             return
         self.end_line()
-        self.stream.write(f"  {line}\n")
+        self.stream.write(f"  {redact_text(line)}\n")
         self.stream.flush()
 
     def end_line(self) -> None:
@@ -281,7 +282,7 @@ def _restore(args: argparse.Namespace) -> int:
     from .environments.spec import SpecError
 
     def fail(message: str) -> int:
-        print(f"jupyter repro restore: error: {message}", file=sys.stderr)
+        print(f"jupyter repro restore: error: {redact_text(message)}", file=sys.stderr)
         return 1
 
     prefix = Path(args.prefix) if args.prefix is not None else None

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .environments.channels import redact_text
+
 if TYPE_CHECKING:
     from .environments.restore import RestorePlan, RestoreService, RestoreSource
 
@@ -89,7 +91,8 @@ class Job:
     def add_log(self, line: str) -> None:
         if len(self.log) == self.log.maxlen:
             self.log_dropped += 1
-        self.log.append(line)
+        # Engines and pip print URLs; a channel token must not reach a client.
+        self.log.append(redact_text(line))
 
     def to_json(self) -> dict[str, Any]:
         """The job as the REST API returns it."""
@@ -189,7 +192,7 @@ class JobManager:
             self._finish(job, "cancelled", on_finish)
             raise
         except self.expected_errors as error:
-            job.error = {"message": str(error), "reason": error_reason(error)}
+            job.error = {"message": redact_text(str(error)), "reason": error_reason(error)}
             job.add_log(f"error: {error}")
             self._finish(job, "failed", on_finish)
         except Exception as error:

@@ -10,8 +10,9 @@ part; neither may reach an exported file, so every URL we write goes through
 
 from __future__ import annotations
 
+import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULTS = "defaults"
 """The name conda gives Anaconda's main channels as a group."""
@@ -31,33 +32,88 @@ _SUBDIR = re.compile(
 _TOKEN_SEGMENT = re.compile(r"/t/[^/?#]+(?=[/?#]|$)")
 # The user an ssh URL logs in as (`ssh://git@github.com/...`) is not a secret.
 _PUBLIC_USERS = frozenset({"git"})
+# Query parameters that carry credentials: `?token=`, `?access_token=`, `?api_key=`, signed
+# URLs' `sig`/`signature`, and AWS's pre-signed `X-Amz-*` (matched in `_is_secret_parameter`).
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "sig", "auth", "credential")
+# A URL inside free text: a scheme, `://`, then everything up to white space or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 # What conda writes in `channel` when it does not know where a package came from.
 _UNKNOWN_CHANNELS = frozenset({"", "<unknown>", "@"})
 
 
 def redact_url(url: str) -> str:
-    """`url` without `/t/<token>` segments and without credentials in its user part.
+    """`url` without `/t/<token>` segments, credentials in its user part, or secrets in its
+    query: the one redaction of every URL that is shown, logged, returned or exported.
 
     `https://user:secret@host/x` and `https://ghp_xyz@host/x` (a token as user name) both
-    become `https://host/x`; `ssh://git@host/x` keeps its `git` user.
+    become `https://host/x`; `ssh://git@host/x` keeps its `git` user; `?token=abc&v=1`
+    becomes `?v=1` (query parameters named like a credential are dropped).
     """
     url = _TOKEN_SEGMENT.sub("", url)
-    if "@" not in url or "://" not in url:
+    if "://" not in url or ("@" not in url and "?" not in url):
         return url
     try:
         parts = urlsplit(url)
     except ValueError:
         # Not a URL after all (e.g. an unbalanced `[` in a host): drop the text before the
-        # last `@` of the authority rather than risk showing a secret.
+        # last `@` of the authority and the whole query rather than risk showing a secret.
         scheme, _, rest = url.partition("://")
         authority, slash, path = rest.partition("/")
-        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
-    if "@" not in parts.netloc:
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path.partition('?')[0]}"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if userinfo not in _PUBLIC_USERS:
+            netloc = hostport
+    query = parts.query
+    if query:
+        kept = [p for p in query.split("&") if not _is_secret_parameter(p.partition("=")[0])]
+        query = "&".join(kept)
+    if netloc == parts.netloc and query == parts.query:
         return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    if userinfo in _PUBLIC_USERS:
-        return url
-    return urlunsplit(parts._replace(netloc=hostport))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+class RedactingLogFilter(logging.Filter):
+    """Redacts URLs in every record it passes (message, arguments, traceback), so that a
+    channel token in an error from a library never reaches the server log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        return True
+
+
+def redact_log(logger: logging.Logger) -> None:
+    """Install `RedactingLogFilter` on `logger` and its handlers (records of child loggers
+    reach the handlers without passing the logger's own filters), once."""
+    for target in (logger, *logger.handlers):
+        if not any(isinstance(f, RedactingLogFilter) for f in target.filters):
+            target.addFilter(RedactingLogFilter())
+
+
+def _is_secret_parameter(name: str) -> bool:
+    lowered = unquote(name).lower()
+    return lowered.startswith("x-amz-") or any(word in lowered for word in _SECRET_WORDS)
+
+
+def redact_text(text: str) -> str:
+    """`text` (a message, a log line, an error from a library) with every URL in it
+    redacted by `redact_url`."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def is_subdir(name: str) -> bool:
+    """Whether `name` is a conda platform subdir (`linux-64`, `osx-arm64`, `noarch`, ...)."""
+    return bool(_SUBDIR.fullmatch(name))
 
 
 def _strip_subdir(path: str, subdir: str | None) -> str:

@@ -54,7 +54,9 @@ class CondaSpec:
     channel: str | None
     """The channel it names (`chan::pkg`, `[channel=...]`): a name as written, or a URL."""
     subdir: str | None
-    match_spec: Any = field(repr=False, compare=False)
+    url: str | None = None
+    """The package URL it names (`pkg[url=...]`, or a spec that is a package URL)."""
+    match_spec: Any = field(default=None, repr=False, compare=False)
     """rattler's `MatchSpec`."""
 
     @property
@@ -120,8 +122,27 @@ def _parse(text: str) -> CondaSpec | str:
         build=str(spec.build) if spec.build is not None else None,
         channel=_channel_as_written(spec.channel),
         subdir=spec.subdir,
+        url=_url_key(spec),
         match_spec=spec,
     )
+
+
+def _url_key(spec: Any) -> str | None:
+    # py-rattler 0.28 does not expose a spec's `url` key; its canonical form writes it as
+    # `url="..."` (quotes inside a URL are percent-encoded, so the first `"` ends it).
+    # A key follows `[` or `,`; text inside another key's quoted value does not count.
+    canonical = str(spec.to_canonical_string())
+    bracket = canonical.find("[")
+    inside = False
+    for index in range(max(bracket, 0), len(canonical)):
+        char = canonical[index]
+        if char == '"':
+            inside = not inside
+        elif not inside and char in "[," and canonical.startswith('url="', index + 1):
+            start = index + 1 + len('url="')
+            end = canonical.find('"', start)
+            return canonical[start:end] if end > start else None
+    return None
 
 
 def _channel_as_written(channel: Any) -> str | None:

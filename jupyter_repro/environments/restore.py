@@ -15,6 +15,7 @@ this module keeps the promises of a restore:
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -25,8 +26,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
+from urllib.parse import unquote, urlsplit
 
-from .channels import channel_of_package_url, channel_url, short_channel_name
+from .channels import (
+    DEFAULTS,
+    channel_of_package_url,
+    channel_url,
+    is_subdir,
+    redact_text,
+    redact_url,
+    short_channel_name,
+)
 from .discovery import EnvironmentDiscovery
 from .engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
 from .export import host_platform
@@ -41,14 +51,23 @@ from .restore_channels import (
     read_conda_config,
 )
 from .restore_disk import (
+    ClaimMoved,
     ClaimRefused,
     claim_target,
+    disk_problem,
     find_leftovers,
+    is_within_any,
     is_writable_dir,
+    name_length_problem,
+    prefix_length_problem,
     register_prefix,
     registered_prefixes,
+    registry_path,
     release_marker,
     remove_prefix,
+    shorten_name,
+    text_problem,
+    write_env_vars,
     write_history,
 )
 from .restore_process import run_process
@@ -96,6 +115,15 @@ class UnsatisfiableSpec(RestoreError):
 
 class RestoreCancelled(RestoreError):
     """The restore was cancelled (for callers that prefer an error to `CancelledError`)."""
+
+
+class InvalidTarget(RestoreError):
+    """The name or prefix given cannot be used: control characters, NUL, too long, or (on
+    the server) a prefix outside the folders restores may write to."""
+
+
+class DiskError(RestoreError):
+    """The file system refused a write: full, read-only, or not permitted to this process."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,6 +239,10 @@ class RestoreOptions:
     pip_no_index: bool = False
     cache_dir: Path | None = None
     """rattler's package cache; default `RATTLER_CACHE_DIR`, else rattler's own default."""
+    allowed_prefix_roots: tuple[Path, ...] | None = None
+    """Folders a `prefix` must lie inside, besides the envs dirs (found when the prefix is
+    checked); compared as real paths. None allows any prefix, as conda does (the CLI); the
+    server passes its `allowed_prefix_roots` (empty: the envs dirs only)."""
 
 
 @dataclass(frozen=True)
@@ -347,17 +379,9 @@ def _dist_str(record: Any) -> str:
     return f"{head}::{record.name.normalized}-{record.version}-{record.build}"
 
 
-def _spec_channel(spec: str) -> str | None:
-    """The channel a match spec names (`conda-forge::numpy`, `numpy[channel=...]`), if any."""
-    try:
-        return parse_match_spec(spec).channel
-    except InvalidMatchSpec:
-        return None  # the parser refused it already; the solver will say why again
-
-
 def _name_problem(name: str) -> str | None:
     """Why `name` cannot name a new environment (conda's rules, and not the root's)."""
-    problem = environment_name_problem(name)
+    problem = environment_name_problem(name) or name_length_problem(name)
     if problem is None and name in _RESERVED_NAMES:
         problem = f"'{name}' is the root environment's name"
     return problem
@@ -369,9 +393,17 @@ def usable_name(name: str) -> str:
         "-" if ch in "/:#" or ch.isspace() or not ch.isprintable() else ch for ch in name
     )
     cleaned = "-".join(part for part in cleaned.split("-") if part) or "environment"
+    cleaned = shorten_name(cleaned)
     if cleaned in (".", ".."):
         cleaned = "environment"
     return f"{cleaned}-copy" if cleaned in _RESERVED_NAMES else cleaned
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """`text` quoted for a message, cut to `limit` characters with its length said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _split_dist(filename: str) -> tuple[str, str, str] | None:
@@ -454,8 +486,18 @@ class RestoreService:
         """
         if name is not None and prefix is not None:
             raise RestoreError("give a name or a prefix, not both")
+        if name is not None:
+            # What the caller typed (not the spec's name, see below): a 400, not a 422.
+            problem = text_problem(name, "the name") or name_length_problem(name)
+            if problem is not None:
+                raise InvalidTarget(f"cannot use {_shown(name)} as an environment name: {problem}")
         if prefix is not None:
-            target = Path(os.path.abspath(os.path.expanduser(os.fspath(prefix))))
+            raw = os.fspath(prefix)
+            # Before any path function: NUL makes them raise ValueError.
+            problem = text_problem(raw, "the prefix")
+            if problem is not None:
+                raise InvalidTarget(f"cannot restore into {_shown(raw, 300)}: {problem}")
+            target = Path(os.path.abspath(os.path.expanduser(raw)))
             result_name: str | None = None
         else:
             chosen = name if name is not None else (source.spec.name if source.spec else None)
@@ -467,7 +509,7 @@ class RestoreService:
             if problem is not None and name is None:
                 # The spec's own name: the spec is still good under another one.
                 raise RefusedSpec(
-                    f"the name in {source.origin}, {chosen!r}, cannot be used as an "
+                    f"the name in {source.origin}, {_shown(chosen)}, cannot be used as an "
                     f"environment name ({problem}); give another name, such as "
                     f"{usable_name(chosen)!r} (--name on the command line, `name` in the "
                     "request, the name field in the dialog), or a prefix"
@@ -483,6 +525,14 @@ class RestoreService:
             target = writable[0] / chosen
             result_name = chosen
         target = Path(os.path.realpath(target.parent)) / target.name
+        # The envs dir, or a symlink on the way, may bring what the name or prefix had not.
+        problem = text_problem(os.fspath(target), "the target") or prefix_length_problem(
+            os.fspath(target)
+        )
+        if problem is not None:
+            raise InvalidTarget(f"cannot restore into {_shown(os.fspath(target), 300)}: {problem}")
+        if prefix is not None:
+            self._check_prefix_allowed(target)
         if target in self._active:
             raise TargetBusy(
                 f"another restore is already building {target}; wait for it or cancel it"
@@ -499,6 +549,21 @@ class RestoreService:
             )
         return target, result_name
 
+    def _check_prefix_allowed(self, target: Path) -> None:
+        """On the server, a prefix must lie inside an envs dir or an allowed root."""
+        roots = self.options.allowed_prefix_roots
+        if roots is None:
+            return
+        allowed = [*self._envs_dirs(), *roots]
+        if is_within_any(target, allowed):
+            return
+        raise InvalidTarget(
+            f"{target} is not inside a folder this server restores into; give a name (the "
+            "environment then goes into the first writable envs dir), or a prefix inside one "
+            f"of: {', '.join(map(os.fspath, allowed))} (an administrator can add folders with "
+            "ReproApp.allowed_prefix_roots)"
+        )
+
     # -- policy ------------------------------------------------------------------------------
 
     def _config(self) -> CondaConfig:
@@ -514,11 +579,64 @@ class RestoreService:
         for written, url in zip(channels, urls, strict=True):
             if url.rstrip("/") not in permitted:
                 raise RefusedSpec(
-                    f"channel {written!r} ({url}) is not allowed on this server; allowed: "
-                    f"{', '.join(allowed) or 'none'}"
+                    f"channel {redact_url(written)!r} ({redact_url(url)}) is not allowed on "
+                    f"this server; allowed: {', '.join(map(redact_url, allowed)) or 'none'}"
                 )
 
+    def _spec_channels(self, spec: EnvironmentSpec, config: CondaConfig) -> list[str]:
+        """Every channel the conda part of `spec` can take packages from, as URLs, checked
+        against `allowed_channels`: its `channels:` (else the condarc's, else `defaults`),
+        each dependency's own (`chan::pkg`, `pkg[channel=...]`), and the channel of each
+        package URL it names (`pkg[url=...]`), which must be inside an allowed channel."""
+        written = list(spec.channels) or list(config.channels) or [DEFAULTS]
+        package_urls: list[str] = []
+        for dependency in spec.dependencies:
+            try:
+                parsed = parse_match_spec(dependency)
+            except InvalidMatchSpec:
+                continue  # refused when the spec was read; the solver says it again
+            if parsed.subdir is not None and not is_subdir(parsed.subdir):
+                raise RefusedSpec(
+                    f"{redact_text(dependency)!r} names the subdir {parsed.subdir!r}, which is "
+                    "not a platform subdir such as 'linux-64' or 'noarch'"
+                )
+            if parsed.channel and parsed.channel not in written:
+                written.append(parsed.channel)
+            if parsed.url is not None:
+                package_urls.append(parsed.url)
+        pairs = [(channel, url) for channel in written for url in channel_urls([channel], config)]
+        self._check_channels([c for c, _ in pairs], [u for _, u in pairs], config)
+        for url in package_urls:
+            self._check_package_url(url, config)
+        return list(dict.fromkeys(url for _, url in pairs))
+
+    def _check_package_url(self, url: str, config: CondaConfig) -> None:
+        """A package named by URL comes from inside an allowed channel, or is refused."""
+        allowed = self.options.allowed_channels
+        if allowed is None:
+            return
+        path = urlsplit(url).path if "://" in url else url
+        # `..` (also percent-encoded) could climb out of an allowed channel's folder.
+        inside = ".." not in unquote(path).split("/") and any(
+            url.startswith(normalized_channel(a, config) + "/") for a in allowed
+        )
+        if not inside:
+            raise RefusedSpec(
+                f"the package URL {redact_url(url)} is not inside a channel allowed on this "
+                f"server; allowed: {', '.join(map(redact_url, allowed)) or 'none'}"
+            )
+
     def _check_pip(self, source: RestoreSource) -> None:
+        entries = source.spec.pip if source.spec is not None else ()
+        expanded = [e for e in entries if "${" in e]
+        if expanded:
+            # pip expands `${NAME}` in a requirements file from its own environment: a
+            # spec from a stranger could read the server's secrets into the job log.
+            raise RefusedSpec(
+                f"the pip section of {source.origin} uses environment variables "
+                f"({redact_text(expanded[0])!r}), which are not expanded on restore; write the "
+                "value out, or ask an administrator to configure the index (pip_index_url)"
+            )
         if self.options.allow_pip_urls:
             return
         refused = [*source.pip_urls, *source.pip_options]
@@ -558,11 +676,7 @@ class RestoreService:
 
         spec = source.spec
         assert spec is not None
-        written = list(spec.channels) or list(config.channels) or ["defaults"]
-        written += [c for c in map(_spec_channel, spec.dependencies) if c and c not in written]
-        urls = channel_urls(written, config)
-        shown = [c for c in written if c != "nodefaults"]
-        self._check_channels(shown if len(shown) == len(urls) else urls, urls, config)
+        urls = self._spec_channels(spec, config)
         specs = list(spec.dependencies)
         try:
             match_specs = [MatchSpec(s) for s in specs]
@@ -711,6 +825,8 @@ class RestoreService:
         # starts while the first one solves is refused at once.
         self._active.add(target)
         created = False
+        # What the restore is doing, for the message of a full or read-only file system.
+        doing = "creating the environment folder"
         try:
             # Policy first: a refused spec must not even create the folder.
             self._check_platform(source)
@@ -718,28 +834,48 @@ class RestoreService:
             try:
                 # On the loop's thread, not in a worker: a few syscalls, and a claim made by a
                 # thread whose awaiter was cancelled meanwhile would leave a folder nobody owns.
+                # The claim removes its folder itself if it fails half-way.
                 claim_target(target)
             except ClaimRefused as refused:
                 cls = TargetBusy if refused.busy else TargetExists
                 raise cls(
                     f"{target} is being restored or already exists; choose another target"
                 ) from None
+            except ClaimMoved:
+                # Checked against the allowed roots as it was; not followed where it leads now.
+                raise InvalidTarget(
+                    f"a folder on the way to {target} became a symlink while the restore "
+                    "started; nothing was created there: choose another prefix"
+                ) from None
             created = True
             progress.log(f"restoring {source.origin} into {target}")
             config = await asyncio.to_thread(self._config)
             history: _History | None = None
+            doing = "installing the packages"
             if self.options.engine == EMBEDDED_ENGINE:
                 packages, history = await self._install_rattler(source, target, config, progress)
                 history.cmd = self._command_line(source, prefix, target)
             else:
                 packages = await self._install_cli(source, target, config, progress)
+            doing = "installing the pip section"
             pip = await self._install_pip(source, target, progress)
+            doing = "registering the environment"
             progress.phase("register", 0, 1)
-            await asyncio.to_thread(self._publish, target, history)
+            # The CLI engines write the spec's variables themselves (they get the whole spec).
+            variables = source.spec.variables if source.spec and history is not None else ()
+            warnings = await asyncio.to_thread(self._publish, target, history, variables)
+            for warning in warnings:
+                progress.log(warning)
             progress.phase("register", 1, 1)
             progress.log(f"restored {packages} packages into {target}")
             created = False
             return RestoreResult(prefix=target, name=result_name, packages=packages, pip=pip)
+        except Exception as error:
+            problem = self._disk_error(error, target, doing)
+            if problem is None:
+                raise
+            progress.log(f"{doing}: {error}")
+            raise problem from error
         finally:
             try:
                 if created:
@@ -751,18 +887,52 @@ class RestoreService:
                 self._active.discard(target)
                 self._linking.discard(target)
 
-    def _publish(self, target: Path, history: _History | None) -> None:
-        """Make the finished prefix an environment: history, no marker, listed for conda.
+    @staticmethod
+    def _disk_error(error: Exception, target: Path, doing: str) -> DiskError | None:
+        """`error` as a DiskError when a full, read-only or forbidden file system is behind
+        it (an OSError, rattler's `(os error N)`, pip's `[Errno N]`), else None.
 
-        The CLI engines write their own history; rattler leaves the file empty.
+        Errors of our own already say what went wrong (a channel that cannot be read names
+        its `os error` too), except pip's, whose message is pip's output.
+        """
+        if isinstance(error, RestoreError) and doing != "installing the pip section":
+            return None
+        message = disk_problem(error, target, doing)
+        return None if message is None else DiskError(message)
+
+    def _publish(
+        self,
+        target: Path,
+        history: _History | None,
+        variables: Sequence[tuple[str, str]] = (),
+    ) -> list[str]:
+        """Make the finished prefix an environment: history, the spec's variables, no
+        marker, listed for conda. Returns warnings for the log.
+
+        The CLI engines write their own history and variables; rattler does neither.
         """
         if history is not None:
             # rattler tags new prefixes as caches; conda does not, and backup tools skip
             # tagged folders, so the environment is left as conda would leave it.
             (target / "CACHEDIR.TAG").unlink(missing_ok=True)
             write_history(target, cmd=history.cmd, added=history.added, update_specs=history.specs)
+        if variables:
+            # Before the marker goes: nobody may see the environment without its variables.
+            write_env_vars(target, dict(variables))
         release_marker(target)
-        register_prefix(self.home, target)
+        try:
+            register_prefix(self.home, target)
+        except OSError as error:
+            # As conda: a list that cannot be written (read-only home, no permission) costs
+            # the listing, not the environment. A full disk is an error like any other.
+            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            return [
+                f"warning: {target} was not added to {registry_path(self.home)} "
+                f"({error.strerror}); tools that read that list (conda env list, this "
+                "server's kernels) find the environment only if it is in an envs dir"
+            ]
+        return []
 
     async def _install_rattler(
         self,
@@ -840,9 +1010,7 @@ class RestoreService:
             filename = "explicit.txt"
         else:
             assert source.spec is not None
-            written = list(source.spec.channels) or list(config.channels) or ["defaults"]
-            urls = channel_urls(written, config)
-            self._check_channels(written if len(written) == len(urls) else urls, urls, config)
+            self._spec_channels(source.spec, config)
             # The pip section is installed by us (with the configured find-links/index), so the
             # CLI gets the conda part only; the name is dropped as `--prefix` decides.
             conda_part = EnvironmentSpec(
@@ -916,10 +1084,11 @@ class RestoreService:
             # keep their meaning there, which they would not as command-line arguments.
             path = Path(tmp) / "requirements.txt"
             path.write_text("\n".join(entries) + "\n", encoding="utf-8")
-            env = dict(self.environ)
-            env["PYTHONNOUSERSITE"] = "1"
-            env.pop("PYTHONPATH", None)
-            outcome = await run_process(self._pip_argv(python, path), env=env, on_line=progress.log)
+            outcome = await run_process(
+                self._pip_argv(python, path),
+                env=_pip_environment(self.environ),
+                on_line=progress.log,
+            )
         if outcome.returncode != 0:
             raise RestoreError(
                 f"pip could not install the pip section of {source.origin} (exit status "
@@ -937,6 +1106,46 @@ class RestoreService:
             self.log.info("removing %s, left by an interrupted restore", prefix)
             remove_prefix(prefix)
         return leftovers
+
+
+# What pip needs of the server's environment: where things are, language, proxies,
+# certificates and pip's own configuration. Nothing else (tokens of the server, cloud
+# credentials) reaches a process that installs a stranger's requirements.
+_PIP_ENVIRONMENT = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "SYSTEMROOT",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+    }
+)
+
+
+def _pip_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the pip process: `_PIP_ENVIRONMENT`, `LC_*` and `PIP_*` only."""
+    env = {
+        key: value
+        for key, value in environ.items()
+        if key.upper() in _PIP_ENVIRONMENT or key.startswith(("LC_", "PIP_"))
+    }
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
 
 
 def _has_own_pip(prefix: Path) -> bool:
@@ -963,6 +1172,8 @@ def _cli_message(lines: Sequence[str]) -> str | None:
 
 
 __all__ = [
+    "DiskError",
+    "InvalidTarget",
     "PlannedPackage",
     "Progress",
     "RefusedSpec",

@@ -57,6 +57,8 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 
+from .channels import redact_text, redact_url
+
 MAX_SPEC_BYTES = 1_000_000
 """Default size limit for an environment.yml or explicit list; real ones are a few kilobytes."""
 
@@ -1634,8 +1636,6 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PLATFORM = re.compile(r"[a-z0-9]+(?:-[a-z0-9_]+)?")
 # Anaconda tokens live in a `/t/<token>/` path segment; credentials in the URL's user part.
-_TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
-_USERINFO = re.compile(r"://[^/@]*@")
 
 
 def render_explicit(
@@ -1664,11 +1664,11 @@ def render_explicit(
 def _render_entry(entry: ExplicitEntry, source: str) -> str:
     # Refusing here rather than trusting the caller: a token in an exported file is a leak.
     # Checked first so that no message below can repeat one.
-    if _TOKEN_SEGMENT.search(entry.url) or _USERINFO.search(entry.url):
+    if redact_url(entry.url) != entry.url:
         raise SpecError(
             "the URL carries a channel token or credentials; remove them before exporting",
             source=source,
-            entry=_redact(entry.url),
+            entry=redact_url(entry.url),
         )
     if not _PACKAGE_URL.fullmatch(entry.url):
         raise SpecError(
@@ -1696,10 +1696,6 @@ def _render_entry(entry: ExplicitEntry, source: str) -> str:
             )
         return f"{entry.url}#sha256:{entry.sha256}"
     return entry.url
-
-
-def _redact(url: str) -> str:
-    return _USERINFO.sub("://***@", _TOKEN_SEGMENT.sub("/t/***/", url))
 
 
 def parse_explicit(
@@ -1739,13 +1735,16 @@ def parse_explicit(
 
 def _parse_explicit_line(line: str, number: int, source: str) -> ExplicitEntry:
     url, hashed, digest = line.partition("#")
+    # The line may hold a channel token: messages show it redacted.
+    shown = redact_text(line)
     if not _PACKAGE_URL.fullmatch(url):
         raise SpecError(
-            f"{_quote(line)} is not a package URL; expected 'https://.../name-version-build.conda' "
-            "(or .tar.bz2), optionally followed by '#<md5>' or '#sha256:<sha256>'",
+            f"{_quote(shown)} is not a package URL; expected "
+            "'https://.../name-version-build.conda' (or .tar.bz2), optionally followed by "
+            "'#<md5>' or '#sha256:<sha256>'",
             source=source,
             line=number,
-            entry=line,
+            entry=shown,
         )
     if not hashed:
         return ExplicitEntry(url)
@@ -1759,7 +1758,7 @@ def _parse_explicit_line(line: str, number: int, source: str) -> ExplicitEntry:
         "(md5) or '#sha256:' and 64 lowercase hex digits",
         source=source,
         line=number,
-        entry=line,
+        entry=shown,
     )
 
 
