@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -28,6 +29,107 @@ def replace_file(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class OutsideRoot(PermissionError):
+    """A folder on the way to a file under a root is not a plain folder inside that root (a
+    symlink, `..`, or an absolute path): nothing was written."""
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def replace_beneath(root: str | os.PathLike[str], relative: str, data: bytes) -> None:
+    """Write `data` to the file `relative` ("/"-separated) under the folder `root`,
+    atomically, without following a symlink anywhere below `root`.
+
+    Each folder on the way is opened relative to the one before with `O_NOFOLLOW`, so a
+    folder swapped for a symlink after the caller's checks is refused (OutsideRoot) instead
+    of followed; the file itself is a temporary file in its folder renamed over `name`, and
+    a rename replaces a symlink found there rather than writing where it points. An existing
+    regular file keeps its permission bits; a new one gets what the umask allows. Where the
+    platform has no `dir_fd` support, falls back to `replace_file` on the resolved path.
+    """
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts) or "\x00" in relative:
+        raise OutsideRoot(f"{relative!r} is not a plain path below the root")
+    if os.open not in os.supports_dir_fd or os.rename not in os.supports_dir_fd:
+        replace_bytes_fallback(Path(root, *parts), data)
+        return
+    *folders, name = parts
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        for folder in folders:
+            try:
+                inner = os.open(folder, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise OutsideRoot(
+                        f"{relative!r}: {folder!r} is not a folder inside the root (a symlink?)"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = inner
+        _replace_at(fd, name, data)
+    finally:
+        os.close(fd)
+
+
+def _replace_at(folder_fd: int, name: str, data: bytes) -> None:
+    """Replace `name` in the open folder `folder_fd` by a file holding `data`."""
+    try:
+        info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        mode: int | None = None
+    else:
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", name)
+        # A symlink (or anything but a file) is replaced, not followed: new file, umask mode.
+        mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+    for _ in range(100):
+        temporary = f".{name[:40]}.{os.urandom(6).hex()}.tmp"
+        try:
+            fd = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                0o666,
+                dir_fd=folder_fd,
+            )
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "cannot create a temporary file", name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.rename(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=folder_fd)
+        raise
+
+
+def replace_bytes_fallback(path: Path, data: bytes) -> None:
+    """`replace_file` for bytes, for platforms without `dir_fd` (Windows)."""
+    target = Path(os.path.realpath(path))
+    fd, temporary = _create_temporary(target)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):

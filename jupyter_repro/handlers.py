@@ -7,7 +7,9 @@ by jupyter_server's APIHandler); handlers never touch the file system themselves
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import errno
 import json
 import os
 import posixpath
@@ -22,7 +24,9 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import ensure_async, url_path_join
 from tornado import web
 
+from .atomic import OutsideRoot, replace_beneath
 from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
+from .environments.channels import redact_text
 from .environments.export import ExportError, ExportMode
 from .environments.restore import (
     RefusedSpec,
@@ -78,6 +82,30 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
 )
 _MAPPED_ERRORS = tuple(kind for kind, _, _ in _ERROR_STATUSES)
 
+# What the file system answers about a request's own input (a name too long, a folder where
+# a file was named, a file it may not touch) is the request's fault: a 4xx saying so, never a
+# 500. Anything else (EIO, ...) stays a server error.
+_OS_ERROR_STATUSES: dict[int, tuple[int, str]] = {
+    errno.ENAMETOOLONG: (400, "name too long"),
+    errno.EINVAL: (400, "invalid name"),
+    errno.EILSEQ: (400, "invalid name"),
+    errno.ENOENT: (404, "no such file"),
+    errno.ENOTDIR: (404, "no such file"),
+    errno.EACCES: (403, "not permitted"),
+    errno.EPERM: (403, "not permitted"),
+    errno.EROFS: (403, "read-only file system"),
+    errno.EISDIR: (409, "is a folder"),
+    errno.EEXIST: (409, "exists"),
+    errno.ELOOP: (409, "symbolic link"),
+    errno.ENOSPC: (507, "no space left"),
+    errno.EDQUOT: (507, "quota exceeded"),
+}
+# jupyter's contents API refuses what it would refuse here: resource "contents".
+CONTENTS_RESOURCE = "contents"
+# The longest file name (bytes) and path most file systems take (Linux NAME_MAX, PATH_MAX).
+NAME_MAX = 255
+PATH_MAX = 4096
+
 
 class ReproHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every jupyter-repro handler: authorization resource and access to the services."""
@@ -114,10 +142,13 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
         """The real file behind a server-root-relative path, refusing anything outside the root."""
         manager = self.contents_manager
         root = self._server_root()
+        check_path_text(path, "the path")
         # Absolute paths are refused outright: os.path.join would silently drop the root.
-        if os.path.isabs(path) or path.startswith(("/", "\\")) or "\x00" in path:
+        if os.path.isabs(path) or path.startswith(("/", "\\")):
             raise web.HTTPError(403, f"{path!r} is not a path relative to the server root")
-        full = os.path.realpath(os.path.join(root, path))
+        full = _resolved(os.path.join(root, path))
+        if full is None:
+            raise web.HTTPError(404, f"no file {path!r} in the server root")
         if os.path.commonpath([root, full]) != root:
             raise web.HTTPError(403, f"{path!r} is outside the server root")
         relative = os.path.relpath(full, root).replace(os.sep, "/")
@@ -133,7 +164,7 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
         """The request body: a JSON object with only `allowed_keys`, else 400 saying why."""
         try:
             body = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, absurd nesting
             raise web.HTTPError(400, f"the body is not JSON: {error}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "the body must be a JSON object")
@@ -151,7 +182,7 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
         the server root, and has no business learning where that root is.
         """
         root = self._server_root()
-        return message.replace(root + os.sep, "").replace(root, ".")
+        return redact_text(message).replace(root + os.sep, "").replace(root, ".")
 
     @contextlib.contextmanager
     def http_errors(self) -> Iterator[None]:
@@ -167,6 +198,80 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
                         reason=reason or error_reason(error),
                     ) from error
             raise  # unreachable: _MAPPED_ERRORS lists exactly the kinds above
+        except OutsideRoot as error:  # a folder swapped for a symlink after the checks
+            raise web.HTTPError(
+                403, self.public_message(str(error)), reason="outside the server root"
+            ) from error
+        except UnicodeEncodeError as error:  # JSON can carry lone surrogates; no path can
+            raise web.HTTPError(
+                400,
+                f"the request holds text that is not valid Unicode ({error.reason} at "
+                f"character {error.start}); send UTF-8",
+                reason="invalid text",
+            ) from error
+        except OSError as error:
+            status, reason = _OS_ERROR_STATUSES.get(error.errno or 0, (0, ""))
+            if not status:
+                raise
+            # Never str(error) alone: the OS names absolute paths; public_message shortens them.
+            name = f": {error.filename}" if error.filename else ""
+            message = f"{error.strerror or reason}{name}"
+            raise web.HTTPError(status, self.public_message(message), reason=reason) from error
+
+    async def authorize_contents(self, *actions: str) -> None:
+        """403 unless the server's Authorizer also lets this user `actions` the server's
+        files (resource `contents`, what jupyter_server's contents API asks): a route that
+        reads notebooks or files needs `read`, one that writes them `write`. Checked before
+        any file is touched, so a denied user learns nothing of a file, not even whether
+        it exists."""
+        user = self.current_user
+        for action in actions:
+            allowed = await ensure_async(
+                self.authorizer.is_authorized(self, user, action, CONTENTS_RESOURCE)
+            )
+            if not allowed:
+                raise web.HTTPError(
+                    403,
+                    f"the server's authorizer does not allow this user to {action} files "
+                    f"(resource {CONTENTS_RESOURCE!r})",
+                    reason="forbidden",
+                )
+
+    async def save_text(self, relative: str, text: str) -> None:
+        """Save `text` as the file at root-relative `relative` the way the contents manager
+        saves a file model (its pre-save hooks see and may change the model; its post-save
+        hooks and the `save` event follow), but write the bytes with `replace_beneath`: a
+        symlink swapped in after this route's checks is replaced, never followed out of the
+        server root (the stock manager's save writes through it)."""
+        manager = self.contents_manager
+        model: dict[str, Any] = {"type": "file", "format": "text", "content": text}
+        run_pre_save_hooks = getattr(manager, "run_pre_save_hooks", None)
+        if run_pre_save_hooks is not None:
+            run_pre_save_hooks(model=model, path=relative)
+        root = self._server_root()
+
+        def write() -> None:
+            content = model.get("content", "")
+            if model.get("format") == "base64":
+                data = base64.b64decode(content)
+            else:
+                data = content.encode("utf-8")
+            replace_beneath(root, relative, data)
+
+        await self.call(write)
+        run_post_save_hooks = getattr(manager, "run_post_save_hooks", None)
+        if run_post_save_hooks is not None:
+            saved = await self.wait_for(ensure_async(manager.get(relative, content=False)))
+            run_post_save_hooks(model=saved, os_path=os.path.join(root, *relative.split("/")))
+        emit = getattr(manager, "emit", None)
+        if emit is not None:
+            emit(data={"action": "save", "path": relative})
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            # RFC 9110: a 405 lists the methods the resource has.
+            self.set_header("Allow", ", ".join(_allowed_methods(type(self))))
+        super().write_error(status_code, **kwargs)
 
 
 class StatusHandler(ReproHandler):
@@ -233,7 +338,9 @@ class RestoreHandler(ReproHandler):
     - otherwise: 202 with `Location: {base_url}repro/jobs/{id}` and the job (see JobHandler).
     - 400: body not a JSON object, unknown keys, wrong types, name and prefix both given.
     - 403: a path outside the server root (`..`, absolute, a symlink leaving it) or hidden
-      (unless the contents manager allows hidden files); 404: no such file.
+      (unless the contents manager allows hidden files); a notebook or file source when the
+      Authorizer denies `read` on `contents` (before the file is looked at); 404: no such
+      file.
     - 409: the target exists, or another restore job is building it.
     - 422: an invalid spec (the message names the line), a refused or unsatisfiable spec.
     """
@@ -268,6 +375,8 @@ class RestoreHandler(ReproHandler):
         dry_run = body.get("dry_run", False)
         if not isinstance(dry_run, bool):
             raise web.HTTPError(400, "'dry_run' must be true or false")
+        if kind != "content":
+            await self.authorize_contents("read")
 
         source = await self._load(kind, value)
         target = Path(prefix) if prefix is not None else None
@@ -295,14 +404,47 @@ class RestoreHandler(ReproHandler):
         if kind == "content":
             return await self.call(lambda: load_source(content=value))
         path = await self.call(self._server_file, value)
+        # An unreadable file (403) or one removed since the check (404): see http_errors.
+        if kind == "notebook":
+            return await self.call(lambda: load_source(notebook=path))
+        return await self.call(lambda: load_source(file=path))
+
+
+def check_path_text(value: str, what: str) -> None:
+    """400 for a path no file system takes: a NUL, text that is not valid Unicode (a lone
+    surrogate from JSON), longer than PATH_MAX bytes."""
+    if "\x00" in value:
+        raise web.HTTPError(400, f"{what} contains a NUL character", reason="invalid path")
+    try:
+        size = len(os.fsencode(value))
+    except UnicodeEncodeError:
+        raise web.HTTPError(
+            400, f"{what} is not valid Unicode (a lone surrogate)", reason="invalid path"
+        ) from None
+    if size > PATH_MAX:
+        raise web.HTTPError(
+            400, f"{what} is too long: {size} bytes, at most {PATH_MAX}", reason="invalid path"
+        )
+
+
+def _resolved(path: str) -> str | None:
+    """`os.path.realpath(path)`; None when the path keeps changing under it (realpath's
+    readlink fails with EINVAL when a symlink it saw was just replaced by a file)."""
+    for _ in range(3):
         try:
-            if kind == "notebook":
-                return await self.call(lambda: load_source(notebook=path))
-            return await self.call(lambda: load_source(file=path))
-        except PermissionError:
-            raise web.HTTPError(403, f"the server may not read {value!r}") from None
-        except FileNotFoundError:  # removed between the check and the read
-            raise web.HTTPError(404, f"no file {value!r} in the server root") from None
+            return os.path.realpath(path)
+        except OSError:
+            continue
+    return None
+
+
+def _allowed_methods(handler: type[web.RequestHandler]) -> list[str]:
+    """The HTTP methods `handler` answers (not tornado's 405 defaults)."""
+    return [
+        method
+        for method in web.RequestHandler.SUPPORTED_METHODS
+        if getattr(handler, method.lower(), None) is not getattr(web.RequestHandler, method.lower())
+    ]
 
 
 def _hidden(relative: str) -> bool:
@@ -346,7 +488,8 @@ class _ExportOptions(ReproHandler):
         mode = self.get_query_argument("mode", None)
         fmt = self.get_query_argument("format", "yaml")
         try:
-            check_export_options(mode or "portable", fmt)
+            # An empty `mode=` is an unknown mode like any other (400), not the default.
+            check_export_options("portable" if mode is None else mode, fmt)
         except ValueError as error:
             raise web.HTTPError(400, str(error), reason="bad export option") from None
         if fmt == "explicit" and mode not in (None, "exact"):
@@ -415,25 +558,29 @@ class NotebookEnvironmentHandler(_NotebookHandler):
     The header `X-Jupyter-Repro-Source` says `environment` or `embedded`.
 
     POST `{"target": "file"|"metadata"|"both", "mode"?: "portable", "filename"?:
-    "environment.yml", "explicit"?: false}`: exports the environment and writes it, through
-    the contents manager, as `filename` beside the notebook (`file`), into the notebook's
-    `metadata.jupyter_repro` leaving everything else as it was (`metadata`; `explicit` adds
-    the `@EXPLICIT` URLs), or both. 200: `{"written": [root-relative paths], "spec": <the
-    spec as JSON>}`.
+    "environment.yml", "explicit"?: false}`: exports the environment and writes it (saved
+    like a contents-manager save, written race-free: see `save_text`) as `filename` beside
+    the notebook (`file`), into the notebook's `metadata.jupyter_repro` leaving everything
+    else as it was (`metadata`; `explicit` adds the `@EXPLICIT` URLs), or both. 200:
+    `{"written": [root-relative paths], "spec": <the spec as JSON>}`.
 
     Errors: 400 a path not ending in `.ipynb`, a file that is not a notebook, a bad body,
-    mode or format, a `filename` that is not a plain `.yml`/`.yaml` name (or is hidden);
-    403 a path leaving the root or hidden; 404 no such notebook, no kernelspec in its
-    metadata, its kernel not found here (and, for GET, no embedded spec); 422 a spec that
-    cannot be exported or embedded.
+    mode, format or explicit, a `filename` that is not a plain `.yml`/`.yaml` name (or is
+    hidden, or longer than NAME_MAX bytes); 403 a path leaving the root or hidden, or the
+    Authorizer denies `read` (GET) or `read`/`write` (POST) on `contents`; 404 no such
+    notebook, no kernelspec in its metadata, its kernel not found here (and, for GET, no
+    embedded spec); 409 `filename` names a folder; 422 a spec that cannot be exported or
+    embedded.
     """
 
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
+        await self.authorize_contents("read")
         if self.get_query_argument("format", None) == "metadata":
             await self._embedded_value(path)
             return
+        self._explicit_option()  # only format=metadata uses it; a bad one is still a 400
         mode, fmt = self.export_options()
         notebook = await self.call(self.notebook_file, path)
         text, source = await self.call(
@@ -445,25 +592,24 @@ class NotebookEnvironmentHandler(_NotebookHandler):
     @web.authenticated
     @authorized
     async def post(self, path: str) -> None:
+        # It reads the notebook and writes it or a file beside it.
+        await self.authorize_contents("read", "write")
         mode, target, filename, explicit = self._write_request()
         notebook = await self.call(self.notebook_file, path)
         environment = await self.call(environment_of, notebook, self.kernel_spec_manager, path)
         export = await self.call(lambda: export_for_notebook(environment, mode, explicit=explicit))
-        manager = self.contents_manager
         written: list[str] = []
         if target in ("file", "both"):
             destination = self.sibling(notebook, filename)
-            # An existing file is checked like any path: a symlink out of the root is refused.
+            # An existing file is checked like any path: a symlink out of the root is refused
+            # (one swapped in later is replaced, not followed: see save_text).
             await self.call(self._existing_file_check, destination)
-            model = {"type": "file", "format": "text", "content": export.spec.to_yaml()}
-            await ensure_async(manager.save(model, destination))
+            await self.save_text(destination, export.spec.to_yaml())
             written.append(destination)
         if target in ("metadata", "both"):
             text = await self.call(embedded_notebook_text, notebook, export)
             relative = self.root_relative(notebook)
-            await ensure_async(
-                manager.save({"type": "file", "format": "text", "content": text}, relative)
-            )
+            await self.save_text(relative, text)
             written.append(relative)
         self.write_json({"written": written, "spec": export.spec.to_dict()})
 
@@ -472,9 +618,7 @@ class NotebookEnvironmentHandler(_NotebookHandler):
         would embed, for a frontend that writes it into the open notebook and saves that
         (a write on disk under an open notebook would make it "changed on disk")."""
         mode = self.get_query_argument("mode", "portable")
-        explicit = self.get_query_argument("explicit", "false")
-        if explicit not in ("true", "false"):
-            raise web.HTTPError(400, f"explicit must be true or false, not {explicit!r}")
+        explicit = self._explicit_option()
         try:
             check_export_options(mode, "json")
         except ValueError as error:
@@ -488,6 +632,12 @@ class NotebookEnvironmentHandler(_NotebookHandler):
         )
         self.set_header("X-Jupyter-Repro-Source", "environment")
         self.write_json(embedded_value(export))
+
+    def _explicit_option(self) -> str:
+        explicit = self.get_query_argument("explicit", "false")
+        if explicit not in ("true", "false"):
+            raise web.HTTPError(400, f"explicit must be true or false, not {explicit!r}")
+        return explicit
 
     def _existing_file_check(self, path: str) -> None:
         try:
@@ -514,6 +664,15 @@ class NotebookEnvironmentHandler(_NotebookHandler):
         if not isinstance(explicit, bool):
             raise web.HTTPError(400, "'explicit' must be true or false")
         filename = body.get("filename", "environment.yml")
+        if isinstance(filename, str):
+            check_path_text(filename, "'filename'")
+            size = len(os.fsencode(filename))
+            if size > NAME_MAX:
+                raise web.HTTPError(
+                    400,
+                    f"'filename' is too long: {size} bytes, at most {NAME_MAX}",
+                    reason="invalid path",
+                )
         if not isinstance(filename, str) or not _plain_spec_name(
             filename, allow_hidden=getattr(self.contents_manager, "allow_hidden", False)
         ):
@@ -546,13 +705,15 @@ class NotebookDriftHandler(_NotebookHandler):
     sibling environment.yml whose `name:` is absent or the notebook's environment's) against
     the live environment of the notebook's kernel, judged as conda matches specs; pip
     packages are named `pip:<name>`. The rules are those of `jupyter_repro.notebooks.drift`.
-    Errors: 400 not a notebook (name or content), 403 a
-    path leaving the root or hidden, 404 no such notebook, 422 an invalid spec.
+    Errors: 400 not a notebook (name or content), 403 a path leaving the root or hidden
+    or the Authorizer denying `read` on `contents`, 404 no such notebook, 422 an invalid
+    spec.
     """
 
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
+        await self.authorize_contents("read")  # the notebook and the file beside it
         notebook = await self.call(self.notebook_file, path)
         sibling = await self.call(self._readable_sibling, notebook)
         drift = await self.call(
@@ -581,13 +742,15 @@ class NotebookStripPolicyHandler(_NotebookHandler):
     with the open notebook's `metadata.keep_output`, which may differ from the file on disk.
     `sources` lists, lowest precedence first, the pyproject.toml (relative to the server
     root, `../` leading out of it) and/or `server configuration`; empty for the defaults.
-    Errors: 400 a path not ending in `.ipynb`, 403 a path leaving the root or hidden, 404 no
-    such notebook, 422 an invalid policy (the message names the file and the key).
+    Errors: 400 a path not ending in `.ipynb`, 403 a path leaving the root or hidden or the
+    Authorizer denying `read` on `contents`, 404 no such notebook, 422 an invalid policy
+    (the message names the file and the key).
     """
 
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
+        await self.authorize_contents("read")  # the notebook's pyproject.toml
         notebook = await self.call(self.notebook_file, path)
         overrides = self.services.get("strip_overrides") or {}
 

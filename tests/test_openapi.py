@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -610,6 +611,14 @@ def check_response(document: dict[str, Any], operation: dict[str, Any], response
         except ValueError as error:
             return [*problems, f"body is not JSON: {error}"]
         errors = list(validator(document, content[media_type]["schema"]).iter_errors(body))
+        problems += [f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors[:3]]
+    elif media_type == "text/yaml":
+        # Its schema is that of the parsed document (as schemathesis reads it).
+        try:
+            parsed = yaml.safe_load(response.body)
+        except yaml.YAMLError as error:
+            return [*problems, f"body is not YAML: {error}"]
+        errors = list(validator(document, content[media_type]["schema"]).iter_errors(parsed))
         problems += [f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors[:3]]
     else:
         try:
