@@ -222,6 +222,7 @@ class ReproApp(ExtensionApp):
         # Restores log engines' errors, which can name a channel URL with its token.
         for logger in {self.log, self.serverapp.log} if self.serverapp else {self.log}:
             redact_log(logger)
+        catalog = self._catalog()
         self.restore_service = RestoreService(
             RestoreOptions(
                 engine=self.engine,
@@ -236,6 +237,8 @@ class ReproApp(ExtensionApp):
                 allowed_prefix_roots=self._allowed_prefix_roots(),
             ),
             log=self.log,
+            # The names the kernels have: a restore may not take one (see name_conflict).
+            catalog=catalog,
         )
         self.job_manager = JobManager(
             retention_seconds=self.job_retention_seconds,
@@ -248,7 +251,7 @@ class ReproApp(ExtensionApp):
         self._register_save_hook(getattr(self.serverapp, "contents_manager", None))
         self.settings[self.SETTINGS_KEY] = {
             "status": StatusService(self.engine, self.cli_paths),
-            "catalog": self._catalog(),
+            "catalog": catalog,
             "jobs": self.job_manager,
             "restore": RestoreJobs(self.restore_service, self.job_manager),
             "strip_overrides": self.save_hook.overrides,

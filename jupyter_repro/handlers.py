@@ -327,6 +327,27 @@ SOURCE_KINDS = ("notebook", "file", "content")
 RESTORE_KEYS = frozenset({"source", "name", "prefix", "dry_run"})
 
 
+class RestoreNameHandler(ReproHandler):
+    """GET `repro/restore/name?name=NAME`: whether a restore could use NAME now.
+
+    200: `{"name", "target": path | null, "problem": str | null, "conflict": {name, prefix,
+    reason, kernels} | null, "suggested_name": str | null}`: `problem` says why the name is
+    not a valid environment name; `conflict` what already has it (a listed environment, or a
+    folder of that name in any envs dir); `suggested_name` a free name made from it. No
+    solve, nothing written: for a name field validated as the user types. 400: no `name`.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        name = self.get_query_argument("name", None)
+        if name is None:
+            raise web.HTTPError(400, "give the name to check: ?name=NAME")
+        restores: RestoreJobs = self.services["restore"]
+        check = await self.call(restores.service.check_name, name)
+        self.write_json(check.to_json())
+
+
 class RestoreHandler(ReproHandler):
     """POST `repro/restore`.
 
@@ -334,7 +355,9 @@ class RestoreHandler(ReproHandler):
     "prefix"?, "dry_run"?}`; paths are relative to the server root.
 
     - `dry_run` true: 200 with the plan `{target, name, engine, packages, pip, channels,
-      warnings}`; nothing is written.
+      warnings, conflict, suggested_name}`; nothing is written. A name or prefix that is
+      taken is not an error here: `conflict` says what has it and `suggested_name` gives
+      a free name (also when the spec's own name cannot be used).
     - otherwise: 202 with `Location: {base_url}repro/jobs/{id}` and the job (see JobHandler).
     - 400: body not a JSON object, unknown keys, wrong types, name and prefix both given.
     - 403: a path outside the server root (`..`, absolute, a symlink leaving it) or hidden
@@ -798,6 +821,7 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
             NotebookStripPolicyHandler,
         ),
         (url_path_join("/", URL_PREFIX, "restore"), RestoreHandler),
+        (url_path_join("/", URL_PREFIX, "restore", "name"), RestoreNameHandler),
         (url_path_join("/", URL_PREFIX, "jobs", "([^/]+)"), JobHandler),
         (url_path_join("/", URL_PREFIX, "openapi.json"), _openapi_handler()),
     ]

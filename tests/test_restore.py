@@ -417,8 +417,12 @@ async def test_existing_target_is_refused_and_left_alone(
     before = _records(existing)
     source = load_source(content=_yaml(rig_channel, "pkgc", name="taken"))
     service = _service(conda_installation, rig_environ)
-    with pytest.raises(TargetExists, match="already exists"):
-        await service.plan(source)
+    plan = await service.plan(source)
+    assert plan.conflict is not None
+    assert plan.conflict.prefix == existing
+    assert plan.suggested_name == "taken-2"
+    with pytest.raises(TargetExists, match="taken-2"):
+        await service.plan(source, suggest_name=False)
     with pytest.raises(TargetExists):
         await service.restore(source, progress=Recorder())
     with pytest.raises(TargetExists):
@@ -735,3 +739,61 @@ async def test_without_a_name_the_unusable_spec_name_is_refused_with_the_way_out
     assert plan.name == "my-env"
     assert plan.target.name == "my-env"
     assert any("'my env'" in w and "'my-env'" in w for w in plan.warnings)
+
+
+# -- a restore never takes a name another environment has -------------------------------------
+
+
+def _kernels(inst: CondaInstallation) -> dict[str, str]:
+    """Kernel name -> prefix, as the server would list them."""
+    from jupyter_repro.environments.catalog import EnvironmentCatalog
+
+    catalog = EnvironmentCatalog(EnvironmentDiscovery(environ=inst.environ(), home=inst.home))
+    return {k: str(e.environment.prefix) for e in catalog.entries() for k in e.kernel_names}
+
+
+@pytest.mark.asyncio
+async def test_a_name_in_another_envs_dir_is_a_conflict_and_no_kernel_changes_hands(
+    conda_installation: CondaInstallation, rig_environ: dict[str, str], rig_channel: RigChannel
+) -> None:
+    # `activated` lives in <root>/envs; restores go into the first envs dir (~/conda-envs).
+    original = conda_installation.create_env("activated", ["python", "ipykernel"])
+    assert original.parent == conda_installation.envs_dir
+    kernels_before = _kernels(conda_installation)
+    assert kernels_before["conda-env-activated-py"] == str(original)
+    service = _service(conda_installation, rig_environ)
+    source = load_source(content=_yaml(rig_channel, "python", "ipykernel", name="activated"))
+
+    plan = await service.plan(source)
+    with pytest.raises(TargetExists, match="'activated-2'") as taken:
+        await service.restore(source)
+
+    assert plan.conflict is not None
+    assert plan.conflict.to_json() == {
+        "name": "activated",
+        "prefix": str(original),
+        "reason": "environment",
+        "kernels": ["conda-env-activated-py"],
+    }
+    assert plan.suggested_name == "activated-2"
+    assert "conda-env-activated-py" in str(taken.value)
+    assert not (conda_installation.extra_envs_dir / "activated").exists()
+    assert _kernels(conda_installation) == kernels_before
+
+
+@pytest.mark.asyncio
+async def test_the_suggested_name_is_free_and_restores(
+    conda_installation: CondaInstallation, rig_environ: dict[str, str], rig_channel: RigChannel
+) -> None:
+    conda_installation.create_env("twin", ["pkga"])
+    conda_installation.create_env("twin-2", ["pkga"], conda_installation.extra_envs_dir)
+    (conda_installation.envs_dir / "twin-3").mkdir()  # a stray folder counts too
+    service = _service(conda_installation, rig_environ)
+    source = load_source(content=_yaml(rig_channel, "pkgc", name="twin"))
+
+    plan = await service.plan(source)
+    result = await service.restore(source, name=plan.suggested_name)
+
+    assert plan.suggested_name == "twin-4"
+    assert result.prefix == conda_installation.extra_envs_dir / "twin-4"
+    assert "pkgc" in conda_installation.installed(result.prefix)

@@ -304,3 +304,61 @@ async def test_name_rescues_a_spec_whose_own_name_is_unusable(jp_fetch, rig_chan
     assert any("'data/2024'" in w for w in planned["warnings"])
     assert named["name"] == "data-2024"
     assert Path(named["target"]).name == "data-2024"
+
+
+async def test_a_taken_name_plans_with_the_conflict_and_a_free_name(
+    jp_fetch, installation, rig_channel
+):
+    existing = installation.create_env("taken", ["python", "ipykernel"])
+    content = "name: taken\n" + environment_yml(rig_channel, "pkgc")
+
+    planned = json.loads(
+        (await post_restore(jp_fetch, {"source": {"content": content}, "dry_run": True})).body
+    )
+    code, refused = await status_and_body(post_restore(jp_fetch, {"source": {"content": content}}))
+    renamed = json.loads(
+        (
+            await post_restore(
+                jp_fetch,
+                {
+                    "source": {"content": content},
+                    "name": planned["suggested_name"],
+                    "dry_run": True,
+                },
+            )
+        ).body
+    )
+
+    assert planned["conflict"] == {
+        "name": "taken",
+        "prefix": str(existing),
+        "reason": "environment",
+        "kernels": ["conda-env-taken-py"],
+    }
+    assert planned["suggested_name"] == "taken-2"
+    assert Path(planned["target"]).name == "taken"
+    assert "pkgc" in package_names(planned)
+    assert code == 409
+    assert "'taken-2'" in refused["message"]
+    assert renamed["conflict"] is None
+    assert renamed["suggested_name"] is None
+    assert Path(renamed["target"]).name == "taken-2"
+
+
+async def test_a_name_is_checked_as_the_user_types(jp_fetch, installation):
+    existing = installation.create_env("typed", ["pkga"])
+
+    async def check(name: str) -> dict[str, Any]:
+        response = await jp_fetch("repro", "restore", "name", params={"name": name})
+        return json.loads(response.body)
+
+    free, taken, invalid = await check("fresh"), await check("typed"), await check("a b")
+
+    assert free["problem"] is None
+    assert free["conflict"] is None
+    assert Path(free["target"]) == installation.extra_envs_dir.resolve() / "fresh"
+    assert taken["conflict"]["prefix"] == str(existing)
+    assert taken["suggested_name"] == "typed-2"
+    assert invalid["target"] is None
+    assert "a b" not in (invalid["suggested_name"] or "")
+    assert invalid["problem"]

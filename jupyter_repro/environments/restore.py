@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
+from .catalog import EnvironmentCatalog
 from .channels import (
     DEFAULTS,
     channel_of_package_url,
@@ -99,6 +100,61 @@ class RestoreError(Exception):
 
 class TargetExists(RestoreError):
     """The target prefix exists already; a restore never overwrites an environment."""
+
+    conflict: NameConflict | None = None
+    suggested_name: str | None = None
+
+
+class NameTaken(TargetExists):
+    """The name belongs to an environment (or a folder in an envs dir) already."""
+
+    def __init__(self, message: str, conflict: NameConflict, suggested_name: str | None) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+        self.suggested_name = suggested_name
+
+
+@dataclass(frozen=True)
+class NameCheck:
+    """Whether a name can be restored into now (see `RestoreService.check_name`)."""
+
+    name: str
+    target: Path | None
+    """Where a restore under this name would go; None for an invalid name."""
+    problem: str | None
+    """Why the name is not a valid environment name; None when it is."""
+    conflict: NameConflict | None
+    suggested_name: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target": str(self.target) if self.target is not None else None,
+            "problem": self.problem,
+            "conflict": self.conflict.to_json() if self.conflict is not None else None,
+            "suggested_name": self.suggested_name,
+        }
+
+
+@dataclass(frozen=True)
+class NameConflict:
+    """Why a name or prefix cannot be restored into: what already has it."""
+
+    name: str | None
+    prefix: Path
+    reason: Literal["environment", "folder", "prefix"]
+    """`environment`: a listed environment has that name; `folder`: an envs dir holds a
+    folder of that name; `prefix`: the prefix asked for exists."""
+    kernels: tuple[str, ...] = ()
+    """The kernels of that environment (a notebook may switch to them)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "prefix": str(self.prefix),
+            "reason": self.reason,
+            "kernels": list(self.kernels),
+        }
 
 
 class TargetBusy(RestoreError):
@@ -278,6 +334,10 @@ class RestorePlan:
     pip: tuple[str, ...]
     channels: tuple[str, ...]
     warnings: tuple[str, ...]
+    conflict: NameConflict | None = None
+    """What already has the name or prefix (a dry run answers it instead of refusing)."""
+    suggested_name: str | None = None
+    """A free, valid name to restore under, when the asked (or spec's) one cannot be used."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -288,6 +348,8 @@ class RestorePlan:
             "pip": list(self.pip),
             "channels": list(self.channels),
             "warnings": list(self.warnings),
+            "conflict": self.conflict.to_json() if self.conflict is not None else None,
+            "suggested_name": self.suggested_name,
         }
 
 
@@ -399,6 +461,13 @@ def usable_name(name: str) -> str:
     return f"{cleaned}-copy" if cleaned in _RESERVED_NAMES else cleaned
 
 
+def _conflict_text(conflict: NameConflict) -> str:
+    if conflict.reason == "environment":
+        kernels = f" (kernel {', '.join(conflict.kernels)})" if conflict.kernels else ""
+        return f"the environment at {conflict.prefix}{kernels}"
+    return f"the folder {conflict.prefix} in an envs dir"
+
+
 def _shown(text: str, limit: int = 60) -> str:
     """`text` quoted for a message, cut to `limit` characters with its length said."""
     if len(text) <= limit:
@@ -451,7 +520,10 @@ class RestoreService:
         environ: Mapping[str, str] | None = None,
         home: Path | None = None,
         log: logging.Logger | None = None,
+        catalog: EnvironmentCatalog | None = None,
     ) -> None:
+        """`catalog` names the environments (the server's, with its configuration); by
+        default one is made over this service's discovery."""
         if options.engine not in ENGINE_NAMES:
             raise RestoreError(
                 f"unknown restore engine {options.engine!r}; use one of {', '.join(ENGINE_NAMES)}"
@@ -465,12 +537,65 @@ class RestoreService:
         # Targets a rattler install has started writing into: removal must let it settle.
         self._linking: set[Path] = set()
         self._virtual_packages: list[Any] | None = None
+        self._catalog = catalog
 
     # -- targets -----------------------------------------------------------------------------
 
+    def _discovery(self) -> EnvironmentDiscovery:
+        if self._catalog is not None:
+            return self._catalog.discovery
+        return EnvironmentDiscovery(environ=self.environ, home=self.home, log=self.log)
+
     def _envs_dirs(self) -> tuple[Path, ...]:
-        discovery = EnvironmentDiscovery(environ=self.environ, home=self.home, log=self.log)
-        return discovery.discover().envs_dirs
+        return self._discovery().discover().envs_dirs
+
+    def name_conflict(self, name: str) -> NameConflict | None:
+        """What already has `name`, as conda sees it: a listed environment of that name, or
+        a folder of that name in any envs dir (not only the one a restore writes into).
+
+        Taking such a name would give the new environment a kernel another environment has
+        now (nb_conda_kernels names clashing environments by their installation), so every
+        notebook on that kernel would silently run elsewhere.
+        """
+        catalog = self._catalog or EnvironmentCatalog(self._discovery())
+        for entry in catalog.entries():
+            if entry.name == name:
+                return NameConflict(
+                    name, entry.environment.prefix, "environment", tuple(entry.kernel_names)
+                )
+        for envs_dir in self._envs_dirs():
+            if os.path.lexists(envs_dir / name):
+                return NameConflict(name, envs_dir / name, "folder")
+        return None
+
+    def free_name(self, wanted: str) -> str:
+        """A valid name made from `wanted` that no environment or envs dir has: `wanted`,
+        else `wanted-2`, `wanted-3`, ..."""
+        base = usable_name(wanted)
+        for number in range(1, 1000):
+            candidate = base if number == 1 else shorten_name(f"{base}-{number}")
+            if self.name_conflict(candidate) is None and candidate not in self._active_names():
+                return candidate
+        raise RestoreError(f"no free environment name like {base!r}; give another name")
+
+    def check_name(self, name: str) -> NameCheck:
+        """Whether a restore could use `name` now, and where it would go: for a name field
+        validated as the user types (no solve, a few stat calls)."""
+        problem = text_problem(name, "the name") or name_length_problem(name) or _name_problem(name)
+        if problem is not None:
+            return NameCheck(name, None, problem, None, self.free_name(name) if name else None)
+        writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
+        if not writable:
+            return NameCheck(name, None, "no writable envs directory", None, None)
+        target = Path(os.path.realpath(writable[0])) / name
+        conflict = self.name_conflict(name)
+        if conflict is None and name in self._active_names():
+            conflict = NameConflict(name, target, "prefix")
+        suggested = self.free_name(name) if conflict is not None else None
+        return NameCheck(name, target, None, conflict, suggested)
+
+    def _active_names(self) -> set[str]:
+        return {target.name for target in self._active}
 
     def resolve_target(
         self,
@@ -537,17 +662,43 @@ class RestoreService:
             raise TargetBusy(
                 f"another restore is already building {target}; wait for it or cancel it"
             )
-        if os.path.lexists(target):
-            if os.path.lexists(target / "conda-meta" / ".jupyter_repro_restoring"):
-                raise TargetBusy(
-                    f"a restore is building {target} (or one was interrupted: restarting the "
-                    "server removes its leftovers); wait, or choose another name"
+        if os.path.lexists(target / "conda-meta" / ".jupyter_repro_restoring"):
+            raise TargetBusy(
+                f"a restore is building {target} (or one was interrupted: restarting the "
+                "server removes its leftovers); wait, or choose another name"
+            )
+        if result_name is not None:
+            conflict = self.name_conflict(result_name)
+            if conflict is not None:
+                suggested = self.free_name(result_name)
+                raise NameTaken(
+                    f"the name {result_name!r} is taken by {_conflict_text(conflict)}; a "
+                    "restore never takes another environment's name: choose another name, "
+                    f"such as {suggested!r} (--name on the command line, `name` in the "
+                    "request, the name field in the dialog)",
+                    conflict,
+                    suggested,
                 )
-            raise TargetExists(
+        if os.path.lexists(target):
+            conflict = NameConflict(result_name, target, "prefix")
+            suggested = self.free_name(target.name)
+            raise NameTaken(
                 f"{target} already exists; a restore never overwrites an environment: choose "
-                "another name or prefix, or remove the existing one first"
+                f"another name (such as {suggested!r}) or prefix, or remove the existing one "
+                "first",
+                conflict,
+                suggested,
             )
         return target, result_name
+
+    def _conflict_target(
+        self, conflict: NameConflict, name: str | None, prefix: str | os.PathLike[str] | None
+    ) -> tuple[Path, str | None]:
+        if conflict.reason == "prefix" or prefix is not None:
+            return conflict.prefix, conflict.name
+        writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
+        target = (writable[0] if writable else conflict.prefix.parent) / (conflict.name or "")
+        return Path(os.path.realpath(target.parent)) / target.name, conflict.name
 
     def _check_prefix_allowed(self, target: Path) -> None:
         """On the server, a prefix must lie inside an envs dir or an allowed root."""
@@ -760,9 +911,17 @@ class RestoreService:
             )
 
     async def _prepare(
-        self, source: RestoreSource, name: str | None, prefix: str | os.PathLike[str] | None
+        self,
+        source: RestoreSource,
+        name: str | None,
+        prefix: str | os.PathLike[str] | None,
+        conflict: NameConflict | None = None,
     ) -> _Prepared:
-        target, result_name = self.resolve_target(name=name, prefix=prefix, source=source)
+        if conflict is None:
+            target, result_name = self.resolve_target(name=name, prefix=prefix, source=source)
+        else:
+            # The plan of a name or prefix that is taken (see `plan`): where it would go.
+            target, result_name = self._conflict_target(conflict, name, prefix)
         self._check_platform(source)
         self._check_pip(source)
         config = await asyncio.to_thread(self._config)
@@ -788,16 +947,26 @@ class RestoreService:
         restore will use. Without it, such a spec is refused as the restore would refuse it.
         """
         notes: tuple[str, ...] = ()
+        suggested: str | None = None
         own = source.spec.name if source.spec is not None else None
         if suggest_name and name is None and prefix is None and own is not None:
             problem = _name_problem(own)
             if problem is not None:
-                name = usable_name(own)
+                name = suggested = self.free_name(own)
                 notes = (
                     f"the spec's name {own!r} cannot be used ({problem}); planned as "
                     f"{name!r}: give the name to use (--name, `name`, the dialog's name field)",
                 )
-        prepared = await self._prepare(source, name, prefix)
+        conflict: NameConflict | None = None
+        try:
+            prepared = await self._prepare(source, name, prefix)
+        except NameTaken as taken:
+            if not suggest_name or taken.conflict is None:
+                raise
+            # A dry run answers the conflict, with the plan of the name it was asked for:
+            # the dialog shows both and lets the user pick a free name.
+            conflict, suggested = taken.conflict, taken.suggested_name
+            prepared = await self._prepare(source, name, prefix, conflict=conflict)
         return RestorePlan(
             target=prepared.target,
             name=prepared.name,
@@ -806,6 +975,8 @@ class RestoreService:
             pip=prepared.pip,
             channels=tuple(prepared.channels),
             warnings=prepared.warnings + notes,
+            conflict=conflict,
+            suggested_name=suggested,
         )
 
     # -- restoring ---------------------------------------------------------------------------
