@@ -15,17 +15,49 @@ from ._version import __version__
 from .environments.channels import redact_text
 
 if TYPE_CHECKING:
+    from .environments.catalog import CatalogEntry
     from .environments.export import ExportMode
     from .environments.restore import RestorePlan, RestoreSource
     from .kernels.manager import CondaKernelSpecManager
+    from .notebooks.strip import StripOptions, StripResult
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """`rows` as lines of left-aligned columns two spaces apart (the last one not padded)."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(
+            [*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people: `850 ms`, `4.2 s`, `1 min 3 s`, `2 h 5 min`."""
+    milliseconds = round(seconds * 1000)
+    if milliseconds < 1000:
+        return f"{max(milliseconds, 0)} ms"
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def _status(args: argparse.Namespace) -> int:
     from .environments.engines import EMBEDDED_ENGINE
-    from .status import StatusService
+    from .status import StatusService, describe
 
     document = StatusService(args.engine or EMBEDDED_ENGINE).status()
-    print(json.dumps(document, indent=2, sort_keys=True))
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print("\n".join(table(describe(document))))
     return 0
 
 
@@ -33,6 +65,14 @@ def _manager() -> CondaKernelSpecManager:
     from .kernels.manager import CondaKernelSpecManager
 
     return CondaKernelSpecManager()
+
+
+# The marks of `jupyter repro envs`: the summary key each stands for, and its legend.
+ENV_LEGEND = (
+    ("*", "is_server_env", "the environment of this Python (the server's, when it runs here)"),
+    ("B", "is_base", "a base environment (the root of a conda installation)"),
+)
+ENV_MARKS = tuple((mark, key) for mark, key, _ in ENV_LEGEND)
 
 
 def _envs(args: argparse.Namespace) -> int:
@@ -44,25 +84,32 @@ def _envs(args: argparse.Namespace) -> int:
     if not summaries:
         print("no environments found")
         return 0
-    width = max(len(s["name"]) for s in summaries)
+    rows = [("", "NAME", "KIND", "PYTHON", "KERNELS", "PREFIX")]
+    used: set[str] = set()
     for s in summaries:
-        marks = "".join(m for m, on in (("*", s["is_server_env"]), ("B", s["is_base"])) if on)
-        python = s["python_version"] or "-"
-        print(
-            f"{s['name']:<{width}}  {marks:<2}  {s['kind']:<5}  python {python:<8}  {s['prefix']}"
-        )
+        marks = "".join(mark for mark, key in ENV_MARKS if s[key])
+        used.update(marks)
+        kernels = str(len(s["kernels"]))
+        rows.append((marks, s["name"], s["kind"], s["python_version"] or "-", kernels, s["prefix"]))
+    print("\n".join(table(rows)))
+    legend = [f"{mark} {meaning}" for mark, key, meaning in ENV_LEGEND if mark in used]
+    if legend:
+        print("\n" + "\n".join(legend))
     return 0
 
 
 def _kernels_list(args: argparse.Namespace) -> int:
     manager = _manager()
     kernels = manager.conda_kernels()
+    if not kernels:
+        print("no environment kernels found")
+        return 0
+    rows = [("KERNEL", "DISPLAY NAME", "PREFIX")]
     for name in sorted(kernels):
         kernel = kernels[name]
         hidden = "" if kernel.listed else "  (hidden: same as the native kernel)"
-        print(f"{name}  {kernel.spec.display_name}  {kernel.environment.prefix}{hidden}")
-    if not kernels:
-        print("no environment kernels found")
+        rows.append((name, kernel.spec.display_name, f"{kernel.environment.prefix}{hidden}"))
+    print("\n".join(table(rows)))
     return 0
 
 
@@ -110,9 +157,47 @@ def _export_target(args: argparse.Namespace) -> tuple[Path, str | None]:
     if args.prefix is not None:
         return Path(args.prefix), None
     if args.env is not None:
-        entry = _manager().catalog.get(args.env)
+        entry = _environment_named(args.env)
         return entry.environment.prefix, entry.name
     return _notebook_environment(Path(args.notebook))
+
+
+def _environment_named(name: str) -> CatalogEntry:
+    """The environment called `name`; an unknown name is an error naming the closest ones."""
+    import difflib
+
+    from .environments.catalog import EnvironmentNotFound
+
+    catalog = _manager().catalog
+    try:
+        return catalog.get(name)
+    except EnvironmentNotFound:
+        known = [entry.name for entry in catalog.entries()]
+    message = f"no environment named {name!r}"
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    # a prefix or a part of a longer name (`sci` for `scipy-dev`) is close too
+    close += [k for k in known if name.lower() in k.lower() and k not in close][: 5 - len(close)]
+    if close:
+        message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+    message += (
+        f" (`jupyter repro envs` lists the {len(known)} found)"
+        if known
+        else "; no environments were found (see `jupyter repro envs`)"
+    )
+    raise _ExportProblem(message)
+
+
+def _output_problem(output: str) -> str | None:
+    """Why `-o output` cannot be written, said before any work is done; None if it may be."""
+    target = Path(output)
+    folder = target.parent
+    if target.is_dir():
+        return f"cannot write {output}: it is a folder"
+    if not folder.exists():
+        return f"cannot write {output}: the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"cannot write {output}: {folder} is not a folder"
+    return None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -136,6 +221,9 @@ def _export(args: argparse.Namespace) -> int:
         print(f"jupyter repro export: error: {problem}", file=sys.stderr)
         return 2
     mode: ExportMode = args.mode or "portable"
+    if args.output is not None and (problem := _output_problem(args.output)) is not None:
+        print(f"jupyter repro export: error: {problem}", file=sys.stderr)
+        return 1
     try:
         prefix, name = _export_target(args)
         if args.embed:
@@ -145,7 +233,15 @@ def _export(args: argparse.Namespace) -> int:
             if args.format == "explicit":
                 listed = explicit_list(prefix)
                 explicit = {listed.platform: explicit_urls(listed.entries)}
-            embed_spec(Path(args.notebook), spec, mode=mode, explicit=explicit, platform=platform)
+            try:
+                embed_spec(
+                    Path(args.notebook), spec, mode=mode, explicit=explicit, platform=platform
+                )
+            except PermissionError as error:
+                # Named by the notebook, not by the temporary file written beside it.
+                raise _ExportProblem(
+                    f"cannot write {args.notebook}: {error.strerror or error}"
+                ) from None
             print(
                 f"embedded the {mode} environment of {prefix} in {args.notebook}", file=sys.stderr
             )
@@ -158,13 +254,22 @@ def _export(args: argparse.Namespace) -> int:
         if args.output is None:
             sys.stdout.write(text)
             return 0
-        replace_file(Path(args.output), text)
+        try:
+            replace_file(Path(args.output), text)
+        except OSError as error:
+            # Named by the file asked for, not by the temporary file beside it.
+            raise _ExportProblem(
+                _output_problem(args.output)
+                or f"cannot write {args.output}: {error.strerror or error}"
+            ) from None
         print(f"wrote {args.output}", file=sys.stderr)
         return 0
     except (_ExportProblem, ExportError, SpecError, NotebookError, EnvironmentNotFound) as error:
         message = str(error)
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: `main` ends quietly
     except OSError as error:
-        message = f"cannot write {error.filename or args.output}: {error.strerror or error}"
+        message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
     print(f"jupyter repro export: error: {message}", file=sys.stderr)
     return 1
 
@@ -218,11 +323,13 @@ class TextProgress:
             self.stream.flush()
 
 
-def _package_line(package: Any) -> str:
+_PACKAGE_COLUMNS = ("name", "version", "build", "channel")
+
+
+def _package_row(package: Any) -> tuple[str, ...]:
     if isinstance(package, dict):
-        words = [package.get(k) for k in ("name", "version", "build", "channel")]
-        return "  ".join(str(w) for w in words if w not in (None, ""))
-    return str(package)
+        return tuple(str(package.get(k) or "") for k in _PACKAGE_COLUMNS)
+    return (str(package),)
 
 
 def _print_plan(plan: RestorePlan) -> None:
@@ -235,13 +342,15 @@ def _print_plan(plan: RestorePlan) -> None:
     print(f"channels: {', '.join(str(c) for c in channels) or '-'}")
     packages = document.get("packages") or []
     print(f"packages ({len(packages)}):")
-    for package in packages:
-        print(f"  {_package_line(package)}")
+    rows = [_package_row(p) for p in packages]
+    aligned = [r for r in rows if len(r) == len(_PACKAGE_COLUMNS)]
+    for line in table(aligned) + [r[0] for r in rows if len(r) != len(_PACKAGE_COLUMNS)]:
+        print(f"  {line}")
     pip = document.get("pip") or []
     if pip:
         print(f"pip ({len(pip)}):")
         for requirement in pip:
-            print(f"  {_package_line(requirement)}")
+            print(f"  {requirement}")
     for warning in document.get("warnings") or []:
         print(f"warning: {warning}")
 
@@ -286,6 +395,9 @@ def _restore(args: argparse.Namespace) -> int:
         return 1
 
     prefix = Path(args.prefix) if args.prefix is not None else None
+    if (problem := _engine_problem(args.engine)) is not None:
+        # Before the plan: a solve, then a prompt, then "not found" would waste the user's time.
+        return fail(problem)
     try:
         service = RestoreService(
             RestoreOptions(
@@ -328,29 +440,46 @@ def _restore(args: argparse.Namespace) -> int:
         return 130
     except (_RestoreProblem, SpecError, RestoreError) as error:
         return fail(str(error))
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: `main` ends quietly
     except OSError as error:
         return fail(f"{error.filename or args.source}: {error.strerror or error}")
-    elapsed = time.monotonic() - started
+    elapsed = format_duration(time.monotonic() - started)
     pip = f" and {result.pip} pip packages" if result.pip else ""
     named = f" (environment {result.name!r})" if result.name else ""
     print(
-        f"restored {result.packages} packages{pip} into {result.prefix}{named} in {elapsed:.1f} s",
+        f"restored {result.packages} packages{pip} into {result.prefix}{named} in {elapsed}",
         file=sys.stderr,
     )
     return 0
+
+
+def _engine_problem(engine: str | None) -> str | None:
+    """Why the restore engine `engine` cannot run here; None if it can (or is unknown: the
+    restore service names the engines there are)."""
+    from .environments.engines import CLI_NAMES, find_cli
+
+    if engine not in CLI_NAMES or find_cli(engine) is not None:
+        return None
+    variable = {"conda": " or CONDA_EXE", "micromamba": " or MAMBA_EXE"}.get(engine, "")
+    return (
+        f"--engine {engine}: {engine} was not found (looked on PATH{variable}); install it or "
+        f"put it on PATH, or leave out --engine to restore with the embedded engine (rattler), "
+        "which needs no conda"
+    )
 
 
 def _strip_one(path: Path, args: argparse.Namespace) -> bool:
     """Strip one file by its policy; True if it changed (or would, with --dry-run)."""
     from .atomic import replace_file
     from .notebooks.policy import load_policy
-    from .notebooks.strip import strip_text, strip_zeppelin_text
+    from .notebooks.strip import strip_zeppelin_text
 
     data = path.read_bytes()
     if path.suffix == ".zpln":
         result = strip_zeppelin_text(data)
     else:
-        result = strip_text(data, load_policy(path).options)
+        result = _strip_notebook(data, load_policy(path).options)
     if args.textconv:
         sys.stdout.buffer.write(result.text.encode("utf-8", "surrogatepass"))
     elif result.changed and args.dry_run:
@@ -361,17 +490,60 @@ def _strip_one(path: Path, args: argparse.Namespace) -> bool:
     return result.changed
 
 
+def _strip_notebook(data: bytes, options: StripOptions) -> StripResult:
+    """`strip_text`, with "not a notebook" for JSON that is not one (instead of the name of
+    the key the stripper missed)."""
+    from .notebooks.nbjson import NotebookError, NotJSONError
+    from .notebooks.strip import MetadataConflict, strip_text
+
+    try:
+        return strip_text(data, options)
+    except (NotJSONError, MetadataConflict):
+        raise
+    except NotebookError as error:
+        problem = _notebook_shape_problem(data)
+        if problem is None:
+            raise
+        raise NotebookError(problem) from error
+
+
+def _notebook_shape_problem(data: bytes) -> str | None:
+    """What a JSON document lacks to be a notebook; None if it has the top-level keys of one.
+
+    Only called once stripping has failed, so a notebook is parsed once on the way that works.
+    """
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    if not any(key in document for key in ("nbformat", "cells", "worksheets")):
+        keys = ", ".join(sorted(map(str, document))[:5]) or "none"
+        return f"not a notebook: a JSON object without nbformat or cells (its keys: {keys})"
+    missing = [key for key in ("nbformat", "metadata") if key not in document]
+    if "cells" not in document and "worksheets" not in document:
+        missing.append("cells")
+    if missing:
+        return f"not a notebook: it has no {' and no '.join(missing)}"
+    return None
+
+
 def _strip(args: argparse.Namespace) -> int:
     from .notebooks.nbjson import NotebookError
     from .notebooks.policy import PolicyError, load_policy
-    from .notebooks.strip import strip_text
 
     if args.verify:
         args.dry_run = True
     if not args.files:
         # stdin to stdout, by the policy of the current folder's project.
-        policy = load_policy(Path.cwd() / "stdin.ipynb")
-        result = strip_text(sys.stdin.buffer.read(), policy.options)
+        try:
+            policy = load_policy(Path.cwd() / "stdin.ipynb")
+            result = _strip_notebook(sys.stdin.buffer.read(), policy.options)
+        except (NotebookError, PolicyError) as error:
+            # as for a file: the name (here `stdin`), what is wrong, status 1
+            print(f"jupyter repro strip: stdin: {error}", file=sys.stderr)
+            return 1
         if not args.dry_run:
             sys.stdout.buffer.write(result.text.encode("utf-8", "surrogatepass"))
         return 1 if args.verify and result.changed else 0
@@ -379,6 +551,8 @@ def _strip(args: argparse.Namespace) -> int:
     for name in args.files:
         try:
             changed |= _strip_one(Path(name), args)
+        except BrokenPipeError:
+            raise  # the reader of --textconv's output went away: `main` ends quietly
         except (NotebookError, PolicyError, OSError) as error:
             # Go on with the other files: one bad notebook must not hide the state of the rest.
             print(f"jupyter repro strip: {name}: {error}", file=sys.stderr)
@@ -392,16 +566,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproducible notebooks: conda environments as kernels, export and restore.",
     )
     parser.add_argument("--version", action="version", version=f"jupyter-repro {__version__}")
+    parser.set_defaults(help_of=parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     status = commands.add_parser("status", help="print the version, engine and conda CLIs found")
     status.add_argument("--engine", help="engine to report (default: the embedded one)")
+    status.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     status.set_defaults(run=_status)
 
     envs = commands.add_parser("envs", help="list the environments found (no conda is run)")
-    envs.add_argument("--json", action="store_true", help="print JSON")
+    envs.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     envs.set_defaults(run=_envs)
 
-    kernels = commands.add_parser("kernels", help="kernels of the environments found")
+    kernels = commands.add_parser(
+        "kernels",
+        help="kernels of the environments found",
+        description="Kernels of the environments found: list them, or write them as "
+        "kernelspecs for tools that read only those (sync).",
+    )
+    kernels.set_defaults(help_of=kernels)
     kernel_commands = kernels.add_subparsers(dest="kernels_command", metavar="COMMAND")
     listing = kernel_commands.add_parser("list", help="print every environment kernel")
     listing.set_defaults(run=_kernels_list)
@@ -509,9 +691,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a command whose reader went away (`| head`): a shell reports a program
+# killed by SIGPIPE as 128 + 13.
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; `argv` None means the process's own arguments (the console script)."""
-    status = _main(argv)
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be noticed while we can act
+    except BrokenPipeError:
+        _silence_stdout()
+        status = BROKEN_PIPE_STATUS
     if argv is None and "rattler" in sys.modules:
         # As a program: py-rattler can abort while the interpreter finalizes (see
         # shared/notes/offline-conda.md), so leave without finalizing once output is out.
@@ -523,12 +715,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing written later (the interpreter's
+    final flush included) fails on the closed pipe with a traceback."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a test's capture
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
-        parser.print_help(sys.stderr)
-        return 2
+        # A command group alone (`jupyter repro kernels`) shows what it offers.
+        getattr(args, "help_of", parser).print_help(sys.stdout)
+        return 0
     try:
         return int(args.run(args))
     except ValueError as error:

@@ -29,3 +29,22 @@ class StatusService:
             "engine": self._engine.to_json(),
             "clis": self._find_clis(self._configured_clis),
         }
+
+
+def describe(document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The status document as (label, value) rows for people, in the order they matter."""
+    engine = document["engine"]
+    name = engine["name"]
+    version = f" {engine['version']}" if engine.get("version") else ""
+    if engine.get("embedded"):
+        how = "embedded: needs no conda"
+    elif document["clis"].get(name):
+        how = f"runs {document['clis'][name]}"
+    else:
+        how = f"{name} not found: install it, put it on PATH, or use the embedded engine"
+    rows = [
+        ("jupyter-repro", str(document["version"])),
+        ("engine", f"{name}{version} ({how})"),
+    ]
+    rows += [(name, path or "not found") for name, path in document["clis"].items()]
+    return rows

@@ -587,7 +587,7 @@ def test_cli_notebook_with_a_regular_kernelspec_uses_its_interpreter(
         (["NOTEBOOK:no-kernel", "--embed", "-o", "f"], 2, "cannot be combined"),
         (["--env", "x", "--format", "explicit", "--mode", "portable"], 2, "does not apply"),
         (["PREFIX:env", "--env", "x"], 2, "exactly one"),
-        (["PREFIX:env", "--mode", "exact", "-o", "DIR:missing/out.yml"], 1, "No such file"),
+        (["PREFIX:env", "--mode", "exact", "-o", "DIR:missing/out.yml"], 1, "does not exist"),
     ],
 )
 def test_cli_errors_are_clear(rig_environ, source_env, tmp_path, capsys, args, status, message):

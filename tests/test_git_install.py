@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -302,3 +303,177 @@ def test_the_module_rejects_unknown_subcommands(git_home: Path):  # noqa: F811
     )
     assert result.returncode == 2
     assert result.stderr.startswith("usage: python -m jupyter_repro.git")
+
+
+# -- what install says, and installing over nbstripout ------------------------------------------
+
+NBSTRIPOUT_LINES = ["*.ipynb filter=nbstripout", "*.zpln filter=nbstripout", "*.ipynb diff=ipynb"]
+
+
+def test_install_says_what_it_configured(bare_repo: Path, capsys: pytest.CaptureFixture[str]):
+    args = parse(["git", "install", "--python", sys.executable])
+    assert args.run(args) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"jupyter-repro git filter installed in repository '{bare_repo}'\n")
+    assert f"git config (--local): {bare_repo / '.git' / 'config'}\n" in out
+    assert "filter.jupyter-repro: process, clean" in out
+    assert "diff.jupyter-repro: textconv" in out
+    assert f"attributes: {bare_repo / '.git' / 'info' / 'attributes'}\n" in out
+    assert all(f"    {line}\n" in out for line in ATTRIBUTE_LINES)
+    assert "nbstripout" not in out
+
+    assert args.run(args) == 0
+    assert "is already installed (nothing changed)" in capsys.readouterr().out
+
+
+def test_the_nbstripout_drop_in_installs_as_quietly_as_nbstripout(
+    bare_repo: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert install("local", None, sys.executable) == 0
+
+    assert capsys.readouterr() == ("", "")
+
+
+def nbstripout_install(*args: str) -> None:
+    pytest.importorskip("nbstripout")
+    result = subprocess.run(
+        [sys.executable, "-m", "nbstripout", "--install", *args], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "nbstripout" in git("config", "filter.nbstripout.clean").stdout
+
+
+def assert_our_filter_runs_on_add(repo: Path) -> None:
+    """`git add` runs our filter (and no nbstripout); the blob is stripped."""
+    write_notebook(repo / "nb.ipynb", sample_notebook())
+    added = subprocess.run(
+        ["git", "add", "nb.ipynb"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_TRACE": "1"},
+    )
+    assert added.returncode == 0, added.stderr
+    assert "jupyter_repro.git process" in added.stderr
+    assert "nbstripout" not in added.stderr
+    assert_stripped(git_bytes("cat-file", "blob", ":nb.ipynb"))
+    checked = git("check-attr", "filter", "diff", "--", "nb.ipynb", "n.zpln").stdout
+    assert checked.splitlines() == [
+        "nb.ipynb: filter: jupyter-repro",
+        "nb.ipynb: diff: jupyter-repro",
+        "n.zpln: filter: jupyter-repro",
+        "n.zpln: diff: unspecified",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours", "file"),
+    [
+        ([], [], ".git/info/attributes"),
+        (["--attributes", ".gitattributes"], ["--attributes", ".gitattributes"], ".gitattributes"),
+        ([], ["--attributes", ".gitattributes"], ".gitattributes"),
+    ],
+    ids=["info-attributes", "gitattributes", "info-attributes-then-gitattributes"],
+)
+def test_install_replaces_an_nbstripout_set_up(
+    bare_repo: Path, capsys: pytest.CaptureFixture[str], theirs, ours, file
+):
+    (bare_repo / ".git" / "info").mkdir(exist_ok=True)
+    (bare_repo / ".git" / "info" / "attributes").write_text("*.csv diff=csv\n")
+    git("config", "filter.nbstripout.extrakeys", "metadata.foo")
+    nbstripout_install(*theirs)
+    nbstripout_file = bare_repo / (theirs[1] if theirs else ".git/info/attributes")
+    assert nbstripout_file.read_text().splitlines()[-3:] == NBSTRIPOUT_LINES
+
+    args = parse(["git", "install", "--python", sys.executable, *ours])
+    assert args.run(args) == 0
+
+    out = capsys.readouterr().out
+    assert "replaced nbstripout:" in out
+    assert f'removed [diff "ipynb"] and [filter "nbstripout"] from {bare_repo}/.git/config' in out
+    assert f"replaced its 3 attribute lines in {nbstripout_file}" in out
+    assert "filter.nbstripout.extrakeys (metadata.foo) is not read" in out
+    # nbstripout's configuration is gone, ours is there, the user's own line stays
+    left = subprocess.run(
+        ["git", "config", "--get-regexp", "nbstripout|ipynb"], capture_output=True
+    )
+    assert (left.returncode, left.stdout) == (1, b"")
+    assert config_of("local")["filter.jupyter-repro.process"] == f"{PROGRAM} process"
+    attributes = (bare_repo / file).read_text().splitlines()
+    assert [line for line in attributes if "jupyter-repro" in line] == list(ATTRIBUTE_LINES)
+    assert "*.csv diff=csv" in (bare_repo / ".git" / "info" / "attributes").read_text()
+    for path in (bare_repo / ".gitattributes", bare_repo / ".git" / "info" / "attributes"):
+        assert "nbstripout" not in (path.read_text() if path.exists() else "")
+        assert "diff=ipynb" not in (path.read_text() if path.exists() else "")
+    assert_our_filter_runs_on_add(bare_repo)
+    assert status("local", verbose=True) == 0
+    report = capsys.readouterr().out
+    assert "is installed in repository" in report
+    assert "nbstripout" not in report
+    assert "warning" not in report
+
+
+def test_a_shared_gitattributes_naming_nbstripout_is_left_alone_and_named(
+    bare_repo: Path, capsys: pytest.CaptureFixture[str]
+):
+    nbstripout_install("--attributes", ".gitattributes")
+    shared = (bare_repo / ".gitattributes").read_text()
+
+    args = parse(["git", "install", "--python", sys.executable])
+    assert args.run(args) == 0
+
+    out = capsys.readouterr().out
+    assert (bare_repo / ".gitattributes").read_text() == shared  # a project file: not edited
+    assert f"note: {bare_repo / '.gitattributes'} (a project file, left as is)" in out
+    assert "--attributes .gitattributes" in out
+    assert f'removed [diff "ipynb"] and [filter "nbstripout"] from {bare_repo}/.git/config' in out
+    assert "replaced its" not in out
+    # .git/info/attributes wins over .gitattributes: ours run
+    assert_our_filter_runs_on_add(bare_repo)
+    assert status("local", verbose=True) == 0
+    assert "still names nbstripout" in capsys.readouterr().out
+
+
+def test_a_users_own_attributes_on_an_nbstripout_line_are_kept(bare_repo: Path):
+    attributes = bare_repo / ".gitattributes"
+    attributes.write_text("*.png binary\n*.ipynb filter=nbstripout diff=ipynb eol=lf\n*.txt text\n")
+    git("config", "filter.nbstripout.clean", "nbstripout")
+    git("config", "diff.ipynb.textconv", "nbstripout -t")
+
+    assert install("local", ".gitattributes", sys.executable) == 0
+
+    assert attributes.read_text().splitlines() == [
+        "*.png binary",
+        *ATTRIBUTE_LINES,
+        "*.ipynb eol=lf",
+        "*.txt text",
+    ]
+
+
+def test_another_tools_ipynb_diff_driver_is_not_nbstripouts(bare_repo: Path):
+    attributes = bare_repo / ".gitattributes"
+    attributes.write_text("*.ipynb diff=ipynb\n")
+    git("config", "diff.ipynb.textconv", "nbdime diff")
+
+    assert install("local", ".gitattributes", sys.executable) == 0
+
+    assert attributes.read_text().splitlines() == ["*.ipynb diff=ipynb", *ATTRIBUTE_LINES]
+    assert git("config", "diff.ipynb.textconv").stdout == "nbdime diff\n"
+
+
+def test_a_global_nbstripout_is_replaced_globally(
+    git_home: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    path = init_repository(tmp_path / "fresh")
+    monkeypatch.chdir(path)
+    nbstripout_install("--global")
+    global_attributes = git_home / ".config" / "git" / "attributes"
+    assert "filter=nbstripout" in global_attributes.read_text()
+
+    assert install("global", None, sys.executable, verbose=True) == 0
+
+    assert global_attributes.read_text().splitlines() == list(ATTRIBUTE_LINES)
+    assert "nbstripout" not in (git_home / ".gitconfig").read_text()
+    assert_our_filter_runs_on_add(path)

@@ -18,7 +18,7 @@ def test_labextension_version_matches_python_version():
 
 
 def test_cli_prints_status_document(capsys):
-    assert main(["status"]) == 0
+    assert main(["status", "--json"]) == 0
 
     document = json.loads(capsys.readouterr().out)
     assert document["version"] == __version__

@@ -11,8 +11,12 @@ from .install import Location, install, status, uninstall
 def register(subparsers: Any) -> None:
     """Add the `git` command to the `add_subparsers()` object of `jupyter repro`."""
     git = subparsers.add_parser(
-        "git", help="strip notebooks as git stores them: a filter and a diff driver"
+        "git",
+        help="strip notebooks as git stores them: a filter and a diff driver",
+        description="Strip notebooks as git stores them: a filter and a diff driver, "
+        "configured in git's configuration with the attribute lines that select notebooks.",
     )
+    git.set_defaults(help_of=git)  # `jupyter repro git` alone prints this command's help
     actions = git.add_subparsers(dest="git_command", metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the `git` sub-command parsed into `args`."""
     location: Location = args.location
     if args.git_command == "install":
-        return install(location, args.attributes, args.python)
+        return install(location, args.attributes, args.python, verbose=True)
     if args.git_command == "uninstall":
         return uninstall(location, args.attributes)
     return status(location, verbose=True)

@@ -42,13 +42,19 @@ class NotebookCleaner:
     """Strips notebook content for a path, with the policy of the path's directory.
 
     One instance serves every file of a git command, so the policy of each directory is looked
-    up once and a broken policy is reported once.
+    up once, a broken policy is reported once, and so is a file that cannot be stripped, however
+    often git asks for it (`git add` then the index refresh of a `git commit -a`, a racily
+    clean file checked again).
+
+    With `quiet`, nothing is reported (textconv under git: see `run_textconv`).
     """
 
-    def __init__(self, stderr: TextIO) -> None:
+    def __init__(self, stderr: TextIO, *, quiet: bool = False) -> None:
         self._stderr = stderr
+        self._quiet = quiet
         self._options: dict[str, StripOptions] = {}
         self._warned: set[str] = set()
+        self._warned_paths: set[str | None] = set()
 
     def clean(self, pathname: str | None, content: bytes) -> bytes:
         """The content to store for `pathname`; `content` itself when it cannot be stripped.
@@ -64,12 +70,17 @@ class NotebookCleaner:
                 options = self.options_for(pathname or "notebook.ipynb")
                 return strip_text(content, options).text.encode("utf-8")
         except NotebookError as error:
-            name = shown_name(pathname)
-            self._warn(f"jupyter-repro: warning: {name} left as is: {error}")
+            self._warn_path(pathname, f"{error}")
         except Exception as error:  # a bug here must not cost the user their commit
-            name = shown_name(pathname)
-            self._warn(f"jupyter-repro: warning: {name} left as is: internal error {error!r}")
+            self._warn_path(pathname, f"internal error {error!r}")
         return content
+
+    def _warn_path(self, pathname: str | None, problem: str) -> None:
+        """One warning per path, even when its content changed between two requests."""
+        if pathname in self._warned_paths:
+            return
+        self._warned_paths.add(pathname)
+        self._warn(f"jupyter-repro: warning: {shown_name(pathname)} left as is: {problem}")
 
     def options_for(self, pathname: str) -> StripOptions:
         """The strip options of the policy that governs `pathname` (cached per directory)."""
@@ -89,7 +100,7 @@ class NotebookCleaner:
             return DEFAULT_OPTIONS
 
     def _warn(self, message: str) -> None:
-        if message in self._warned:
+        if self._quiet or message in self._warned:
             return
         self._warned.add(message)
         print(printable(message), file=self._stderr, flush=True)
@@ -266,8 +277,16 @@ def run_clean_filter(path: str | None, stdin: BinaryIO, stdout: BinaryIO, stderr
     return 0
 
 
-def run_textconv(path: str, stdout: BinaryIO, stderr: TextIO) -> int:
-    """The text git diffs for a notebook: stripped, or the file as is when it is not one."""
+def run_textconv(path: str, stdout: BinaryIO, stderr: TextIO, *, quiet: bool | None = None) -> int:
+    """The text git diffs for a notebook: stripped, or the file as is when it is not one.
+
+    Run by git (`quiet` None: git's GIT_EXEC_PATH is set), a file that cannot be stripped is
+    diffed as is without a warning: git runs textconv once per side of every diffed file, in a
+    process of its own, and the filter has already said it once in this command (`git diff`
+    cleans the working tree's file) or when the file was added. Run by hand, it warns.
+    """
+    if quiet is None:
+        quiet = "GIT_EXEC_PATH" in os.environ
     try:
         with open(path, "rb") as file:
             content = file.read()
@@ -275,6 +294,6 @@ def run_textconv(path: str, stdout: BinaryIO, stderr: TextIO) -> int:
         print(f"jupyter-repro: cannot read {shown_name(path)}: {error.strerror}", file=stderr)
         return 1
     # git names its temporary copies `XXXXXX_<name>`, so the suffix still tells the format.
-    stdout.write(NotebookCleaner(stderr).clean(path, content))
+    stdout.write(NotebookCleaner(stderr, quiet=quiet).clean(path, content))
     stdout.flush()
     return 0

@@ -2,7 +2,14 @@
 
 Everything is written with `git config` argument lists and plain file edits of the attributes
 file. Messages and exit codes follow nbstripout's `--install` / `--uninstall` / `--status`, so
-`jupyter-repro-strip` can stand in for it.
+`jupyter-repro-strip` can stand in for it; `jupyter repro git install` asks for `verbose` and
+says what it configured.
+
+An nbstripout set-up at the same location is replaced, not left to compete: its attribute lines
+(`filter=nbstripout`, and `diff=ipynb` when that driver runs nbstripout) give way to ours, then
+its `filter.nbstripout` and `diff.ipynb` sections are removed (`nbstripout --install` brings
+them back; uninstalling ours does not). A project's `.gitattributes` is edited only when it is
+the file asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ Location = Literal["local", "global", "system"]
 DRIVER = "jupyter-repro"
 FILTER_SECTION = f"filter.{DRIVER}"
 DIFF_SECTION = f"diff.{DRIVER}"
+# What `nbstripout --install` configures; `install` replaces it.
+NBSTRIPOUT_FILTER = "filter.nbstripout"
+NBSTRIPOUT_DIFF = "diff.ipynb"
 ATTRIBUTE_LINES = (
     f"*.ipynb filter={DRIVER} diff={DRIVER}",
     f"*.zpln filter={DRIVER}",
@@ -158,38 +168,215 @@ def _where(location: Location) -> str:
     return f"in repository '{top.stdout.strip()}'"
 
 
+def _nbstripout_config(location: Location) -> dict[str, str]:
+    """nbstripout's keys at `location`: `filter.nbstripout.*`, and `diff.ipynb.*` when its
+    textconv runs nbstripout (another tool may own a driver called `ipynb`)."""
+    pattern = rf"^({NBSTRIPOUT_FILTER}|{NBSTRIPOUT_DIFF})\."
+    result = _git(["config", _config_option(location), "--get-regexp", pattern], check=False)
+    values = dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
+    if "nbstripout" not in values.get(f"{NBSTRIPOUT_DIFF}.textconv", ""):
+        values = {k: v for k, v in values.items() if not k.startswith(f"{NBSTRIPOUT_DIFF}.")}
+    return values
+
+
+def _nbstripout_tokens(line: str, diff_is_nbstripout: bool) -> list[str]:
+    """The attributes nbstripout set on an attributes file's line (`filter=nbstripout`, and
+    `diff=ipynb` when that driver is nbstripout's)."""
+    if line.lstrip().startswith("#"):
+        return []
+    words = line.split()
+    return [
+        word
+        for word in words[1:]
+        if word == "filter=nbstripout" or (word == "diff=ipynb" and diff_is_nbstripout)
+    ]
+
+
+def _without_nbstripout(lines: list[str], diff_is_nbstripout: bool) -> tuple[list[str], int, int]:
+    """`lines` without nbstripout's attributes: the lines kept, how many lines changed, and
+    where the first one was (-1 for none). A line of a user's that also sets other attributes
+    keeps them."""
+    diff_is_nbstripout = diff_is_nbstripout or any(
+        "filter=nbstripout" in _nbstripout_tokens(line, False) for line in lines
+    )
+    kept: list[str] = []
+    changed, first = 0, -1
+    for line in lines:
+        tokens = _nbstripout_tokens(line, diff_is_nbstripout)
+        if not tokens:
+            kept.append(line)
+            continue
+        changed += 1
+        first = len(kept) if first < 0 else first
+        pattern, *rest = line.split()
+        rest = [word for word in rest if word not in tokens]
+        if rest:
+            kept.append(" ".join([pattern, *rest]) + "\n")
+    return kept, changed, first
+
+
+def _config_file(location: Location) -> str:
+    """The configuration file git writes for `location`."""
+    if location == "local":
+        found = _git(["rev-parse", "--git-path", "config"], check=False).stdout.strip()
+        return os.path.abspath(found) if found else ".git/config"
+    origin = _git(
+        ["config", _config_option(location), "--show-origin", "--get", f"{FILTER_SECTION}.process"],
+        check=False,
+    ).stdout
+    return origin.split("\t", 1)[0].removeprefix("file:") or f"the {location} git config"
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as file:
+        file.write("".join(lines))
+
+
 def install(
-    location: Location = "local", attributes: str | None = None, python: str | None = None
+    location: Location = "local",
+    attributes: str | None = None,
+    python: str | None = None,
+    *,
+    verbose: bool = False,
 ) -> int:
-    """Configure the filter and diff driver and add the attribute lines; 0 on success."""
+    """Configure the filter and diff driver and add the attribute lines; 0 on success.
+
+    An nbstripout set-up at the same location is replaced: its attribute lines leave the
+    attributes file written here (and, for a repository, `.git/info/attributes`, which would
+    override it), then its `filter.nbstripout` and `diff.ipynb` sections leave the same git
+    configuration file. A `.gitattributes` that is not the file written here is a project
+    file: it is left alone (ours override it) and, with `verbose`, named. With `verbose`, what
+    was configured is printed; without, install is as quiet as nbstripout's.
+    """
     try:
         attrfile = attributes_file(location, attributes)
-        for key, value in commands(python).items():
+        before = _config_values(location)
+        nbstripout = _nbstripout_config(location)
+        wanted = commands(python)
+        for key, value in wanted.items():
             _git(["config", _config_option(location), key, value])
+        files = [attrfile]
+        if location == "local" and attributes:
+            # info/attributes overrides every other file: nbstripout's lines there would win
+            info = attributes_file("local")
+            if os.path.abspath(info) != os.path.abspath(attrfile):
+                files.append(info)
     except GitUnavailable:
         print("Installation failed: git is not on path!", file=sys.stderr)
         return 1
     except (NotARepository, subprocess.CalledProcessError):
         print("Installation failed: not a git repository!", file=sys.stderr)
         return 1
-    lines = _read_lines(attrfile)
-    present = {line.strip() for line in lines}
-    missing = [line for line in ATTRIBUTE_LINES if line not in present]
-    if not missing:
-        return 0
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    lines += [line + "\n" for line in missing]
-    try:
-        attrfile.parent.mkdir(parents=True, exist_ok=True)
-        with open(attrfile, "w", encoding="utf-8", newline="") as file:
-            file.write("".join(lines))
-    except PermissionError:
-        print(f"Installation failed: could not write to {attrfile}", file=sys.stderr)
-        if location != "local":
-            print("Did you forget to sudo?", file=sys.stderr)
-        return 1
+    diff_is_nbstripout = f"{NBSTRIPOUT_DIFF}.textconv" in nbstripout or "nbstripout" in (
+        _git(["config", "--get", f"{NBSTRIPOUT_DIFF}.textconv"], check=False).stdout
+    )
+    added: list[str] = []
+    replaced: list[tuple[Path, int]] = []
+    for path in files:
+        lines = _read_lines(path)
+        kept, changed, first = _without_nbstripout(lines, diff_is_nbstripout)
+        if path == attrfile:
+            present = {line.strip() for line in kept}
+            added = [line for line in ATTRIBUTE_LINES if line not in present]
+            at = first if first >= 0 else len(kept)
+            if at and not kept[at - 1].endswith("\n"):
+                kept[at - 1] += "\n"
+            kept[at:at] = [line + "\n" for line in added]
+        if kept == lines:
+            continue
+        try:
+            _write_lines(path, kept)
+        except PermissionError:
+            print(f"Installation failed: could not write to {path}", file=sys.stderr)
+            if location != "local":
+                print("Did you forget to sudo?", file=sys.stderr)
+            return 1
+        if changed:
+            replaced.append((path, changed))
+    # Only now that no attribute line names it any more: nbstripout's configuration.
+    sections = sorted({key.rsplit(".", 1)[0] for key in nbstripout})
+    for section in sections:
+        _git(["config", _config_option(location), "--remove-section", section], check=False)
+    if verbose:
+        _report_install(
+            location,
+            attrfile,
+            unchanged=before == wanted and not added and not replaced and not sections,
+            replaced=replaced,
+            sections=sections,
+            nbstripout=nbstripout,
+            diff_is_nbstripout=diff_is_nbstripout,
+        )
     return 0
+
+
+def _report_install(
+    location: Location,
+    attrfile: Path,
+    *,
+    unchanged: bool,
+    replaced: list[tuple[Path, int]],
+    sections: list[str],
+    nbstripout: dict[str, str],
+    diff_is_nbstripout: bool,
+) -> None:
+    """Say what `install` configured, and what of nbstripout's it replaced."""
+    config_file = _config_file(location)
+    state = "is already installed (nothing changed)" if unchanged else "installed"
+    print(f"jupyter-repro git filter {state} {_where(location)}")
+    print(f"  git config (--{location}): {config_file}")
+    print(f"    {FILTER_SECTION}: process, clean, smudge = cat, required = true")
+    print(f"    {DIFF_SECTION}: textconv, cachetextconv = true")
+    print(f"  attributes: {os.path.abspath(attrfile)}")
+    for line in ATTRIBUTE_LINES:
+        print(f"    {line}")
+    if sections or replaced:
+        print("  replaced nbstripout:")
+        if sections:
+            names = " and ".join(f'[{s.split(".")[0]} "{s.split(".", 1)[1]}"]' for s in sections)
+            print(f"    removed {names} from {config_file}")
+        for path, count in replaced:
+            lines = "line" if count == 1 else "lines"
+            print(f"    replaced its {count} attribute {lines} in {os.path.abspath(path)}")
+        if nbstripout.get(f"{NBSTRIPOUT_FILTER}.extrakeys", "").strip():
+            print(
+                f"    its {NBSTRIPOUT_FILTER}.extrakeys "
+                f"({nbstripout[f'{NBSTRIPOUT_FILTER}.extrakeys'].strip()}) is not read by "
+                "jupyter-repro: list them in extra_keys of [tool.jupyter_repro.strip] in "
+                "pyproject.toml"
+            )
+        print("    (`jupyter repro git uninstall` does not bring nbstripout back;")
+        print("    `nbstripout --install` does)")
+    if location == "local":
+        for note in _local_leftovers(attrfile, diff_is_nbstripout):
+            print(f"  {note}")
+
+
+def _local_leftovers(attrfile: Path, diff_is_nbstripout: bool) -> list[str]:
+    """Notes on a project `.gitattributes` that still sets nbstripout, and on any attribute
+    line that wins over ours for notebooks."""
+    notes = []
+    shared = _shared_attributes()
+    if (
+        shared is not None
+        and os.path.abspath(shared) != os.path.abspath(attrfile)
+        and _without_nbstripout(_read_lines(shared), diff_is_nbstripout)[1]
+    ):
+        notes.append(
+            f"note: {shared} (a project file, left as is) still names nbstripout; "
+            f"{os.path.abspath(attrfile)} overrides it in this clone. To switch the project, "
+            "run `jupyter repro git install --attributes .gitattributes` and commit it."
+        )
+    answer = _git(["check-attr", "filter", "diff", "--", "notebook.ipynb"], check=False).stdout
+    for line in answer.splitlines():
+        attribute, _, value = line.partition(": ")[2].partition(": ")
+        if value != DRIVER:
+            notes.append(
+                f"warning: git applies {attribute}={value} to notebooks, not {DRIVER}: another "
+                "attributes line wins (see `git check-attr -a -- notebook.ipynb`)"
+            )
+    return notes
 
 
 def uninstall(location: Location = "local", attributes: str | None = None) -> int:
@@ -267,7 +454,26 @@ def status(location: Location = "local", verbose: bool = False) -> int:
         print("\nDiff:")
         for key in ("textconv", "cachetextconv"):
             print(f"  {key} = {found.config.get(f'{DIFF_SECTION}.{key}', '')}")
-        print(f"\nAttributes ({found.attributes_file}):")
-        for line in found.attribute_lines:
-            print(f"  {line}")
+        blocks = [(found.attributes_file, found.attribute_lines)]
+        if location == "local":
+            # Lines shared with the project count as well (`git check-attr` said so).
+            shared = _shared_attributes()
+            if shared is not None and os.path.abspath(shared) != os.path.abspath(blocks[0][0]):
+                ours = tuple(line.strip() for line in _read_lines(shared) if f"={DRIVER}" in line)
+                if ours:
+                    blocks = [block for block in blocks if block[1]]
+                    blocks.append((str(shared), ours))
+        for name, lines in blocks:
+            print(f"\nAttributes ({name}):")
+            for line in lines:
+                print(f"  {line}")
+        if location == "local":
+            for note in _local_leftovers(Path(found.attributes_file), diff_is_nbstripout=False):
+                print(f"\n{note}")
     return 0
+
+
+def _shared_attributes() -> Path | None:
+    """The `.gitattributes` at the top of the work tree (None in a bare repository)."""
+    top = _git(["rev-parse", "--show-toplevel"], check=False).stdout.strip()
+    return Path(top, ".gitattributes") if top else None
