@@ -353,6 +353,18 @@ def _print_plan(plan: RestorePlan) -> None:
             print(f"  {requirement}")
     for warning in document.get("warnings") or []:
         print(f"warning: {warning}")
+    conflict = document.get("conflict")
+    if conflict:
+        kernels = ", ".join(conflict.get("kernels") or [])
+        what = (
+            f"the environment at {conflict['prefix']}" + (f" (kernel {kernels})" if kernels else "")
+            if conflict.get("reason") == "environment"
+            else str(conflict.get("prefix"))
+        )
+        print(f"conflict: {what} has this name already; a restore never replaces it")
+        suggested = document.get("suggested_name")
+        if suggested:
+            print(f"          restore under a free name with --name {suggested}")
 
 
 def _restore_source(path: str) -> RestoreSource:

@@ -71,6 +71,12 @@ class Job:
     phase: str | None = None
     done: int = 0
     total: int = 0
+    bytes_done: int | None = None
+    """Bytes downloaded so far, once a download started."""
+    bytes_total: int | None = None
+    downloaded: int | None = None
+    """Packages downloaded so far (of `downloading`: those the package cache lacked)."""
+    downloading: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     created: float = field(default_factory=time.time)
@@ -80,6 +86,8 @@ class Job:
     log_dropped: int = 0
     # Bounded so a chatty job cannot grow the server's memory without limit.
     log: deque[str] = field(init=False)
+    _last_line: str | None = field(default=None, init=False, repr=False)
+    _repeats: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.max_log_lines)
@@ -89,10 +97,28 @@ class Job:
         return self.state in FINISHED_STATES
 
     def add_log(self, line: str) -> None:
+        # Engines and pip print URLs; a channel token must not reach a client.
+        line = redact_text(line)
+        # pip and the CLIs repeat lines (retries, progress): a run of one line is one line.
+        if self.log and line == self._last_line:
+            self._repeats += 1
+            self.log[-1] = f"{line}  ({self._repeats} times)"
+            return
         if len(self.log) == self.log.maxlen:
             self.log_dropped += 1
-        # Engines and pip print URLs; a channel token must not reach a client.
-        self.log.append(redact_text(line))
+        self._last_line, self._repeats = line, 1
+        self.log.append(line)
+
+    def progress_json(self) -> dict[str, Any]:
+        progress: dict[str, Any] = {"phase": self.phase, "done": self.done, "total": self.total}
+        if self.bytes_done is not None:
+            progress.update(
+                bytes_done=self.bytes_done,
+                bytes_total=self.bytes_total,
+                downloaded=self.downloaded,
+                downloading=self.downloading,
+            )
+        return progress
 
     def to_json(self) -> dict[str, Any]:
         """The job as the REST API returns it."""
@@ -100,7 +126,7 @@ class Job:
             "id": self.id,
             "kind": self.kind,
             "state": self.state,
-            "progress": {"phase": self.phase, "done": self.done, "total": self.total},
+            "progress": self.progress_json(),
             "log": list(self.log),
             "log_dropped": self.log_dropped,
             "result": self.result,
@@ -122,6 +148,13 @@ class JobProgress:
         self._job.phase = name
         self._job.done = done
         self._job.total = total
+
+    def transfer(
+        self, bytes_done: int, bytes_total: int, downloaded: int, downloading: int
+    ) -> None:
+        job = self._job
+        job.bytes_done, job.bytes_total = bytes_done, bytes_total
+        job.downloaded, job.downloading = downloaded, downloading
 
     def log(self, line: str) -> None:
         self._job.add_log(line)

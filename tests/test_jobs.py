@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jupyter_repro.environments.spec import SpecError
-from jupyter_repro.jobs import UNEXPECTED_MESSAGE, JobManager, JobProgress
+from jupyter_repro.jobs import UNEXPECTED_MESSAGE, Job, JobManager, JobProgress
 
 
 class FakeClock:
@@ -294,3 +294,31 @@ async def test_shutdown_cancels_running_jobs_and_waits_for_them():
     await asyncio.sleep(0)
     assert cleaned == [True]
     assert job.state == "cancelled"
+
+
+def test_a_run_of_one_repeated_log_line_is_one_line_with_its_count():
+    job = Job("restore", max_log_lines=3)
+    for line in ["Retrying", "Retrying", "Retrying", "done", "Retrying"]:
+        job.add_log(line)
+
+    assert list(job.log) == ["Retrying  (3 times)", "done", "Retrying"]
+    assert job.log_dropped == 0
+
+
+def test_download_bytes_appear_in_the_progress_once_known():
+    job = Job("restore")
+    progress = JobProgress(job)
+    progress.phase("link", 1, 5)
+    before = job.to_json()["progress"]
+    progress.transfer(1_000, 4_000, 1, 2)
+
+    assert before == {"phase": "link", "done": 1, "total": 5}
+    assert job.to_json()["progress"] == {
+        "phase": "link",
+        "done": 1,
+        "total": 5,
+        "bytes_done": 1_000,
+        "bytes_total": 4_000,
+        "downloaded": 1,
+        "downloading": 2,
+    }

@@ -797,3 +797,62 @@ async def test_the_suggested_name_is_free_and_restores(
     assert plan.suggested_name == "twin-4"
     assert result.prefix == conda_installation.extra_envs_dir / "twin-4"
     assert "pkgc" in conda_installation.installed(result.prefix)
+
+
+class TransferRecorder(Recorder):
+    """A progress that also takes the download byte counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transfers: list[tuple[int, int, int, int]] = []
+
+    def transfer(self, bytes_done: int, bytes_total: int, downloaded: int, downloading: int):
+        self.transfers.append((bytes_done, bytes_total, downloaded, downloading))
+
+
+@pytest.fixture
+def http_channel(rig_channel: RigChannel):
+    """The rig channel served over HTTP on loopback (rattler reports downloads of URLs)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(rig_channel.path)
+    )
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.asyncio
+async def test_downloads_report_their_bytes(
+    tmp_path: Path,
+    conda_installation: CondaInstallation,
+    rig_environ: dict[str, str],
+    rig_channel: RigChannel,
+    http_channel: str,
+) -> None:
+    service = RestoreService(
+        RestoreOptions(cache_dir=tmp_path / "empty-cache"),
+        environ=rig_environ,
+        home=conda_installation.home,
+    )
+    progress = TransferRecorder()
+    spec = f"channels:\n  - {http_channel}\ndependencies:\n  - pkgc\n"
+
+    result = await service.restore(load_source(content=spec), name="bytes", progress=progress)
+
+    assert progress.transfers, progress.phases
+    bytes_done, bytes_total, downloaded, downloading = progress.transfers[-1]
+    names = {p.name.rsplit("-", 2)[0] for p in (result.prefix / "conda-meta").glob("*.json")}
+    sizes = sum(
+        (rig_channel.path / "noarch" / rig_channel.package(n).filename).stat().st_size
+        for n in names
+    )
+    assert (downloaded, downloading) == (len(names), len(names))
+    assert bytes_done == bytes_total == sizes

@@ -141,3 +141,24 @@ def test_name_rescues_a_spec_whose_own_name_is_unusable(
     assert status == 0, err
     prefix = conda_installation.extra_envs_dir / "project"
     assert "pkgc" in conda_installation.installed(prefix)
+
+
+def test_a_taken_name_is_refused_naming_a_free_one_and_the_dry_run_shows_the_conflict(
+    rig_environ, conda_installation: CondaInstallation, rig_channel, tmp_path, capsys
+):
+    existing = conda_installation.create_env("busy", ["pkga"])
+    spec = write_spec(tmp_path, rig_channel, "pkgc")
+    spec.write_text("name: busy\n" + spec.read_text())
+
+    planned = main(["restore", str(spec), "--dry-run"])
+    out, _ = capsys.readouterr()
+    refused = main(["restore", str(spec), "--yes"])
+    _, err = capsys.readouterr()
+
+    assert planned == 0
+    assert f"conflict: the environment at {existing}" in out
+    assert "--name busy-2" in out
+    assert refused != 0
+    assert "'busy-2'" in err
+    assert "--name" in err
+    assert not (conda_installation.extra_envs_dir / "busy").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import logging
 import os
@@ -364,7 +365,11 @@ class RestoreResult:
 
 
 class Progress(Protocol):
-    """Where a restore reports progress; phases are solve, download, link, pip, register."""
+    """Where a restore reports progress; phases are solve, download, link, pip, register.
+
+    A progress may also have `transfer(bytes_done, bytes_total, downloaded, downloading)`:
+    the bytes and packages downloaded so far (called while packages download).
+    """
 
     def phase(self, name: str, done: int, total: int) -> None: ...
 
@@ -384,13 +389,15 @@ class _Silent:
 
 
 class _Reporter:
-    """Counts linked packages for rattler; `watch()` reports the count to `Progress`.
+    """Counts linked packages and downloaded bytes for rattler; `watch()` reports them.
 
     rattler calls the reporter from its worker threads, taking the GIL for each call: every
     kind of per-package callback cost about 8% of a 50-package local install, and waking
-    the loop for each one three times that (measured). So the reporter has one callback
-    (rattler calls only the ones an object has), which just counts, and a task on the loop
-    reports the count a few times a second. rattler downloads and links package by package,
+    the loop for each one three times that (measured). So the reporter has few callbacks
+    (rattler calls only the ones an object has), which just count, and a task on the loop
+    reports the counts a few times a second. The download callbacks run only for packages
+    fetched over the network (not for the cache, nor `file://` channels), where a person
+    waits for bytes anyway. rattler downloads and links package by package,
     so links follow downloads closely. The first link is reported at once, since that is
     when a cancel starts to need a cleanup.
     """
@@ -402,23 +409,56 @@ class _Reporter:
         self._progress = progress
         self._total = total
         self.linked = 0
+        self.downloaded = 0
+        # Per download: (bytes so far, size); only packages not in the cache are downloaded.
+        self._bytes: dict[int, tuple[int, int]] = {}
+        self._downloads = itertools.count()
 
     def on_link_complete(self, index: int) -> None:
         self.linked += 1
         if self.linked == 1:
             self._loop.call_soon_threadsafe(self._progress.phase, "link", 1, self._total)
 
+    # The download callbacks only store numbers: a person reads bytes, not package counts,
+    # while a large package downloads. They run only for packages the cache lacks.
+    def on_download_start(self, cache_entry: int) -> int:
+        # The token rattler hands back to the other download callbacks: one per download.
+        index = next(self._downloads)
+        self._bytes[index] = (0, 0)
+        return index
+
+    def on_download_progress(self, index: int, progress: int, total: int | None) -> None:
+        self._bytes[index] = (progress, total or progress)
+
+    def on_download_completed(self, index: int) -> None:
+        self.downloaded += 1
+        done, size = self._bytes.get(index, (0, 0))
+        self._bytes[index] = (max(done, size), max(done, size))
+
+    def _transfer(self) -> tuple[int, int, int, int]:
+        sizes = list(self._bytes.values())
+        return (
+            sum(done for done, _ in sizes),
+            sum(size for _, size in sizes),
+            self.downloaded,
+            len(sizes),
+        )
+
     def report(self) -> None:
-        """Report the current count."""
+        """Report the current counts."""
+        transfer = getattr(self._progress, "transfer", None)
+        if transfer is not None and self._bytes:
+            transfer(*self._transfer())
         self._progress.phase("link", self.linked, self._total)
 
     async def watch(self) -> None:
-        """Report the count whenever it changed, until cancelled."""
-        seen = 0
+        """Report the counts whenever they changed, until cancelled."""
+        seen: tuple[int, tuple[int, int, int, int]] = (0, (0, 0, 0, 0))
         while True:
             await asyncio.sleep(self._INTERVAL)
-            if self.linked != seen:
-                seen = self.linked
+            now = (self.linked, self._transfer())
+            if now != seen:
+                seen = now
                 self.report()
 
 
