@@ -38,8 +38,9 @@ from .environments.restore import (
     load_source,
 )
 from .environments.spec import SpecError
+from .git.service import GitService, GitServiceError
 from .jobs import JobManager, JobNotFound, RestoreJobs, error_reason
-from .notebooks.drift import notebook_drift
+from .notebooks.drift import FROM_FILE, DriftCache
 from .notebooks.embedded import NotebookError
 from .notebooks.environment import (
     MEDIA_TYPES,
@@ -79,6 +80,9 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
     (NotebookError, 400, "not a notebook"),
     # A PolicyError names the pyproject.toml (or the server configuration) and the key.
     (PolicyError, 422, "invalid strip policy"),
+    # No repository (inside the server root), git missing, or install() refused: the state
+    # of the notebook's folder, not the request, is in the way.
+    (GitServiceError, 409, None),
 )
 _MAPPED_ERRORS = tuple(kind for kind, _, _ in _ERROR_STATUSES)
 
@@ -720,27 +724,72 @@ def _plain_spec_name(name: str, *, allow_hidden: bool) -> bool:
 
 
 class NotebookDriftHandler(_NotebookHandler):
-    """GET `repro/notebooks/{path}/drift`; `path` is relative to the server root.
+    """GET / POST `repro/notebooks/{path}/drift`; `path` is relative to the server root.
 
-    200: `{"status": "in_sync"|"drifted"|"missing_environment"|"no_spec", "added": [names],
-    "removed": [names], "changed": [{name, spec, spec_version, installed_version}],
-    "spec"?: {"source": "embedded"|"file", "path"}, "message"?}`: the embedded spec (else a
-    sibling environment.yml whose `name:` is absent or the notebook's environment's) against
-    the live environment of the notebook's kernel, judged as conda matches specs; pip
-    packages are named `pip:<name>`. The rules are those of `jupyter_repro.notebooks.drift`.
-    Errors: 400 not a notebook (name or content), 403 a path leaving the root or hidden
-    or the Authorizer denying `read` on `contents`, 404 no such notebook, 422 an invalid
-    spec.
+    GET: the notebook as saved. 200: `{"status": "in_sync"|"drifted"|"missing_environment"|
+    "no_spec", "added": [names], "removed": [names], "changed": [{name, spec, spec_version,
+    installed_version}], "spec"?: {"source": "embedded"|"file", "path"}, "message"?}`: the
+    embedded spec (else a sibling environment.yml whose `name:` is absent or the notebook's
+    environment's) against the live environment of the notebook's kernel, judged as conda
+    matches specs; pip packages are named `pip:<name>`. The rules are those of
+    `jupyter_repro.notebooks.drift`.
+
+    POST `{"kernel"?: name, "metadata"?: <metadata.jupyter_repro> | null}`: the same for the
+    notebook as it is open in a frontend: `kernel` is the kernel its session runs (in place
+    of the file's `metadata.kernelspec.name`), `metadata` the `metadata.jupyter_repro` value
+    in memory (`null`: it has none, so the sibling environment.yml rule applies); an absent
+    key (or a `null` kernel) means "as in the file". Nothing is written. Same answer.
+
+    Answers are cached while the notebook, the file beside it, the kernel's resolution and
+    the environment's conda-meta records and site-packages folders stay the same (see
+    `DriftCache`): polling costs a few stat calls.
+
+    Errors: 400 not a notebook (name or content), a bad body (not an object, unknown keys,
+    `kernel` not a non-empty name, `metadata` neither an object nor null, an embedded value
+    without an `environment` object), 403 a path leaving the root or hidden or the
+    Authorizer denying `read` on `contents`, 404 no such notebook, 422 an invalid spec.
     """
+
+    @property
+    def drifts(self) -> DriftCache:
+        cache: DriftCache = self.services.setdefault("drift_cache", DriftCache())
+        return cache
 
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
         await self.authorize_contents("read")  # the notebook and the file beside it
+        await self._answer(path, None, FROM_FILE)
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        await self.authorize_contents("read")  # reads what GET reads; writes nothing
+        body = self.json_body(DRIFT_KEYS)
+        kernel = body.get("kernel")
+        if kernel is not None and not _kernel_name_ok(kernel):
+            raise web.HTTPError(
+                400,
+                "'kernel' must be a kernel name: a non-empty string of at most "
+                f"{NAME_MAX} characters without control characters",
+            )
+        embedded = body.get("metadata", FROM_FILE)
+        if embedded is not FROM_FILE and embedded is not None and not isinstance(embedded, dict):
+            raise web.HTTPError(
+                400, "'metadata' must be the notebook's metadata.jupyter_repro object, or null"
+            )
+        await self._answer(path, kernel, embedded)
+
+    async def _answer(self, path: str, kernel: str | None, embedded: Any) -> None:
         notebook = await self.call(self.notebook_file, path)
         sibling = await self.call(self._readable_sibling, notebook)
         drift = await self.call(
-            partial(notebook_drift, shown=self.root_relative),
+            partial(
+                self.drifts.notebook_drift,
+                shown=self.root_relative,
+                kernel=kernel,
+                embedded=embedded,
+            ),
             notebook,
             self.kernel_spec_manager,
             sibling,
@@ -753,6 +802,76 @@ class NotebookDriftHandler(_NotebookHandler):
             return self._server_file(self.sibling(notebook, "environment.yml"))
         except web.HTTPError:
             return None
+
+
+DRIFT_KEYS = frozenset({"kernel", "metadata"})
+
+
+def _kernel_name_ok(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= NAME_MAX
+        and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+    )
+
+
+class NotebookGitHandler(_NotebookHandler):
+    """GET / POST `repro/notebooks/{path}/git`; `path` is relative to the server root.
+
+    GET: 200 `{"repository": <root-relative folder of the notebook's git repository> | null,
+    "installed": bool, "nbstripout": bool, "details": {...}}`: whether git runs the
+    jupyter-repro filter on this notebook (its `filter` attribute is `jupyter-repro` and the
+    filter is configured), and whether an nbstripout set-up was found (its filter configured
+    or applied to the notebook, or a pre-commit hook). Only a repository inside the server
+    root counts (git does not look above it); `null` otherwise, `details.message` says why.
+
+    POST `{"action": "install"}`: installs the filter into that repository (local scope:
+    `.git/config` and `.git/info/attributes`, by `jupyter_repro.git.install.install`). 200:
+    the new status plus `"output"`: what the installer said. 409: no repository inside the
+    server root, git not found, or the installer failed (its message).
+
+    Errors: 400 a path not ending in `.ipynb` or a bad body; 403 a path leaving the root or
+    hidden, or the Authorizer denying `read` (GET) or `read`/`write` (POST) on `contents`;
+    404 no such notebook; 409 as above.
+    """
+
+    @property
+    def git(self) -> GitService:
+        service: GitService = self.services.setdefault("git", GitService())
+        return service
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        await self.authorize_contents("read")
+        notebook = await self.call(self.notebook_file, path)
+        status = await self.call(self.git.status, notebook, Path(self._server_root()))
+        self.write_json(self._public(status))
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        await self.authorize_contents("read", "write")  # writes the repository's .git
+        body = self.json_body(GIT_KEYS)
+        if body.get("action") not in GIT_ACTIONS:
+            raise web.HTTPError(
+                400, f"'action' must be one of {', '.join(GIT_ACTIONS)}, not {body.get('action')!r}"
+            )
+        notebook = await self.call(self.notebook_file, path)
+        result = await self.call(self.git.install, notebook, Path(self._server_root()))
+        result["output"] = [self.public_message(line) for line in result["output"]]
+        self.write_json(self._public(result))
+
+    def _public(self, status: dict[str, Any]) -> dict[str, Any]:
+        """The status with git's messages naming root-relative paths only."""
+        details = status.get("details") or {}
+        if isinstance(details.get("message"), str):
+            details["message"] = self.public_message(details["message"])
+        return status
+
+
+GIT_KEYS = frozenset({"action"})
+GIT_ACTIONS = ("install",)
 
 
 class NotebookStripPolicyHandler(_NotebookHandler):
@@ -816,6 +935,7 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
             NotebookEnvironmentHandler,
         ),
         (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "drift"), NotebookDriftHandler),
+        (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "git"), NotebookGitHandler),
         (
             url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "strip-policy"),
             NotebookStripPolicyHandler,

@@ -26,10 +26,21 @@ Each dependency is judged as conda judges it:
 
 `missing_environment` when the kernel does not resolve on this machine (or its prefix is
 gone); `no_spec` when there is no spec to compare with (the message says why).
+
+An open notebook may differ from its file: another kernel chosen, a spec embedded but not
+saved yet. `notebook_drift(..., kernel=, embedded=)` judges that state instead of the file's.
+`DriftCache` keeps answers while none of their inputs changed on disk (the notebook, the file
+beside it, the kernel's resolution, the environment's `conda-meta` records and site-packages
+folders), so a frontend may ask every few seconds for a few `stat` calls.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,19 +296,63 @@ def _kernel_names_environment(kernel: str | None, name: str) -> bool:
     return kernel.startswith(f"conda-env-{name}-")
 
 
+class _FromFile:
+    """The type of FROM_FILE."""
+
+    def __repr__(self) -> str:
+        return "FROM_FILE"
+
+
+FROM_FILE: Any = _FromFile()
+"""`embedded=FROM_FILE`: the spec embedded in the notebook's file, as saved."""
+
+
+def open_state(notebook: dict[str, Any], kernel: str | None, embedded: Any) -> dict[str, Any]:
+    """The parsed `notebook` as it is open in a frontend: its kernel `kernel` (None: the
+    file's), its `metadata.jupyter_repro` `embedded` (None: none; FROM_FILE: the file's)."""
+    if kernel is None and embedded is FROM_FILE:
+        return notebook
+    metadata = dict(notebook.get("metadata") or {})
+    if kernel is not None:
+        kernelspec = metadata.get("kernelspec")
+        metadata["kernelspec"] = {**(kernelspec if isinstance(kernelspec, dict) else {})}
+        metadata["kernelspec"]["name"] = kernel
+    if embedded is None:
+        metadata.pop(METADATA_KEY, None)
+    elif embedded is not FROM_FILE:
+        metadata[METADATA_KEY] = embedded
+    return {**notebook, "metadata": metadata}
+
+
 def notebook_drift(
     notebook_path: Path,
     kernel_specs: Any,
     sibling: Path | None,
     *,
     shown: Callable[[Path], str] = str,
+    kernel: str | None = None,
+    embedded: Any = FROM_FILE,
 ) -> Drift:
     """The drift of the notebook's kernel environment from its embedded spec, else from
     `sibling` (an environment.yml beside it, already checked to be one the caller may
     read) when that file is the spec of the notebook's environment. `shown` names a file
-    in answers and messages (the handler gives root-relative paths)."""
+    in answers and messages (the handler gives root-relative paths).
+
+    `kernel` and `embedded` describe the notebook as it is open (see `open_state`): the
+    kernel its session runs, the `metadata.jupyter_repro` value in memory (None: it has
+    none), in place of what the file says."""
+    notebook = open_state(read_notebook(notebook_path), kernel, embedded)
+    return _drift_of(notebook, notebook_path, kernel_specs, sibling, shown)
+
+
+def _drift_of(
+    notebook: dict[str, Any],
+    notebook_path: Path,
+    kernel_specs: Any,
+    sibling: Path | None,
+    shown: Callable[[Path], str],
+) -> Drift:
     where = shown(notebook_path)
-    notebook = read_notebook(notebook_path)
     try:
         environment: KernelEnvironment | None = kernel_environment(notebook, kernel_specs, where)
         missing: str | None = None
@@ -343,3 +398,114 @@ def notebook_drift(
         )
     result = compare(spec, environment.prefix, mode)
     return Drift(result.status, result.added, result.removed, result.changed, spec=compared)
+
+
+# --------------------------------------------------------------------------------------------
+# answers kept while nothing they were computed from changed
+
+
+Stamp = tuple[Any, ...]
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def environment_stamp(prefix: Path) -> Stamp:
+    """What changes when packages are installed into or removed from the environment at
+    `prefix`: each `conda-meta` file (name, mtime, size), the history, the site-packages
+    folders (pip adds and removes `*.dist-info` folders there). A few dozen `stat` calls."""
+    records: list[tuple[str, int, int]] = []
+    try:
+        with os.scandir(prefix / "conda-meta") as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue
+                records.append((entry.name, info.st_mtime_ns, info.st_size))
+    except OSError:
+        pass
+    sites = tuple((str(site), _stat(site)) for site in Prefix(prefix).site_packages_dirs())
+    return (_stat(prefix), tuple(sorted(records)), sites)
+
+
+def _kernel_stamp(name: str | None, kernel_specs: Any) -> Stamp:
+    """Where kernel `name` leads now, and the stamp of that environment."""
+    try:
+        environment = kernel_environment(
+            {"metadata": {"kernelspec": {"name": name}}}, kernel_specs, "the notebook"
+        )
+    except KernelNotResolved as error:
+        return ("unresolved", str(error))
+    return (str(environment.prefix), environment.name, environment_stamp(environment.prefix))
+
+
+def _digest(value: Any) -> str:
+    if value is FROM_FILE:
+        return "file"
+    text = json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Kept:
+    files: Stamp
+    kernel: str | None
+    environment: Stamp
+    drift: Drift
+
+
+class DriftCache:
+    """`notebook_drift` answers, kept while none of their inputs changed.
+
+    An answer is reused when the notebook file and the file beside it have the same stat,
+    the kernel resolves to the same environment, and that environment's `environment_stamp`
+    is the same: a poll costs a few `stat` calls, and a package installed into or removed
+    from the environment is seen on the next one. Safe to use from several threads.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self._size = size
+        self._kept: OrderedDict[tuple[str, str | None, str, str], _Kept] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def notebook_drift(
+        self,
+        notebook_path: Path,
+        kernel_specs: Any,
+        sibling: Path | None,
+        *,
+        shown: Callable[[Path], str] = str,
+        kernel: str | None = None,
+        embedded: Any = FROM_FILE,
+    ) -> Drift:
+        """`notebook_drift(...)`, from the cache when nothing changed."""
+        key = (str(notebook_path), kernel, _digest(embedded), str(sibling))
+        files = (_stat(notebook_path), None if sibling is None else _stat(sibling))
+        with self._lock:
+            kept = self._kept.get(key)
+        if (
+            kept is not None
+            and kept.files == files
+            and _kernel_stamp(kept.kernel, kernel_specs) == kept.environment
+        ):
+            with self._lock:
+                if key in self._kept:
+                    self._kept.move_to_end(key)
+            return kept.drift
+        notebook = open_state(read_notebook(notebook_path), kernel, embedded)
+        name = kernel_name(notebook)
+        # Stamped before comparing: a change made meanwhile is seen by the next request.
+        environment = _kernel_stamp(name, kernel_specs)
+        drift = _drift_of(notebook, notebook_path, kernel_specs, sibling, shown)
+        with self._lock:
+            self._kept[key] = _Kept(files, name, environment, drift)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return drift
