@@ -9,6 +9,7 @@ import { PathExt } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { JSONExt, JSONValue } from '@lumino/coreutils';
+import { Widget } from '@lumino/widgets';
 
 import {
   keepOutputFor,
@@ -19,6 +20,8 @@ import {
 } from './model';
 import {
   ENVIRONMENTS_PANEL_ID,
+  IJob,
+  INameConflict,
   IRestoreRequest,
   IRestoreResult,
   RestoreSource
@@ -186,36 +189,61 @@ export class ReproActions {
    * Dry run, confirmation (with the plan and an editable name), then the
    * job, followed in the Environments panel.
    */
-  async restore(source: RestoreSource, description: string): Promise<void> {
+  async restore(
+    source: RestoreSource,
+    description: string
+  ): Promise<IJob | null> {
     if (this._model.environmentsPhase === 'idle') {
       // The names taken, for the name the dialog suggests.
       await this._model.refreshEnvironments();
     }
     const plan = await this._model.planRestore({ source });
-    const body = new RestorePlanBody({
-      plan,
-      source: description,
-      existingNames: this._model.environments.map(env => env.name)
-    });
-    const result = await showDialogWithTestId<string>(
-      {
-        title: 'Restore environment',
-        body,
-        buttons: [
-          Dialog.cancelButton(),
-          Dialog.okButton({
-            label: 'Restore',
-            ariaLabel: 'Create the environment as planned'
-          })
-        ],
-        focusNodeSelector: 'input'
-      },
-      DialogTestIds.restoreConfirm
-    );
-    if (!result.button.accept) {
-      return;
+    if (
+      plan.conflict?.reason === 'environment' &&
+      plan.conflict.kernels.length
+    ) {
+      // The notebook's environment is here already: using it is what most
+      // people want; a copy is for trying changes without touching it.
+      const choice = await this._existingEnvironment(plan.conflict, source);
+      if (choice !== 'copy') {
+        return null;
+      }
     }
-    const name = result.value || plan.name;
+    let typed: string | null = null;
+    for (;;) {
+      const body: RestorePlanBody = new RestorePlanBody({
+        plan,
+        source: description,
+        existingNames: this._model.environments.map(env => env.name),
+        checkName: name => this._model.client.checkRestoreName(name),
+        initialName: typed
+      });
+      const result: Dialog.IResult<string> = await showDialogWithTestId<string>(
+        {
+          title: 'Restore environment',
+          body,
+          buttons: [
+            Dialog.cancelButton(),
+            Dialog.okButton({
+              label: 'Restore',
+              ariaLabel: 'Create the environment as planned'
+            })
+          ],
+          focusNodeSelector: 'input'
+        },
+        DialogTestIds.restoreConfirm
+      );
+      if (!result.button.accept) {
+        return null;
+      }
+      typed = result.value || plan.name;
+      await body.checked;
+      if (body.nameUsable !== false) {
+        break;
+      }
+      // A taken or invalid name: the dialog again, with the name and why.
+    }
+    const name = typed;
     const request: IRestoreRequest = name ? { source, name } : { source };
     this._app.shell.activateById(ENVIRONMENTS_PANEL_ID);
     const job = await this._model.startRestore(request);
@@ -228,6 +256,7 @@ export class ReproActions {
         console.warn('jupyter-repro: could not refresh kernelspecs.', reason);
       }
     }
+    return done;
   }
 
   /**
@@ -422,6 +451,55 @@ export class ReproActions {
     ) {
       await panel.context.save();
     }
+  }
+
+  /**
+   * The notebook's environment exists already: use it (switch the notebook
+   * to its kernel), restore a copy, or cancel.
+   */
+  private async _existingEnvironment(
+    conflict: INameConflict,
+    source: RestoreSource
+  ): Promise<'use' | 'copy' | 'cancel'> {
+    const panel = this._targetNotebook({ source });
+    const kernel = conflict.kernels[0];
+    const buttons = [
+      Dialog.cancelButton(),
+      Dialog.createButton({
+        label: 'Restore a copy',
+        ariaLabel: 'Restore a copy under a new name'
+      })
+    ];
+    if (panel) {
+      buttons.push(
+        Dialog.okButton({
+          label: `Use ${conflict.name}`,
+          ariaLabel: `Switch the notebook to the kernel ${kernel}`
+        })
+      );
+    }
+    const body = document.createElement('div');
+    body.dataset.testid = DialogTestIds.restoreExisting;
+    body.textContent =
+      `The environment ${conflict.name} exists already at ${conflict.prefix} ` +
+      `(kernel ${kernel}). ` +
+      (panel
+        ? `Use it for ${PathExt.basename(panel.context.path)}, or restore a copy under a new name.`
+        : 'Restore a copy under a new name?');
+    const result = await showDialog({
+      title: 'Environment already here',
+      body: new Widget({ node: body }),
+      buttons
+    });
+    if (result.button.accept && panel) {
+      await panel.sessionContext.changeKernel({ name: kernel });
+      Notification.success(
+        `${PathExt.basename(panel.context.path)} now runs on ${kernel}.`,
+        { autoClose: 5000 }
+      );
+      return 'use';
+    }
+    return result.button.label === 'Restore a copy' ? 'copy' : 'cancel';
   }
 
   private _targetNotebook(request: IRestoreRequest): NotebookPanel | null {

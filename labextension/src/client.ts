@@ -10,9 +10,14 @@ import {
   ExportFormat,
   ExportMode,
   IDrift,
+  IDriftRequest,
   IEmbeddedEnvironment,
+  IEnvironmentDetails,
   IEnvironmentList,
+  IGitInstallResult,
+  IGitStatus,
   IJob,
+  INameCheck,
   INotebookSpecText,
   IRestorePlan,
   IRestoreRequest,
@@ -53,6 +58,43 @@ export class ReproClient {
       );
     }
     return data;
+  }
+
+  /**
+   * `GET repro/environments/{name}`: one environment with its packages.
+   */
+  async environment(name: string): Promise<IEnvironmentDetails> {
+    const data = await this._json<IEnvironmentDetails>(
+      `environments/${encodeURIComponent(name)}`
+    );
+    if (
+      !data ||
+      !Array.isArray(data.conda_packages) ||
+      !Array.isArray(data.pip_packages)
+    ) {
+      throw new ReproRequestError(
+        `The server sent unexpected details of environment "${name}" (no package lists).`
+      );
+    }
+    return data;
+  }
+
+  /**
+   * `GET repro/environments/{name}/export?mode=&format=`: the spec of a
+   * listed environment, as text.
+   */
+  async environmentSpec(
+    name: string,
+    mode: ExportMode,
+    format: ExportFormat = 'yaml'
+  ): Promise<string> {
+    const query = ReproClient.exportQuery(mode, format);
+    const { text } = await requestText(
+      `environments/${encodeURIComponent(name)}/export?${query}`,
+      { method: 'GET' },
+      this.serverSettings
+    );
+    return text;
   }
 
   /**
@@ -117,6 +159,36 @@ export class ReproClient {
   }
 
   /**
+   * `POST repro/notebooks/{path}/drift`: the drift of the notebook as it is
+   * open (its session's kernel, the spec in memory).
+   */
+  openDrift(path: string, body: IDriftRequest): Promise<IDrift> {
+    return this._json<IDrift>(notebookEndpoint(path, 'drift'), {
+      method: 'POST',
+      body: JSON.stringify(body)
+    });
+  }
+
+  /**
+   * `GET repro/notebooks/{path}/git`: the git set-up of the notebook's
+   * repository.
+   */
+  gitStatus(path: string): Promise<IGitStatus> {
+    return this._json<IGitStatus>(notebookEndpoint(path, 'git'));
+  }
+
+  /**
+   * `POST repro/notebooks/{path}/git` `{"action": "install"}`: install the
+   * git filter into the notebook's repository.
+   */
+  installGitFilter(path: string): Promise<IGitInstallResult> {
+    return this._json<IGitInstallResult>(notebookEndpoint(path, 'git'), {
+      method: 'POST',
+      body: JSON.stringify({ action: 'install' })
+    });
+  }
+
+  /**
    * `GET repro/notebooks/{path}/strip-policy`.
    */
   stripPolicy(path: string): Promise<IStripPolicy> {
@@ -131,6 +203,16 @@ export class ReproClient {
       method: 'POST',
       body: JSON.stringify({ ...request, dry_run: true })
     });
+  }
+
+  /**
+   * `GET repro/restore/name?name=`: whether a restore could use `name` now.
+   */
+  checkRestoreName(name: string): Promise<INameCheck> {
+    return this._json<INameCheck>(
+      `restore/name?name=${encodeURIComponent(name)}`,
+      { method: 'GET' }
+    );
   }
 
   /**

@@ -9,10 +9,15 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { JSONObject } from '@lumino/coreutils';
+import { MessageLoop } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 
 import { isEnvironmentFile, ReproActions, reportErrors } from './actions';
+import { DriftWatch } from './driftWatch';
 import { environmentsIcon } from './icons';
+import { BaseKernelAlias } from './kernelAlias';
+import { offerRestoreForMissingKernels } from './missingKernel';
 import { DEFAULT_SETTINGS, ReproModel } from './model';
 import {
   CommandIDs,
@@ -24,6 +29,11 @@ import {
   PLUGIN_ID
 } from './tokens';
 import { EnvironmentsPanel } from './widgets/environmentsPanel';
+import {
+  GitStatusItem,
+  GitStatusModel,
+  installGitFilter
+} from './widgets/gitStatus';
 import { StripStatus } from './widgets/stripStatus';
 
 export * from './tokens';
@@ -79,6 +89,9 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
       serverSettings: app.serviceManager.serverSettings
     });
     const actions = new ReproActions({ app, model, tracker, docManager });
+    if (tracker) {
+      offerRestoreForMissingKernels(app, tracker, actions);
+    }
 
     const panel = new EnvironmentsPanel({
       model,
@@ -91,6 +104,33 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
         result !== null && actions.canSwitchKernel(request)
     });
     app.shell.add(panel, 'left', { rank: 400 });
+
+    // Notebooks naming `conda-root-py` start the base environment's kernel
+    // without a kernel prompt.
+    app.docRegistry.addWidgetExtension(
+      'Notebook',
+      new BaseKernelAlias(
+        () => app.serviceManager.kernelspecs.specs,
+        () => {
+          const base = model.environments.find(env => env.is_base);
+          return base ? { serverIsBase: base.is_server_env } : null;
+        }
+      )
+    );
+
+    // The drift shown follows the environment on disk: checked every few
+    // seconds while the panel is shown, at once when it is shown again.
+    const driftWatch = new DriftWatch({
+      model,
+      isVisible: () => panel.isVisible
+    });
+    MessageLoop.installMessageHook(panel, (_, msg) => {
+      if (msg.type === 'after-show') {
+        driftWatch.poke();
+      }
+      return true;
+    });
+    const git = new GitStatusModel(model.client);
     if (restorer) {
       restorer.add(panel, ENVIRONMENTS_PANEL_ID);
     }
@@ -172,7 +212,22 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
       caption:
         "Reload the environments, the server status and the active notebook's drift",
       execute: () =>
-        Promise.all([model.refresh(), model.refreshActiveNotebook()])
+        Promise.all([
+          model.refresh(),
+          model.refreshActiveNotebook(),
+          git.refresh()
+        ])
+    });
+    commands.addCommand(CommandIDs.installGitFilter, {
+      label: 'Install Git Filter for This Notebook…',
+      caption:
+        "Install the jupyter-repro git filter into the active notebook's git repository, so commits strip outputs",
+      isEnabled: () =>
+        hasNotebook() && typeof git.status?.repository === 'string',
+      execute: () =>
+        reportErrors('Could not install the git filter', () =>
+          installGitFilter(git)
+        )
     });
 
     if (palette) {
@@ -182,6 +237,7 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
         CommandIDs.restoreEnvironment,
         CommandIDs.restoreFromFile,
         CommandIDs.toggleStripOnSave,
+        CommandIDs.installGitFilter,
         CommandIDs.refresh
       ]) {
         palette.addItem({ command, category: CATEGORY });
@@ -219,10 +275,35 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
             app.shell.currentWidget === tracker.currentWidget,
           activeStateChanged: activeChanged
         });
+        statusBar.registerStatusItem(`${PLUGIN_ID}:git-status`, {
+          item: new GitStatusItem({
+            model: git,
+            onClick: () => {
+              commands.execute(CommandIDs.installGitFilter).catch(reason => {
+                console.error('jupyter-repro: git install failed.', reason);
+              });
+            }
+          }),
+          align: 'left',
+          rank: 5,
+          isActive: () =>
+            !!tracker.currentWidget &&
+            app.shell.currentWidget === tracker.currentWidget,
+          activeStateChanged: activeChanged
+        });
       }
       Private.followNotebooks(tracker, model, stripStatus, () =>
         commands.notifyCommandChanged(CommandIDs.toggleStripOnSave)
       );
+      const followGit = () => {
+        void git
+          .setPath(model.activeNotebook?.path ?? null)
+          .then(() =>
+            commands.notifyCommandChanged(CommandIDs.installGitFilter)
+          );
+      };
+      model.activeNotebookChanged.connect(followGit);
+      followGit();
     }
 
     if (settingRegistry) {
@@ -266,10 +347,16 @@ namespace Private {
         { name?: unknown } | undefined;
       const fromMetadata =
         typeof kernelspec?.name === 'string' ? kernelspec.name : null;
+      // The spec in memory, once the notebook is loaded (before: the file's).
+      const embedded = panel.context.isReady
+        ? ((panel.model?.getMetadata('jupyter_repro') as
+            JSONObject | undefined) ?? null)
+        : undefined;
       return {
         path: panel.context.path,
         kernelName:
-          panel.sessionContext.session?.kernel?.name ?? fromMetadata ?? null
+          panel.sessionContext.session?.kernel?.name ?? fromMetadata ?? null,
+        embedded
       };
     };
     const update = () => {
@@ -284,7 +371,9 @@ namespace Private {
         onChange();
       }
     };
-    const onMetadata = () => onChange();
+    // A spec embedded (or a kernelspec written) in the open notebook: its
+    // drift is judged again (the model asks only when it really changed).
+    const onMetadata = () => update();
 
     const follow = (panel: NotebookPanel | null) => {
       if (current) {

@@ -1,12 +1,16 @@
 import { ServerConnection } from '@jupyterlab/services';
+import { JSONExt, JSONObject } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ReproClient } from './client';
 import { RestoreJob, toReproError } from './jobs';
 import { ReproRequestError } from './request';
 import {
+  ExportMode,
   IActiveNotebook,
   IDrift,
+  IDriftRequest,
+  IEnvironmentDetails,
   IEnvironmentSummary,
   IReproError,
   IReproModel,
@@ -118,6 +122,23 @@ export function keepOutputFor(
     return true;
   }
   return policy.keep_output ? false : undefined;
+}
+
+/**
+ * Whether two `IActiveNotebook.embedded` values are the same (`undefined`,
+ * "read the file", differs from every value).
+ */
+export function sameEmbedded(
+  a: JSONObject | null | undefined,
+  b: JSONObject | null | undefined
+): boolean {
+  if (a === undefined || b === undefined) {
+    return a === b;
+  }
+  if (a === null || b === null) {
+    return a === b;
+  }
+  return JSONExt.deepEqual(a, b);
 }
 
 /**
@@ -275,6 +296,14 @@ export class ReproModel implements IReproModel {
     return this._pendingEnvironments;
   }
 
+  environmentDetails(name: string): Promise<IEnvironmentDetails> {
+    return this.client.environment(name);
+  }
+
+  environmentSpec(name: string, mode: ExportMode): Promise<string> {
+    return this.client.environmentSpec(name, mode);
+  }
+
   setFilter(filter: string): void {
     if (filter === this._filter) {
       return;
@@ -287,14 +316,19 @@ export class ReproModel implements IReproModel {
     const current = this._activeNotebook;
     const samePath =
       current !== null && notebook !== null && current.path === notebook.path;
-    if (
+    const sameState =
       samePath &&
       current.kernelName === notebook.kernelName &&
-      this._driftPhase !== 'idle'
-    ) {
+      sameEmbedded(current.embedded, notebook.embedded);
+    if (sameState && this._driftPhase !== 'idle') {
       return this._pendingActive ?? Promise.resolve();
     }
     this._activeNotebook = notebook ? { ...notebook } : null;
+    if (samePath && this._driftPhase !== 'idle') {
+      // The same notebook on another kernel, or with another spec in memory:
+      // only its drift changed.
+      return this.refreshDrift();
+    }
     if (!samePath) {
       // Another notebook: what was known about the last one no longer applies.
       this._drift = null;
@@ -313,10 +347,29 @@ export class ReproModel implements IReproModel {
       this._activeNotebookChanged.emit();
       return Promise.resolve();
     }
+    const driftRequest = ++this._driftRequest;
     this._driftPhase = 'loading';
     this._activeNotebookChanged.emit();
-    const pending = this._fetchActive(notebook.path, request);
+    const pending = this._fetchActive(notebook, request, driftRequest);
     this._pendingActive = pending;
+    return pending;
+  }
+
+  refreshDrift(options: { quiet?: boolean } = {}): Promise<void> {
+    const notebook = this._activeNotebook;
+    if (notebook === null) {
+      return Promise.resolve();
+    }
+    const quiet = options.quiet === true;
+    const request = ++this._driftRequest;
+    if (!quiet) {
+      this._driftPhase = 'loading';
+      this._activeNotebookChanged.emit();
+    }
+    const pending = this._fetchDrift(notebook, request, quiet);
+    if (!quiet) {
+      this._pendingActive = pending;
+    }
     return pending;
   }
 
@@ -406,16 +459,71 @@ export class ReproModel implements IReproModel {
     }
   }
 
-  private async _fetchActive(path: string, request: number): Promise<void> {
+  /**
+   * The drift of the notebook as it is open; `null` without a request when
+   * it has no kernel yet (a new notebook: nothing can be missing).
+   */
+  private _requestDrift(notebook: IActiveNotebook): Promise<IDrift | null> {
+    if (!notebook.kernelName) {
+      return Promise.resolve(null);
+    }
+    const body: IDriftRequest = { kernel: notebook.kernelName };
+    if (notebook.embedded !== undefined) {
+      body.metadata = notebook.embedded;
+    }
+    return this.client.openDrift(notebook.path, body);
+  }
+
+  private async _fetchDrift(
+    notebook: IActiveNotebook,
+    request: number,
+    quiet: boolean
+  ): Promise<void> {
+    let drift: IDrift | null = null;
+    let error: IReproError | null = null;
+    try {
+      drift = await this._requestDrift(notebook);
+    } catch (reason) {
+      error = toReproError(reason);
+    }
+    if (this._isDisposed || request !== this._driftRequest) {
+      return; // a newer request (or another notebook) answers instead
+    }
+    if (quiet && error) {
+      return; // a poll that failed (the server restarting): keep what is shown
+    }
+    const phase: StatusPhase = error ? 'error' : 'ready';
+    const changed =
+      phase !== this._driftPhase ||
+      JSON.stringify(drift) !== JSON.stringify(this._drift) ||
+      JSON.stringify(error) !== JSON.stringify(this._driftError);
+    this._drift = drift;
+    this._driftError = error;
+    this._driftPhase = phase;
+    if (!quiet) {
+      this._pendingActive = null;
+    }
+    if (changed || !quiet) {
+      this._activeNotebookChanged.emit();
+    }
+  }
+
+  private async _fetchActive(
+    notebook: IActiveNotebook,
+    request: number,
+    driftRequest: number
+  ): Promise<void> {
     const [drift, policy] = await Promise.allSettled([
-      this.client.drift(path),
-      this.client.stripPolicy(path)
+      this._requestDrift(notebook),
+      this.client.stripPolicy(notebook.path)
     ]);
     if (this._isDisposed || request !== this._activeRequest) {
       // Another notebook became active meanwhile: its answer wins.
       return;
     }
-    if (drift.status === 'fulfilled') {
+    if (driftRequest !== this._driftRequest) {
+      // A later drift request (a kernel change) answers for the drift.
+    } else if (drift.status === 'fulfilled') {
       this._drift = drift.value;
       this._driftError = null;
       this._driftPhase = 'ready';
@@ -447,6 +555,7 @@ export class ReproModel implements IReproModel {
   private _filter = '';
   private _activeNotebook: IActiveNotebook | null = null;
   private _activeRequest = 0;
+  private _driftRequest = 0;
   private _pendingActive: Promise<void> | null = null;
   private _driftPhase: StatusPhase = 'idle';
   private _drift: IDrift | null = null;

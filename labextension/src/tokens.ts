@@ -52,6 +52,12 @@ export namespace CommandIDs {
    * drift.
    */
   export const refresh = 'jupyter-repro:refresh';
+
+  /**
+   * Install the jupyter-repro git filter into the active notebook's git
+   * repository (local scope), after a confirmation.
+   */
+  export const installGitFilter = 'jupyter-repro:install-git-filter';
 }
 
 /**
@@ -197,6 +203,63 @@ export interface IEnvironmentSummary {
 }
 
 /**
+ * A conda package installed in an environment.
+ */
+export interface ICondaPackage {
+  /**
+   * Package name.
+   */
+  name: string;
+
+  /**
+   * Installed version.
+   */
+  version: string;
+
+  /**
+   * Build string.
+   */
+  build: string;
+
+  /**
+   * Short name of the channel it came from (e.g. `conda-forge`), `null` when
+   * unknown.
+   */
+  channel: string | null;
+}
+
+/**
+ * A pip-installed distribution in an environment.
+ */
+export interface IPipPackage {
+  /**
+   * Distribution name.
+   */
+  name: string;
+
+  /**
+   * Installed version.
+   */
+  version: string;
+}
+
+/**
+ * Body of `GET {baseUrl}repro/environments/{name}`: the listing's fields
+ * and the installed packages.
+ */
+export interface IEnvironmentDetails extends IEnvironmentSummary {
+  /**
+   * The conda packages, as the environment's `conda-meta` records them.
+   */
+  conda_packages: ICondaPackage[];
+
+  /**
+   * The pip-installed distributions.
+   */
+  pip_packages: IPipPackage[];
+}
+
+/**
  * Body of `GET {baseUrl}repro/environments`.
  */
 export interface IEnvironmentList {
@@ -289,6 +352,75 @@ export interface IDrift {
    * says.
    */
   message?: string;
+}
+
+/**
+ * Body of `POST {baseUrl}repro/notebooks/{path}/drift`: the notebook as it
+ * is open; an absent key means "as in the file".
+ */
+export interface IDriftRequest {
+  /**
+   * The kernel the notebook's session runs.
+   */
+  kernel?: string | null;
+
+  /**
+   * The notebook's `metadata.jupyter_repro` in memory, `null` when it has
+   * none.
+   */
+  metadata?: JSONObject | null;
+}
+
+/**
+ * Body of `GET {baseUrl}repro/notebooks/{path}/git`: the git set-up of the
+ * notebook's repository.
+ */
+export interface IGitStatus {
+  /**
+   * The repository's top folder relative to the server root (`.` for the
+   * root), `null` when the notebook is in no repository inside the root.
+   */
+  repository: string | null;
+
+  /**
+   * Whether git runs the jupyter-repro filter on this notebook.
+   */
+  installed: boolean;
+
+  /**
+   * Whether an nbstripout set-up was found (filter or pre-commit hook).
+   */
+  nbstripout: boolean;
+
+  /**
+   * How: `filter` and `diff` (the notebook's attributes), `local` (the
+   * repository's own installation), `nbstripout` (where it was found),
+   * `message` (why there is no repository).
+   */
+  details: {
+    git?: boolean;
+    message?: string | null;
+    filter?: string | null;
+    diff?: string | null;
+    configured?: boolean;
+    local?: {
+      installed: boolean;
+      attributes_file: string;
+      attribute_lines: string[];
+    } | null;
+    nbstripout?: string[];
+  };
+}
+
+/**
+ * Answer to `POST {baseUrl}repro/notebooks/{path}/git`: the new status and
+ * what the installer printed.
+ */
+export interface IGitInstallResult extends IGitStatus {
+  /**
+   * The installer's output lines.
+   */
+  output: string[];
 }
 
 /**
@@ -515,6 +647,74 @@ export interface IRestorePlan {
    * Things the user should know before confirming.
    */
   warnings: string[];
+
+  /**
+   * What already has the name or prefix asked for; `null` when it is free.
+   */
+  conflict: INameConflict | null;
+
+  /**
+   * A free, valid name to restore under when the asked (or the spec's own)
+   * name cannot be used; `null` otherwise.
+   */
+  suggested_name: string | null;
+}
+
+/**
+ * What already has a name: a listed environment, a folder in an envs dir,
+ * or the prefix asked for.
+ */
+export interface INameConflict {
+  /**
+   * The name (`null` for a prefix).
+   */
+  name: string | null;
+
+  /**
+   * Where the existing environment or folder is.
+   */
+  prefix: string;
+
+  /**
+   * `environment`, `folder` or `prefix`.
+   */
+  reason: 'environment' | 'folder' | 'prefix';
+
+  /**
+   * The kernels of the existing environment.
+   */
+  kernels: string[];
+}
+
+/**
+ * Body of `GET {baseUrl}repro/restore/name?name=`: whether a restore could
+ * use a name now.
+ */
+export interface INameCheck {
+  /**
+   * The name checked.
+   */
+  name: string;
+
+  /**
+   * Where a restore under this name would go; `null` for an invalid name.
+   */
+  target: string | null;
+
+  /**
+   * Why the name is not a valid environment name.
+   */
+  problem: string | null;
+
+  /**
+   * What already has the name.
+   */
+  conflict: INameConflict | null;
+
+  /**
+   * A free, valid name made from it, when it cannot be used.
+   */
+  suggested_name: string | null;
 }
 
 /**
@@ -541,6 +741,26 @@ export interface IJobProgress {
    * Units of work in this phase, `0` when unknown.
    */
   total: number;
+
+  /**
+   * Bytes downloaded so far, once a package download started.
+   */
+  bytes_done?: number;
+
+  /**
+   * Size of the packages being downloaded (those the cache lacked).
+   */
+  bytes_total?: number;
+
+  /**
+   * Packages downloaded so far.
+   */
+  downloaded?: number;
+
+  /**
+   * Packages downloaded or downloading.
+   */
+  downloading?: number;
 }
 
 /**
@@ -672,9 +892,17 @@ export interface IActiveNotebook {
   path: string;
 
   /**
-   * `metadata.kernelspec.name` of the open notebook, if any.
+   * The kernel of the open notebook: its session's (a changed, unsaved
+   * choice counts), else its `metadata.kernelspec.name`; `null` when it has
+   * none yet (drift is then not asked for).
    */
   kernelName: string | null;
+
+  /**
+   * The open notebook's `metadata.jupyter_repro` (`null`: it has none);
+   * when absent, the server reads the file on disk.
+   */
+  embedded?: JSONObject | null;
 }
 
 /**
@@ -870,6 +1098,21 @@ export interface IReproModel extends IDisposable {
   refreshEnvironments(): Promise<void>;
 
   /**
+   * Fetch one listed environment with its packages.
+   *
+   * @throws {ReproRequestError} with the server's message
+   */
+  environmentDetails(name: string): Promise<IEnvironmentDetails>;
+
+  /**
+   * The spec of a listed environment, as text (`environment.yml`, or the
+   * `@EXPLICIT` list for the `explicit` mode).
+   *
+   * @throws {ReproRequestError} with the server's message
+   */
+  environmentSpec(name: string, mode: ExportMode): Promise<string>;
+
+  /**
    * Set the environments filter (matched against name, kind, Python
    * version, kernels and prefix; words must all match).
    */
@@ -886,6 +1129,13 @@ export interface IReproModel extends IDisposable {
    * rejects.
    */
   refreshActiveNotebook(): Promise<void>;
+
+  /**
+   * Fetch the active notebook's drift again (not its strip policy). With
+   * `quiet`, no loading phase is shown and `activeNotebookChanged` is
+   * emitted only when the answer differs: for polling. Never rejects.
+   */
+  refreshDrift(options?: { quiet?: boolean }): Promise<void>;
 
   /**
    * Ask the server for a restore plan (dry run).

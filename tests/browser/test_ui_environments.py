@@ -10,12 +10,12 @@ import pytest
 from tests.browser.ui_helpers import (
     TIMEOUT_MS,
     api,
+    change_theme,
     open_lab,
     open_notebook,
     open_panel,
     quote,
     read_json,
-    run_command,
     save_notebook,
     shutdown_sessions,
     wait_for_list,
@@ -271,7 +271,7 @@ def test_the_panel_is_readable_and_labelled_in_light_and_dark_themes(
     open_lab(page, ui_lab.server)
     try:
         if dark:
-            run_command(page, "apputils:change-theme", {"theme": "JupyterLab Dark"})
+            change_theme(page, dark=True)
         flag = "false" if dark else "true"
         page.locator(f"body[data-jp-theme-light='{flag}']").wait_for(
             state="attached", timeout=TIMEOUT_MS
@@ -304,7 +304,4 @@ def test_the_panel_is_readable_and_labelled_in_light_and_dark_themes(
     finally:
         if dark:
             # The theme is a user setting of the shared server: leave it light for the others.
-            run_command(page, "apputils:change-theme", {"theme": "JupyterLab Light"})
-            page.locator("body[data-jp-theme-light='true']").wait_for(
-                state="attached", timeout=TIMEOUT_MS
-            )
+            change_theme(page, dark=False)

@@ -7,6 +7,7 @@ releases it, so the restore is seen in its download phase however fast the machi
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -27,12 +28,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 GATE_TIMEOUT_S = 90
 
-# Every text the phase line shows, recorded in the page as it changes.
+# Every phase the phase line shows (`<phase> <done>/<total>`, from its data attributes),
+# recorded in the page as it changes.
 RECORD_PHASES = """() => {
     window.__reproPhases = [];
     const record = () => {
         const node = document.querySelector('[data-testid=repro-restore-phase]');
-        const text = node ? node.textContent : null;
+        const text = node && node.dataset.phase
+            ? `${node.dataset.phase} ${node.dataset.done}/${node.dataset.total}` : null;
         const seen = window.__reproPhases;
         if (text && seen[seen.length - 1] !== text) {
             seen.push(text);
@@ -116,11 +119,19 @@ def wait_for_installing(page) -> str:
     held, the phase is `download` or `link` with a count.
     """
     page.wait_for_function(
-        "() => /^(download|link) \\d+\\/\\d+$/.test("
-        "document.querySelector('[data-testid=repro-restore-phase]')?.textContent || '')",
+        """() => {
+            const node = document.querySelector('[data-testid=repro-restore-phase]');
+            return node && ['download', 'link'].includes(node.dataset.phase)
+                && Number(node.dataset.total) > 0;
+        }""",
         timeout=TIMEOUT_MS,
     )
-    return page.get_by_test_id("repro-restore-phase").inner_text()
+    phase = page.get_by_test_id("repro-restore-phase")
+    # For people: "Installing 3 of 7 packages…", not "link 3/7".
+    assert phase.inner_text().startswith(("Downloading ", "Installing ")), phase.inner_text()
+    return f"{phase.get_attribute('data-phase')} {phase.get_attribute('data-done')}/" + str(
+        phase.get_attribute("data-total")
+    )
 
 
 def wait_for_result(page, state: str) -> None:
@@ -170,6 +181,10 @@ def test_restore_from_file_shows_progress_and_offers_the_new_kernel(page, ui_lab
 
     wait_for_result(page, "succeeded")
     assert name in page.get_by_test_id("repro-restore-result").inner_text()
+    assert re.fullmatch(
+        r"Done in \d+(\.\d)? (ms|s)\.|Done in \d+ min \d+ s\.",
+        page.get_by_test_id("repro-restore-phase").inner_text(),
+    )
     phases = page.evaluate("() => window.__reproPhases")
     assert held_phase in phases, phases
     assert phases[-1] != held_phase, phases

@@ -232,6 +232,24 @@ def open_panel(page: Any) -> Any:
     return panel
 
 
+def change_theme(page: Any, dark: bool) -> None:
+    """Switch the theme and wait until it applies and its splash screen is gone.
+
+    JupyterLab removes its splash screen 200 ms after it fades (at start-up, and after a theme
+    change); showing it again within that time makes it remove the node twice (an uncaught
+    error in the page). So: no change while a splash is up, and none returns before it is gone.
+    """
+    splash = page.locator("#jupyterlab-splash")
+    splash.wait_for(state="detached", timeout=TIMEOUT_MS)
+    name = "JupyterLab Dark" if dark else "JupyterLab Light"
+    run_command(page, "apputils:change-theme", {"theme": name})
+    flag = "false" if dark else "true"
+    page.locator(f"body[data-jp-theme-light='{flag}']").wait_for(
+        state="attached", timeout=TIMEOUT_MS
+    )
+    splash.wait_for(state="detached", timeout=TIMEOUT_MS)
+
+
 def wait_for_list(page: Any) -> Any:
     env_list = page.get_by_test_id("repro-env-list")
     page.wait_for_function(

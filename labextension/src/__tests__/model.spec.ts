@@ -190,7 +190,7 @@ describe('ReproModel', () => {
     };
     server = mockServer({
       'GET environments': () => ({ body: { environments: ENVS } }),
-      'GET notebooks/nb.ipynb/drift': () => ({ body: drift }),
+      'POST notebooks/nb.ipynb/drift': () => ({ body: drift }),
       'GET notebooks/nb.ipynb/strip-policy': () => ({ body: POLICY })
     });
     model = new ReproModel({ serverSettings: settings() });
@@ -250,13 +250,13 @@ describe('ReproModel', () => {
 
   it('stores drift and strip-policy errors separately', async () => {
     server = mockServer({
-      'GET notebooks/nb.ipynb/drift': () => ({
+      'POST notebooks/nb.ipynb/drift': () => ({
         status: 422,
         body: { message: 'line 3: bad spec', reason: 'invalid spec' }
       })
     });
     model = new ReproModel({ serverSettings: settings() });
-    await model.setActiveNotebook({ path: 'nb.ipynb', kernelName: null });
+    await model.setActiveNotebook({ path: 'nb.ipynb', kernelName: 'k' });
     expect(model.driftPhase).toBe('error');
     expect(model.driftError).toEqual({
       message: 'line 3: bad spec',
@@ -271,22 +271,22 @@ describe('ReproModel', () => {
     let release: () => void = () => undefined;
     const slow = new Promise<void>(resolve => (release = resolve));
     server = mockServer({
-      'GET notebooks/old.ipynb/drift': async () => {
+      'POST notebooks/old.ipynb/drift': async () => {
         await slow;
         return {
           body: { status: 'drifted', added: ['x'], removed: [], changed: [] }
         };
       },
-      'GET notebooks/new.ipynb/drift': () => ({
+      'POST notebooks/new.ipynb/drift': () => ({
         body: { status: 'in_sync', added: [], removed: [], changed: [] }
       })
     });
     model = new ReproModel({ serverSettings: settings() });
     const first = model.setActiveNotebook({
       path: 'old.ipynb',
-      kernelName: null
+      kernelName: 'k'
     });
-    await model.setActiveNotebook({ path: 'new.ipynb', kernelName: null });
+    await model.setActiveNotebook({ path: 'new.ipynb', kernelName: 'k' });
     release();
     await first;
     expect(model.activeNotebook?.path).toBe('new.ipynb');

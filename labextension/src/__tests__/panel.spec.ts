@@ -34,7 +34,7 @@ describe('EnvironmentsPanel', () => {
         body: { version: '0.1.0', engine: { name: 'rattler' }, clis: {} }
       }),
       'GET environments': () => ({ body: { environments: environments(500) } }),
-      'GET notebooks/nb.ipynb/drift': () => ({
+      'POST notebooks/nb.ipynb/drift': () => ({
         body: {
           status: 'drifted',
           added: ['numpy'],

@@ -1,7 +1,7 @@
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { ExportMode, ExportTarget, IRestorePlan } from '../tokens';
+import { ExportMode, ExportTarget, INameCheck, IRestorePlan } from '../tokens';
 import { el, labelledSelect } from './dom';
 
 /**
@@ -16,6 +16,9 @@ export namespace DialogTestIds {
   export const restorePlan = 'repro-restore-plan';
   export const restoreName = 'repro-restore-name';
   export const restoreTarget = 'repro-restore-target';
+  export const restoreNameStatus = 'repro-restore-name-status';
+  export const restoreConflict = 'repro-restore-conflict';
+  export const restoreExisting = 'repro-restore-existing';
   export const restoreConfirm = 'repro-restore-confirm';
 }
 
@@ -165,11 +168,23 @@ export class RestorePlanBody
     plan: IRestorePlan;
     source: string;
     existingNames?: readonly string[];
+    /**
+     * Asks the server whether a name can be used (free and valid) and where
+     * it would go; the name is checked as the user types.
+     */
+    checkName?: (name: string) => Promise<INameCheck>;
+    /**
+     * The name to show instead of the suggestion (typed earlier).
+     */
+    initialName?: string | null;
   }) {
     super();
     const { plan } = options;
     const existing = new Set(options.existingNames ?? []);
-    const suggested = freeName(plan.name, existing);
+    // The server knows every envs dir: its suggestion wins over the list's.
+    const suggested =
+      plan.suggested_name ?? freeName(plan.name, existing) ?? plan.name;
+    this._checkName = options.checkName ?? null;
     this.addClass('jp-ReproDialog');
     this.addClass('jp-ReproPlan');
     this.node.dataset.testid = DialogTestIds.restoreDialog;
@@ -182,13 +197,33 @@ export class RestorePlanBody
     nameRow.append(el('span', 'jp-ReproDialog-fieldLabel', 'Name'));
     this._name = el('input', 'jp-mod-styled jp-ReproDialog-input');
     this._name.type = 'text';
-    this._name.value = suggested ?? '';
+    this._name.value = options.initialName ?? suggested ?? '';
     this._name.placeholder = 'new environment name';
     this._name.setAttribute('aria-label', 'Name of the new environment');
     this._name.dataset.testid = DialogTestIds.restoreName;
     nameRow.append(this._name);
     this.node.append(nameRow);
-    if (suggested !== plan.name) {
+    this._status = el('p', 'jp-ReproPlan-nameStatus', '');
+    this._status.dataset.testid = DialogTestIds.restoreNameStatus;
+    this._status.setAttribute('aria-live', 'polite');
+    this.node.append(this._status);
+    if (plan.conflict) {
+      const kernels = plan.conflict.kernels.length
+        ? ` (kernel ${plan.conflict.kernels.join(', ')})`
+        : '';
+      const what =
+        plan.conflict.reason === 'environment'
+          ? `An environment named ${plan.conflict.name} exists already at ${plan.conflict.prefix}${kernels}`
+          : `${plan.conflict.prefix} exists already`;
+      const note = el(
+        'p',
+        'jp-ReproPanel-message jp-mod-warning',
+        `${what}: a restore never replaces it. The new environment is named ${suggested} unless you choose another name.`
+      );
+      note.dataset.testid = DialogTestIds.restoreConflict;
+      note.setAttribute('role', 'alert');
+      this.node.append(note);
+    } else if (suggested !== plan.name) {
       const note = el(
         'p',
         'jp-ReproPanel-message jp-mod-warning',
@@ -273,8 +308,12 @@ export class RestorePlanBody
         ? 'The target follows the new name when the restore starts.'
         : '';
     };
-    this._name.addEventListener('input', markStale);
+    this._name.addEventListener('input', () => {
+      markStale();
+      this._scheduleCheck();
+    });
     markStale();
+    this._scheduleCheck(0);
   }
 
   /**
@@ -284,6 +323,85 @@ export class RestorePlanBody
     return this._name.value.trim();
   }
 
+  /**
+   * The last answer about the name in the field: `true` free and valid,
+   * `false` taken or invalid, `null` not known (yet).
+   */
+  get nameUsable(): boolean | null {
+    return this._usable;
+  }
+
+  /**
+   * A promise for the check of the name now in the field.
+   */
+  get checked(): Promise<void> {
+    return this._pending;
+  }
+
+  private _scheduleCheck(delay = 250): void {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+    }
+    this._usable = null;
+    const name = this._name.value.trim();
+    const local = localNameProblem(name);
+    if (local !== null) {
+      this._show(false, local);
+      return;
+    }
+    if (!this._checkName) {
+      return;
+    }
+    this._status.textContent = 'Checking the name…';
+    this._status.dataset.state = 'checking';
+    this._pending = new Promise<void>(resolve => {
+      this._timer = setTimeout(() => {
+        this._timer = null;
+        void this._check(name).finally(resolve);
+      }, delay);
+    });
+  }
+
+  private async _check(name: string): Promise<void> {
+    let answer: INameCheck;
+    try {
+      answer = await this._checkName!(name);
+    } catch (reason) {
+      this._status.textContent = `Could not check the name: ${String(reason)}`;
+      this._status.dataset.state = 'unknown';
+      return;
+    }
+    if (this._name.value.trim() !== name || this.isDisposed) {
+      return; // the user typed on meanwhile: a newer check follows
+    }
+    if (answer.problem) {
+      this._show(false, `Not a valid name: ${answer.problem}.`);
+    } else if (answer.conflict) {
+      const where =
+        answer.conflict.reason === 'environment'
+          ? `the environment at ${answer.conflict.prefix}`
+          : answer.conflict.prefix;
+      const instead = answer.suggested_name
+        ? ` Try ${answer.suggested_name}.`
+        : '';
+      this._show(false, `Taken by ${where}.${instead}`);
+    } else {
+      this._show(true, `Free: the environment goes to ${answer.target}.`);
+      if (answer.target) {
+        this._target.textContent = answer.target;
+        this._target.classList.remove('jp-mod-stale');
+        this._target.title = '';
+      }
+    }
+  }
+
+  private _show(usable: boolean, text: string): void {
+    this._usable = usable;
+    this._status.textContent = text;
+    this._status.dataset.state = usable ? 'free' : 'taken';
+    this._name.setAttribute('aria-invalid', usable ? 'false' : 'true');
+  }
+
   protected onAfterAttach(): void {
     this._name.focus();
   }
@@ -291,6 +409,31 @@ export class RestorePlanBody
   private _name: HTMLInputElement;
   private _target: HTMLElement;
   private _originalName: string | null;
+  private _status: HTMLElement;
+  private _checkName: ((name: string) => Promise<INameCheck>) | null;
+  private _usable: boolean | null = null;
+  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _pending: Promise<void> = Promise.resolve();
+}
+
+/**
+ * What is wrong with a name before asking the server (conda's rules), or
+ * `null`.
+ */
+export function localNameProblem(name: string): string | null {
+  if (!name) {
+    return 'Give the new environment a name.';
+  }
+  if (/[/:#\s]/.test(name) || [...name].some(c => c < ' ')) {
+    return "Not a valid name: it cannot contain '/', ':', '#' or spaces.";
+  }
+  if (name === 'base' || name === 'root') {
+    return `Not a valid name: ${name} is the root environment's name.`;
+  }
+  if (name.length > 100) {
+    return 'Not a valid name: at most 100 characters.';
+  }
+  return null;
 }
 
 /**

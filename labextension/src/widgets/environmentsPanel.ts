@@ -14,6 +14,15 @@ import {
   IReproModel
 } from '../tokens';
 import { button, el, escapeHtml, replaceChildren } from './dom';
+import { EnvironmentDetails } from './environmentDetails';
+import {
+  IListFilter,
+  isEmptyFilter,
+  KernelFilter,
+  kindChoices,
+  matchesKindAndKernel,
+  sortEnvironments
+} from './environmentList';
 import { RestoreView } from './restoreView';
 
 /**
@@ -42,7 +51,26 @@ export namespace TestIds {
   export const envList = 'repro-env-list';
   export const envItem = 'repro-env-item';
   export const envError = 'repro-env-error';
+  export const envKindFilter = 'repro-env-kind-filter';
+  export const envKernelFilter = 'repro-env-kernel-filter';
+  export const envNoMatches = 'repro-env-no-matches';
+  export const envClearFilters = 'repro-env-clear-filters';
 }
+
+/**
+ * The choices of the kernel filter.
+ */
+const KERNEL_FILTER_CHOICES: readonly { value: KernelFilter; label: string }[] =
+  [
+    { value: 'any', label: 'Any kernel' },
+    { value: 'with-kernel', label: 'Has a kernel' },
+    { value: 'no-kernel', label: 'No kernel' }
+  ];
+
+/**
+ * Rows moved by Page Up / Page Down in the list.
+ */
+const PAGE_ROWS = 10;
 
 /**
  * Names of the `performance` marks set by the panel, for browser tests that
@@ -74,7 +102,9 @@ const DRIFT_LABELS: Record<DriftStatus, string> = {
 
 /**
  * The left-sidebar panel: server status, the active notebook's environment
- * and drift, restore progress, and the filterable list of environments.
+ * and drift, restore progress, and the filterable list of environments
+ * (base first, then by name; a listbox operated with the arrow keys, Enter
+ * opening an environment's details in place of the list).
  *
  * It renders an `IReproModel` and runs commands; it does no fetching of its
  * own.
@@ -208,6 +238,7 @@ export class EnvironmentsPanel extends Widget {
     );
     this.model.activeNotebookChanged.disconnect(this._renderActive, this);
     this._restoreView.dispose();
+    this._detailsView?.dispose();
     super.dispose();
   }
 
@@ -302,17 +333,74 @@ export class EnvironmentsPanel extends Widget {
       this.model.setFilter(this._filterInput.value);
     });
 
+    this._kindSelect.className = 'jp-ReproEnvs-select';
+    this._kindSelect.dataset.testid = TestIds.envKindFilter;
+    this._kindSelect.setAttribute('aria-label', 'Show environments of kind');
+    this._kindSelect.title = 'Show environments of kind';
+    this._fillKinds([]);
+    this._kindSelect.addEventListener('change', () => this._applyFilter());
+
+    this._kernelSelect.className = 'jp-ReproEnvs-select';
+    this._kernelSelect.dataset.testid = TestIds.envKernelFilter;
+    this._kernelSelect.setAttribute(
+      'aria-label',
+      'Show environments by kernel'
+    );
+    this._kernelSelect.title = 'Show environments by kernel';
+    for (const choice of KERNEL_FILTER_CHOICES) {
+      const option = el('option', '', choice.label);
+      option.value = choice.value;
+      this._kernelSelect.append(option);
+    }
+    this._kernelSelect.addEventListener('change', () => this._applyFilter());
+    const filters = el('div', 'jp-ReproEnvs-filters');
+    filters.append(this._kindSelect, this._kernelSelect);
+
     this._envError.className = 'jp-ReproPanel-message jp-mod-error';
     this._envError.dataset.testid = TestIds.envError;
     this._envError.setAttribute('role', 'alert');
     this._envError.hidden = true;
 
+    this._noMatches.className = 'jp-ReproEnvs-noMatches';
+    this._noMatches.dataset.testid = TestIds.envNoMatches;
+    this._noMatches.setAttribute('role', 'status');
+    this._noMatchesText.className = 'jp-ReproEnvs-noMatchesText';
+    this._clearFilters = button({
+      label: 'Clear filters',
+      ariaLabel: 'Clear the filters and show every environment',
+      testId: TestIds.envClearFilters,
+      className: 'jp-ReproEnvs-clearFilters'
+    });
+    this._clearFilters.addEventListener('click', () => {
+      this._clearAllFilters();
+      this._filterInput.focus();
+    });
+    this._noMatches.append(this._noMatchesText, this._clearFilters);
+    this._noMatches.hidden = true;
+
     this._list.className = 'jp-ReproEnvs-list';
     this._list.dataset.testid = TestIds.envList;
+    this._list.setAttribute('role', 'listbox');
     this._list.setAttribute('aria-label', 'Environments');
+    this._list.setAttribute(
+      'aria-description',
+      'Arrow keys move between environments; Enter opens the details.'
+    );
     this._list.dataset.rendered = 'false';
+    this._list.addEventListener('keydown', this._onListKeyDown);
+    this._list.addEventListener('click', this._onListClick);
+    this._list.addEventListener('focusin', this._onListFocusIn);
 
-    section.append(titleRow, this._filterInput, this._envError, this._list);
+    this._listPart.className = 'jp-ReproEnvs-listPart';
+    this._listPart.append(
+      titleRow,
+      this._filterInput,
+      filters,
+      this._envError,
+      this._noMatches,
+      this._list
+    );
+    section.append(this._listPart);
     return section;
   }
 
@@ -421,20 +509,34 @@ export class EnvironmentsPanel extends Widget {
    */
   private _renderList(): void {
     const start = performance.now();
-    const environments = this.model.environments;
+    const source = this.model.environments;
+    const environments = sortEnvironments(source);
+    // The row that had the focus gets it back in the new list.
+    const hadFocus = this._list.contains(document.activeElement);
+    const focusedName = this._sorted[this._focusIndex]?.name;
     const parts: string[] = [];
-    for (const env of environments) {
-      parts.push(Private.rowHtml(env));
+    for (let i = 0; i < environments.length; i++) {
+      parts.push(Private.rowHtml(environments[i], i));
     }
     this._list.innerHTML = parts.join('');
     this._rows = Array.from(this._list.children) as HTMLElement[];
+    this._sorted = environments;
     this._searchTexts = environments.map(searchText);
-    this._renderedEnvironments = environments;
+    this._renderedEnvironments = source;
     this._listDirty = false;
     this._activeRow = null;
     this._appliedFilter = null;
+    this._focusIndex = -1;
+    this._fillKinds(environments);
+    const keep = environments.findIndex(env => env.name === focusedName);
+    if (keep >= 0) {
+      this._setFocusIndex(keep);
+    }
     this._applyFilter();
     this._markActiveRow();
+    if (hadFocus && this._focusIndex >= 0) {
+      this._rows[this._focusIndex].focus();
+    }
     this._lastListRenderMs = performance.now() - start;
     this._list.dataset.renderMs = this._lastListRenderMs.toFixed(1);
     this._list.dataset.envCount = String(environments.length);
@@ -446,16 +548,142 @@ export class EnvironmentsPanel extends Widget {
     if (rendered) {
       Private.mark(PerformanceMarks.listRendered);
     }
+    if (this._detailsView && !this._detailsView.node.hidden) {
+      const name = this._detailsView.environment?.name;
+      this._detailsView.reset(
+        environments.find(env => env.name === name) ?? null
+      );
+    } else {
+      this._detailsView?.reset(null);
+    }
+  }
+
+  /**
+   * The filters as they are set in the panel.
+   */
+  get listFilter(): IListFilter {
+    return {
+      text: this.model.filter,
+      kind: this._kindSelect.value,
+      kernel: this._kernelSelect.value as KernelFilter
+    };
+  }
+
+  /**
+   * The names of the environments the list shows, in order.
+   */
+  get visibleNames(): string[] {
+    return this._sorted
+      .filter((_, i) => !this._rows[i].hidden)
+      .map(env => env.name);
+  }
+
+  /**
+   * The details view, once an environment was opened.
+   */
+  get detailsView(): EnvironmentDetails | null {
+    return this._detailsView;
+  }
+
+  /**
+   * Show the details of the environment called `name`, in place of the
+   * list; `false` if no such environment is listed.
+   */
+  openDetails(name: string): boolean {
+    const index = this._sorted.findIndex(env => env.name === name);
+    if (index < 0) {
+      return false;
+    }
+    this._openDetailsAt(index);
+    return true;
+  }
+
+  /**
+   * Go back from the details to the list, the focus on the row shown.
+   */
+  closeDetails(): void {
+    if (!this._detailsView || this._detailsView.node.hidden) {
+      return;
+    }
+    const name = this._detailsView.environment?.name;
+    this._detailsView.hide();
+    this._listPart.hidden = false;
+    const index = this._sorted.findIndex(env => env.name === name);
+    if (index >= 0 && !this._rows[index].hidden) {
+      this._setFocusIndex(index);
+    }
+    this._rows[this._focusIndex]?.focus();
+  }
+
+  private _openDetailsAt(index: number): void {
+    const env = this._sorted[index];
+    if (!env) {
+      return;
+    }
+    if (!this._detailsView) {
+      // Built the first time it is needed: the list opens without it.
+      this._detailsView = new EnvironmentDetails({
+        model: this.model,
+        commands: this._commands,
+        onClose: () => this.closeDetails()
+      });
+      this._environmentsSection.append(this._detailsView.node);
+    }
+    if (!this._rows[index].hidden) {
+      this._setFocusIndex(index);
+    }
+    this._listPart.hidden = true;
+    this._detailsView.show(env);
+    this._detailsView.focus();
+    // The panel's body scrolls: the view starts at its top, not where the
+    // list ended.
+    this._detailsView.node.scrollIntoView?.({ block: 'start' });
+  }
+
+  private _fillKinds(environments: readonly IEnvironmentSummary[]): void {
+    const current = this._kindSelect.value;
+    const kinds = kindChoices(environments);
+    if (current && !kinds.includes(current)) {
+      kinds.push(current);
+    }
+    const key = kinds.join('\n');
+    if (key === this._kindsKey) {
+      return;
+    }
+    this._kindsKey = key;
+    const all = el('option', '', 'All kinds');
+    all.value = '';
+    this._kindSelect.replaceChildren(
+      all,
+      ...kinds.map(kind => {
+        const option = el('option', '', kind);
+        option.value = kind;
+        return option;
+      })
+    );
+    this._kindSelect.value = current;
+  }
+
+  private _clearAllFilters(): void {
+    this._kindSelect.value = '';
+    this._kernelSelect.value = 'any';
+    this._filterInput.value = '';
+    // setFilter re-applies the filter; it does nothing when the text was empty.
+    this.model.setFilter('');
+    this._applyFilter();
   }
 
   private _applyFilter(): void {
-    const filter = this.model.filter;
+    const filter = this.listFilter;
+    const key = `${filter.text}\u0000${filter.kind}\u0000${filter.kernel}`;
     const total = this._rows.length;
-    if (filter !== this._appliedFilter) {
-      const words = filterWords(filter);
+    if (key !== this._appliedFilter) {
+      const words = filterWords(filter.text);
       let shown = 0;
       for (let i = 0; i < total; i++) {
-        const visible = matchesWords(this._searchTexts[i], words);
+        const visible =
+          matchesKindAndKernel(this._sorted[i], filter) &&
+          matchesWords(this._searchTexts[i], words);
         const row = this._rows[i];
         if (row.hidden === visible) {
           row.hidden = !visible;
@@ -464,8 +692,11 @@ export class EnvironmentsPanel extends Widget {
           shown++;
         }
       }
-      this._appliedFilter = filter;
+      this._appliedFilter = key;
       this._shown = shown;
+      if (this._focusIndex < 0 || this._rows[this._focusIndex].hidden) {
+        this._setFocusIndex(this._step(-1, 1));
+      }
     }
     const phase = this.model.environmentsPhase;
     if (phase === 'loading' && total === 0) {
@@ -476,11 +707,141 @@ export class EnvironmentsPanel extends Widget {
       this._count.textContent = `${this._shown} of ${total}`;
     }
     this._count.title = `${this._shown} of ${total} environments shown`;
+
+    const listed = phase === 'ready' || total > 0;
+    if (listed && total === 0) {
+      this._noMatchesText.textContent = 'No environments were found.';
+      this._clearFilters.hidden = true;
+      this._noMatches.hidden = false;
+    } else if (total > 0 && this._shown === 0) {
+      this._noMatchesText.textContent = isEmptyFilter(filter)
+        ? 'No environments to show.'
+        : 'No environments match the filters.';
+      this._clearFilters.hidden = false;
+      this._noMatches.hidden = false;
+    } else {
+      this._noMatches.hidden = true;
+    }
   }
+
+  /**
+   * The index of the visible row `count` rows away from `from` in
+   * `direction` (stopping at the last visible one), or `from` itself; `-1`
+   * when no row is visible.
+   */
+  private _step(from: number, direction: 1 | -1, count = 1): number {
+    let found = -1;
+    let left = count;
+    for (
+      let i = from + direction;
+      i >= 0 && i < this._rows.length && left > 0;
+      i += direction
+    ) {
+      if (!this._rows[i].hidden) {
+        found = i;
+        left--;
+      }
+    }
+    if (found < 0 && from >= 0 && from < this._rows.length) {
+      return this._rows[from].hidden ? -1 : from;
+    }
+    return found;
+  }
+
+  /**
+   * Make row `index` the one row reachable with Tab (roving tabindex) and
+   * the selected option.
+   */
+  private _setFocusIndex(index: number): void {
+    if (index === this._focusIndex) {
+      return;
+    }
+    const old = this._rows[this._focusIndex];
+    if (old) {
+      old.tabIndex = -1;
+      old.setAttribute('aria-selected', 'false');
+    }
+    const row = this._rows[index];
+    if (row) {
+      row.tabIndex = 0;
+      row.setAttribute('aria-selected', 'true');
+    }
+    this._focusIndex = row ? index : -1;
+  }
+
+  private _rowIndexOf(target: EventTarget | null): number {
+    const row =
+      target instanceof Element
+        ? (target.closest(`[data-testid="${TestIds.envItem}"]`) as HTMLElement)
+        : null;
+    if (!row || row.parentElement !== this._list) {
+      return -1;
+    }
+    return Number(row.dataset.index);
+  }
+
+  private _onListFocusIn = (event: FocusEvent): void => {
+    const index = this._rowIndexOf(event.target);
+    if (index >= 0) {
+      this._setFocusIndex(index);
+    }
+  };
+
+  private _onListClick = (event: MouseEvent): void => {
+    const index = this._rowIndexOf(event.target);
+    if (index >= 0) {
+      this._openDetailsAt(index);
+    }
+  };
+
+  private _onListKeyDown = (event: KeyboardEvent): void => {
+    if (event.altKey || event.ctrlKey || event.metaKey) {
+      return;
+    }
+    const target = this._rowIndexOf(event.target);
+    const current = target >= 0 ? target : this._focusIndex;
+    let next: number;
+    switch (event.key) {
+      case 'ArrowDown':
+        next = this._step(current, 1);
+        break;
+      case 'ArrowUp':
+        next = this._step(current, -1);
+        break;
+      case 'PageDown':
+        next = this._step(current, 1, PAGE_ROWS);
+        break;
+      case 'PageUp':
+        next = this._step(current, -1, PAGE_ROWS);
+        break;
+      case 'Home':
+        next = this._step(-1, 1);
+        break;
+      case 'End':
+        next = this._step(this._rows.length, -1);
+        break;
+      case 'Enter':
+      case ' ':
+        event.preventDefault();
+        event.stopPropagation();
+        if (current >= 0) {
+          this._openDetailsAt(current);
+        }
+        return;
+      default:
+        return;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    if (next >= 0) {
+      this._setFocusIndex(next);
+      this._rows[next].focus();
+    }
+  };
 
   private _markActiveRow(): void {
     const active = this.model.activeEnvironment;
-    const index = active ? this._renderedEnvironments.indexOf(active) : -1;
+    const index = active ? this._sorted.indexOf(active) : -1;
     const row = index >= 0 ? this._rows[index] : null;
     if (row === this._activeRow) {
       return;
@@ -526,7 +887,13 @@ export class EnvironmentsPanel extends Widget {
     }
 
     const drift = model.drift;
-    if (model.driftPhase === 'loading' && drift === null) {
+    if (!notebook.kernelName) {
+      // A new notebook before its kernel starts: nothing to compare, and
+      // nothing missing either.
+      this._setBadge('none', 'No kernel');
+      this._driftBadge.dataset.driftStatus = 'no_kernel';
+      this._driftBadge.title = 'Choose a kernel to compare its environment.';
+    } else if (model.driftPhase === 'loading' && drift === null) {
       this._setBadge('loading', 'Checking…');
     } else if (drift) {
       this._setBadge(drift.status, DRIFT_LABELS[drift.status] ?? drift.status);
@@ -565,10 +932,20 @@ export class EnvironmentsPanel extends Widget {
   private _restoreView: RestoreView;
   private _environmentsSection: HTMLElement;
   private _filterInput = document.createElement('input');
+  private _kindSelect = document.createElement('select');
+  private _kindsKey = '';
+  private _kernelSelect = document.createElement('select');
   private _count = document.createElement('span');
   private _envError = document.createElement('div');
+  private _noMatches = document.createElement('div');
+  private _noMatchesText = document.createElement('p');
+  private _clearFilters!: HTMLButtonElement;
+  private _listPart = document.createElement('div');
   private _list = document.createElement('ul');
   private _rows: HTMLElement[] = [];
+  private _sorted: IEnvironmentSummary[] = [];
+  private _focusIndex = -1;
+  private _detailsView: EnvironmentDetails | null = null;
   private _searchTexts: string[] = [];
   private _renderedEnvironments: readonly IEnvironmentSummary[] = [];
   private _listDirty = true;
@@ -625,7 +1002,7 @@ namespace Private {
   /**
    * The HTML of one environment row (every value escaped).
    */
-  export function rowHtml(env: IEnvironmentSummary): string {
+  export function rowHtml(env: IEnvironmentSummary, index: number): string {
     const name = escapeHtml(env.name);
     const badges: string[] = [];
     if (env.is_base) {
@@ -644,7 +1021,8 @@ namespace Private {
       ? env.kernels.map(escapeHtml).join(', ')
       : 'no kernel';
     return (
-      `<li class="jp-ReproEnv" data-testid="${TestIds.envItem}" ` +
+      `<li class="jp-ReproEnv" data-testid="${TestIds.envItem}" role="option" ` +
+      `tabindex="-1" aria-selected="false" data-index="${index}" ` +
       `data-env-name="${name}" title="${escapeHtml(env.prefix)}">` +
       `<div class="jp-ReproEnv-head"><span class="jp-ReproEnv-name">${name}</span>` +
       `${badges.join('')}<span class="jp-ReproEnv-current">notebook</span></div>` +

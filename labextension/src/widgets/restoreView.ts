@@ -154,8 +154,10 @@ export class RestoreView implements IDisposable {
     this.node.dataset.state = job.state;
     this._title.textContent = STATE_LABELS[job.state] ?? job.state;
 
-    const counts = total > 0 ? ` ${done}/${total}` : '';
-    this._phase.textContent = `${phase ?? job.state}${counts}`;
+    this._phase.textContent = RestoreView.phaseText(job);
+    this._phase.dataset.phase = phase ?? job.state;
+    this._phase.dataset.done = String(done);
+    this._phase.dataset.total = String(total);
     if (total > 0) {
       this._bar.max = total;
       this._bar.value = Math.min(done, total);
@@ -195,6 +197,53 @@ export class RestoreView implements IDisposable {
       this._canSwitchKernel(job.result, restore.request);
     this._switch.hidden = !canSwitch;
     this._dismiss.hidden = !restore.isFinished;
+  }
+
+  /**
+   * The phase line for people: "Downloading 3 of 12 packages, 45 of 120
+   * MB", "Installing pip packages", "Done in 4.2 s".
+   */
+  static phaseText(job: IJob): string {
+    const { phase, done, total } = job.progress;
+    const progress = job.progress;
+    const of = total > 0 ? ` ${done} of ${total}` : '';
+    let bytes = '';
+    if (
+      typeof progress.bytes_done === 'number' &&
+      typeof progress.bytes_total === 'number' &&
+      progress.bytes_total > 0 &&
+      progress.bytes_done < progress.bytes_total
+    ) {
+      bytes =
+        `, downloading ${progress.downloaded ?? 0} of ${progress.downloading ?? 0}` +
+        ` (${formatBytes(progress.bytes_done, progress.bytes_total)})`;
+    }
+    switch (job.state) {
+      case 'succeeded':
+        return `Done${durationOf(job)}.`;
+      case 'failed':
+        return `Failed${durationOf(job)}.`;
+      case 'cancelled':
+        return 'Cancelled.';
+      case 'queued':
+        return 'Waiting to start…';
+    }
+    switch (phase) {
+      case 'solve':
+        return 'Solving the environment…';
+      case 'download':
+        return `Downloading${of} packages${bytes}…`;
+      case 'link':
+        return `Installing${of} packages${bytes}…`;
+      case 'pip':
+        return total > 0
+          ? `Installing ${total} pip package${total === 1 ? '' : 's'}…`
+          : 'Installing pip packages…';
+      case 'register':
+        return 'Registering the environment…';
+      default:
+        return phase ? `${phase}${of}…` : 'Starting…';
+    }
   }
 
   /**
@@ -270,4 +319,34 @@ export namespace RestoreView {
       request: IRestoreRequest
     ) => boolean;
   }
+}
+
+/**
+ * " in 4.2 s" from a job's start and end, or "" when unknown.
+ */
+function durationOf(job: IJob): string {
+  if (!job.started || !job.finished) {
+    return '';
+  }
+  const seconds = (Date.parse(job.finished) - Date.parse(job.started)) / 1000;
+  if (!(seconds >= 0)) {
+    return '';
+  }
+  if (seconds < 1) {
+    return ` in ${Math.round(seconds * 1000)} ms`;
+  }
+  if (seconds < 60) {
+    return ` in ${seconds.toFixed(1)} s`;
+  }
+  return ` in ${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+/**
+ * "45 of 120 MB" (or kB), both in the unit of the total.
+ */
+export function formatBytes(done: number, total: number): string {
+  const [unit, size] =
+    total >= 1e9 ? ['GB', 1e9] : total >= 1e6 ? ['MB', 1e6] : ['kB', 1e3];
+  const digits = total / size < 10 ? 1 : 0;
+  return `${(done / size).toFixed(digits)} of ${(total / size).toFixed(digits)} ${unit}`;
 }
