@@ -39,6 +39,7 @@ from jupyter_repro.environments.restore_disk import register_prefix, write_env_v
 from jupyter_repro.jobs import UNEXPECTED_MESSAGE
 from tests.rig import CondaInstallation, RigChannel
 from tests.server_helpers import kernelspecs, run_in_kernel, start_kernel
+from tests.test_restore import Recorder, _service
 from tests.test_restore_api import environment_yml, poll, post_restore, status_and_body
 
 pytestmark = pytest.mark.timeout(240)
@@ -46,26 +47,6 @@ pytestmark = pytest.mark.timeout(240)
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-class Recorder:
-    """A `Progress` that keeps everything it is told."""
-
-    def __init__(self) -> None:
-        self.phases: list[tuple[str, int, int]] = []
-        self.lines: list[str] = []
-
-    def phase(self, name: str, done: int, total: int) -> None:
-        self.phases.append((name, done, total))
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
-
-
-def _service(inst: CondaInstallation, environ: dict[str, str], **options: object) -> RestoreService:
-    return RestoreService(
-        RestoreOptions(cache_dir=inst.package_cache, **options),  # type: ignore[arg-type]
-        environ=environ,
-        home=inst.home,
-    )
 
 
 def _source(channel: RigChannel, *deps: str, extra: str = ""):

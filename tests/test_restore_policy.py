@@ -12,13 +12,11 @@ import pytest
 from jupyter_repro.environments.export import export_explicit
 from jupyter_repro.environments.restore import (
     RefusedSpec,
-    RestoreOptions,
-    RestoreService,
     load_source,
 )
 from tests.rig import CondaInstallation, RigChannel
 from tests.rig.channel import build_channel, generic_package
-from tests.test_restore import Recorder, _write_wheel
+from tests.test_restore import Recorder, _service, _write_wheel
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
@@ -31,12 +29,6 @@ def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> RigChannel:
     )
 
 
-def _service(inst: CondaInstallation, environ: dict[str, str], **options: object) -> RestoreService:
-    return RestoreService(
-        RestoreOptions(cache_dir=inst.package_cache, **options),  # type: ignore[arg-type]
-        environ=environ,
-        home=inst.home,
-    )
 
 
 def _spec(channel: RigChannel, *dependencies: str, pip: tuple[str, ...] = ()) -> str:

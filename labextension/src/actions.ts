@@ -26,6 +26,7 @@ import {
   IRestoreResult,
   RestoreSource
 } from './tokens';
+import { downloadText } from './widgets/environmentDetails';
 import {
   DialogTestIds,
   ExportDialogBody,
@@ -363,19 +364,7 @@ export class ReproActions {
     const { text } = await this._model.client.notebookSpec(path, mode);
     const explicit = mode === 'explicit';
     const filename = explicit ? 'environment.explicit.txt' : 'environment.yml';
-    const blob = new Blob([text], {
-      type: explicit ? 'text/plain' : 'text/yaml'
-    });
-    const url = URL.createObjectURL(blob);
-    const link = document.createElement('a');
-    link.href = url;
-    link.download = filename;
-    link.hidden = true;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    // The download has started once click() returned; free it a bit later.
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    downloadText(text, filename, explicit ? 'text/plain' : 'text/yaml');
   }
 
   private async _saveBeside(path: string, mode: IExportChoice['mode']) {
