@@ -734,3 +734,15 @@ def test_the_protocol_takes_any_bytes_as_pathname(git_home: Path):
     warning = stderr.getvalue()
     assert warning.startswith("jupyter-repro: warning: corrupt-\\xe9\\x00.ipynb left as is: ")
     assert warning.count("\n") == 1
+
+
+@pytest.mark.parametrize("content", [b'{"a": 1}', b"[1, 2]", b'{"metadata": {}, "cells": 3}'])
+def test_json_that_is_not_a_notebook_is_stored_as_is_with_a_plain_warning(tmp_path, content):
+    stderr = io.StringIO()
+    cleaner = git_filter.NotebookCleaner(stderr)
+
+    stored = cleaner.clean(str(tmp_path / "data.ipynb"), content)
+
+    assert stored == content
+    assert "not a notebook" in stderr.getvalue()
+    assert "KeyError" not in stderr.getvalue()

@@ -128,6 +128,17 @@ def strip_text(text: str | bytes, options: StripOptions) -> StripResult:
 
 def strip_notebook(nb: Notebook, options: StripOptions) -> bool:
     """Strip `nb` in place according to `options`; True if anything changed."""
+    if not (
+        isinstance(nb, dict)
+        and isinstance(nb.get("metadata"), dict)
+        and isinstance(nb.get("cells", nb.get("worksheets")), list)
+    ):
+        # Said plainly here, for every caller (the git filter, the save hook, the CLI):
+        # other JSON would otherwise fail deep inside as a KeyError.
+        raise NotebookError(
+            "not a notebook: expected a JSON object with 'metadata' and 'cells' (or "
+            "'worksheets')"
+        )
     try:
         return _strip(nb, options)
     except MetadataConflict:
