@@ -8,25 +8,8 @@ import {
   searchText,
   stripsOnSave
 } from '../model';
-import { IEnvironmentSummary, IStripPolicy } from '../tokens';
-import { failure, flush, jobBody, mockServer, settings } from './server';
-
-function env(
-  name: string,
-  extra: Partial<IEnvironmentSummary> = {}
-): IEnvironmentSummary {
-  return {
-    name,
-    prefix: `/opt/conda/envs/${name}`,
-    kind: 'conda',
-    python_version: '3.11.4',
-    kernels: [`conda-env-${name}-py`],
-    is_base: false,
-    is_server_env: false,
-    writable: true,
-    ...extra
-  };
-}
+import { IStripPolicy } from '../tokens';
+import { env, failure, flush, jobBody, mockServer, settings } from './server';
 
 const ENVS = [
   env('base', {

@@ -11,24 +11,7 @@ import {
   visibleEnvironments
 } from '../widgets/environmentList';
 import { EnvironmentsPanel, TestIds } from '../widgets/environmentsPanel';
-import { flush, mockServer, settings } from './server';
-
-function env(
-  name: string,
-  extra: Partial<IEnvironmentSummary> = {}
-): IEnvironmentSummary {
-  return {
-    name,
-    prefix: `/opt/conda/envs/${name}`,
-    kind: 'conda',
-    python_version: '3.11.4',
-    kernels: [`conda-env-${name}-py`],
-    is_base: false,
-    is_server_env: false,
-    writable: true,
-    ...extra
-  };
-}
+import { env, flush, mockServer, settings } from './server';
 
 /**
  * Listed in the server's order, which is not the panel's.

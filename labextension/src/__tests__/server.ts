@@ -1,5 +1,6 @@
 import { ServerConnection } from '@jupyterlab/services';
 import { ReproRequestError } from '../request';
+import { IEnvironmentSummary } from '../tokens';
 
 /**
  * A recorded request.
@@ -124,4 +125,24 @@ export async function flush(): Promise<void> {
   for (let i = 0; i < 5; i++) {
     await new Promise<void>(resolve => setImmediate(resolve));
   }
+}
+
+/**
+ * A listed conda environment called `name`, with a Python kernel.
+ */
+export function env(
+  name: string,
+  extra: Partial<IEnvironmentSummary> = {}
+): IEnvironmentSummary {
+  return {
+    name,
+    prefix: `/opt/conda/envs/${name}`,
+    kind: 'conda',
+    python_version: '3.11.4',
+    kernels: [`conda-env-${name}-py`],
+    is_base: false,
+    is_server_env: false,
+    writable: true,
+    ...extra
+  };
 }
