@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jupyter_repro.environments.export import export_environment
+from jupyter_repro.specs.export import export_environment
 from tests.rig.channel import build_channel, generic_package, ipykernel_package, python_package
 from tests.rig.installation import CondaInstallation
 

@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from jupyter_repro.environments.export import export_environment
 from jupyter_repro.notebooks.embedded import embed_spec
+from jupyter_repro.specs.export import export_environment
 from tests.rig.channel import build_channel
 from tests.rig.installation import CondaInstallation
 

@@ -17,8 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from jupyter_repro.environments.export import host_platform
-from jupyter_repro.environments.restore import RestoreOptions, RestoreService, load_source
+from jupyter_repro.restore.service import RestoreOptions, RestoreService
+from jupyter_repro.restore.source import load_source
+from jupyter_repro.specs.export import host_platform
 from tests.rig.channel import PackageDef, build_channel, generic_package
 from tests.rig.installation import isolated_environ
 

@@ -17,12 +17,13 @@ from .environments.catalog import EnvironmentCatalog
 from .environments.channels import redact_log
 from .environments.discovery import EnvironmentDiscovery
 from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
-from .environments.restore import RestoreError, RestoreOptions, RestoreService
-from .environments.spec import SpecError
 from .handlers import default_handlers
 from .jobs import JobManager, RestoreJobs
 from .notebooks.policy import POLICY_KEYS, PolicyError, check_overrides
 from .notebooks.savehook import StripOnSave
+from .restore.errors import RestoreError
+from .restore.service import RestoreOptions, RestoreService
+from .specs.environment import SpecError
 from .status import StatusService
 
 

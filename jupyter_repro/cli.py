@@ -16,10 +16,11 @@ from .environments.channels import redact_text
 
 if TYPE_CHECKING:
     from .environments.catalog import CatalogEntry
-    from .environments.export import ExportMode
-    from .environments.restore import RestorePlan, RestoreSource
     from .kernels.manager import CondaKernelSpecManager
     from .notebooks.strip import StripOptions, StripResult
+    from .restore.service import RestorePlan
+    from .restore.source import RestoreSource
+    from .specs.export import ExportMode
 
 
 def table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -203,9 +204,10 @@ def _output_problem(output: str) -> str | None:
 def _export(args: argparse.Namespace) -> int:
     from .atomic import replace_file
     from .environments.catalog import EnvironmentNotFound
-    from .environments.export import ExportError, explicit_list, export_environment, platform_of
-    from .environments.spec import SpecError, explicit_urls
     from .notebooks.embedded import NotebookError, embed_spec
+    from .specs.environment import SpecError
+    from .specs.explicit import explicit_urls
+    from .specs.export import ExportError, explicit_list, export_environment, platform_of
 
     sources = [s for s in (args.notebook, args.env, args.prefix) if s is not None]
     problem = None
@@ -368,7 +370,7 @@ def _print_plan(plan: RestorePlan) -> None:
 
 
 def _restore_source(path: str) -> RestoreSource:
-    from .environments.restore import load_source
+    from .restore.source import load_source
 
     source = Path(path)
     if not source.is_file():
@@ -399,8 +401,9 @@ def _restore(args: argparse.Namespace) -> int:
     import time
 
     from .environments.engines import EMBEDDED_ENGINE
-    from .environments.restore import RestoreError, RestoreOptions, RestoreService
-    from .environments.spec import SpecError
+    from .restore.errors import RestoreError
+    from .restore.service import RestoreOptions, RestoreService
+    from .specs.environment import SpecError
 
     def fail(message: str) -> int:
         print(f"jupyter repro restore: error: {redact_text(message)}", file=sys.stderr)

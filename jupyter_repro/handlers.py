@@ -27,17 +27,6 @@ from tornado import web
 from .atomic import OutsideRoot, replace_beneath
 from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
 from .environments.channels import redact_text
-from .environments.export import ExportError, ExportMode
-from .environments.restore import (
-    RefusedSpec,
-    RestoreError,
-    RestoreSource,
-    TargetBusy,
-    TargetExists,
-    UnsatisfiableSpec,
-    load_source,
-)
-from .environments.spec import SpecError
 from .git.service import GitService, GitServiceError
 from .jobs import JobManager, JobNotFound, RestoreJobs, error_reason
 from .notebooks.drift import FROM_FILE, DriftCache
@@ -55,6 +44,10 @@ from .notebooks.environment import (
     notebook_spec_text,
 )
 from .notebooks.policy import PolicyError, StripPolicy, load_policy, policy_summary
+from .restore.errors import RefusedSpec, RestoreError, TargetBusy, TargetExists, UnsatisfiableSpec
+from .restore.source import RestoreSource, load_source
+from .specs.environment import SpecError
+from .specs.export import ExportError, ExportMode
 from .status import StatusService
 
 T = TypeVar("T")

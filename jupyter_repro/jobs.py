@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .environments.channels import redact_text
 
 if TYPE_CHECKING:
-    from .environments.restore import RestorePlan, RestoreService, RestoreSource
+    from .restore.service import RestorePlan, RestoreService
+    from .restore.source import RestoreSource
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -361,7 +362,7 @@ class RestoreJobs:
         return job
 
     def _refuse_busy(self, target: Path) -> None:
-        from .environments.restore import TargetBusy
+        from .restore.errors import TargetBusy
 
         if _target_key(target) in self._busy:
             raise TargetBusy(

@@ -13,7 +13,6 @@ import pytest
 
 from jupyter_repro import __version__
 from jupyter_repro.atomic import replace_file
-from jupyter_repro.environments.spec import EnvironmentSpec, SpecError
 from jupyter_repro.notebooks.embedded import (
     METADATA_KEY,
     NotebookError,
@@ -21,6 +20,7 @@ from jupyter_repro.notebooks.embedded import (
     read_embedded,
 )
 from jupyter_repro.notebooks.nbjson import dumps_json
+from jupyter_repro.specs.environment import EnvironmentSpec, SpecError
 
 SPEC = EnvironmentSpec(
     name="analysis",

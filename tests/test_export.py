@@ -14,7 +14,11 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from jupyter_repro.cli import main
-from jupyter_repro.environments.export import (
+from jupyter_repro.environments.prefix import CondaRecord, Prefix
+from jupyter_repro.notebooks.embedded import METADATA_KEY, embed_spec
+from jupyter_repro.specs.environment import SpecError, parse_environment_yaml
+from jupyter_repro.specs.explicit import explicit_urls, parse_explicit
+from jupyter_repro.specs.export import (
     ExportError,
     environment_platform,
     explicit_list,
@@ -22,14 +26,6 @@ from jupyter_repro.environments.export import (
     export_explicit,
     host_platform,
 )
-from jupyter_repro.environments.prefix import CondaRecord, Prefix
-from jupyter_repro.environments.spec import (
-    SpecError,
-    explicit_urls,
-    parse_environment_yaml,
-    parse_explicit,
-)
-from jupyter_repro.notebooks.embedded import METADATA_KEY, embed_spec
 from tests.rig.channel import (
     IPYKERNEL_VERSION,
     PYTHON_VERSION,

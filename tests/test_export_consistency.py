@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_repro.environments.export import EXPORT_MODES, export_environment
-from jupyter_repro.environments.restore import RestoreOptions, RestoreService, load_source
-from jupyter_repro.environments.spec import (
+from jupyter_repro.notebooks.drift import compare
+from jupyter_repro.restore.service import RestoreOptions, RestoreService
+from jupyter_repro.restore.source import load_source
+from jupyter_repro.specs.environment import (
     EnvironmentSpec,
     parse_environment_dict,
     parse_environment_yaml,
 )
-from jupyter_repro.notebooks.drift import compare
+from jupyter_repro.specs.export import EXPORT_MODES, export_environment
 from tests.rig import CondaInstallation, RigChannel
 from tests.rig.channel import PackageDef, build_channel, default_packages, generic_package
 from tests.test_restore import _write_wheel

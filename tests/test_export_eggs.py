@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_repro.environments.export import export_environment
+from jupyter_repro.specs.export import export_environment
 from tests.rig.channel import PYTHON_XY, PackageDef, RigChannel, build_channel, default_packages
 
 SITE = f"lib/python{PYTHON_XY}/site-packages"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_repro.environments.spec import SpecError
 from jupyter_repro.jobs import UNEXPECTED_MESSAGE, Job, JobManager, JobProgress
+from jupyter_repro.specs.environment import SpecError
 
 
 class FakeClock:

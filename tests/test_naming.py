@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_repro.kernels.naming import (
+from jupyter_repro.environments.naming import (
     NamingInput,
     clean_kernel_name,
     environment_names,

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 import yaml
 
-from jupyter_repro.environments.export import export_environment
 from jupyter_repro.notebooks.embedded import METADATA_KEY
 from jupyter_repro.notebooks.nbjson import dumps_json
+from jupyter_repro.specs.export import export_environment
 from tests.rig.installation import CondaInstallation
 from tests.server_helpers import answer
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from jupyter_repro.environments.channels import redact_text, redact_url
-from jupyter_repro.environments.export import export_environment, export_explicit
 from jupyter_repro.notebooks.embedded import embed_spec
+from jupyter_repro.specs.export import export_environment, export_explicit
 from tests.rig.installation import CondaInstallation
 from tests.server_helpers import answer
 from tests.test_notebook_routes import write_notebook

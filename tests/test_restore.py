@@ -17,27 +17,25 @@ from pathlib import Path
 import pytest
 
 from jupyter_repro.environments.discovery import EnvironmentDiscovery
-from jupyter_repro.environments.export import export_explicit
 from jupyter_repro.environments.prefix import RESTORE_MARKER, Prefix
-from jupyter_repro.environments.restore import (
-    RefusedSpec,
-    RestoreError,
-    RestoreOptions,
-    RestoreService,
-    RestoreSource,
-    TargetBusy,
-    TargetExists,
-    UnsatisfiableSpec,
-    load_source,
-)
-from jupyter_repro.environments.restore_channels import (
+from jupyter_repro.notebooks.embedded import embed_spec
+from jupyter_repro.restore.channels import (
     CondaConfig,
     channel_urls,
     detect_virtual_packages,
     read_conda_config,
 )
-from jupyter_repro.environments.spec import EnvironmentSpec, SpecError
-from jupyter_repro.notebooks.embedded import embed_spec
+from jupyter_repro.restore.errors import (
+    RefusedSpec,
+    RestoreError,
+    TargetBusy,
+    TargetExists,
+    UnsatisfiableSpec,
+)
+from jupyter_repro.restore.service import RestoreOptions, RestoreService
+from jupyter_repro.restore.source import RestoreSource, load_source
+from jupyter_repro.specs.environment import EnvironmentSpec, SpecError
+from jupyter_repro.specs.export import export_explicit
 from tests.rig import CondaInstallation, RigChannel, read_history, requested_specs
 from tests.rig.channel import PKGB_LATEST, PYTHON_KERNEL_DIR
 

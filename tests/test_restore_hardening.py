@@ -26,17 +26,13 @@ from pathlib import Path
 import pytest
 
 from jupyter_repro.cli import main
-from jupyter_repro.environments.export import export_environment
 from jupyter_repro.environments.prefix import RESTORE_MARKER, Prefix
-from jupyter_repro.environments.restore import (
-    DiskError,
-    InvalidTarget,
-    RestoreOptions,
-    RestoreService,
-    load_source,
-)
-from jupyter_repro.environments.restore_disk import register_prefix, write_env_vars
 from jupyter_repro.jobs import UNEXPECTED_MESSAGE
+from jupyter_repro.restore.disk import register_prefix, write_env_vars
+from jupyter_repro.restore.errors import DiskError, InvalidTarget
+from jupyter_repro.restore.service import RestoreOptions, RestoreService
+from jupyter_repro.restore.source import load_source
+from jupyter_repro.specs.export import export_environment
 from tests.rig import CondaInstallation, RigChannel
 from tests.server_helpers import kernelspecs, run_in_kernel, start_kernel
 from tests.test_restore import Recorder, _service
@@ -45,8 +41,6 @@ from tests.test_restore_api import environment_yml, poll, post_restore, status_a
 pytestmark = pytest.mark.timeout(240)
 
 FINISHED = {"succeeded", "failed", "cancelled"}
-
-
 
 
 def _source(channel: RigChannel, *deps: str, extra: str = ""):
@@ -551,9 +545,9 @@ async def test_a_full_registry_fails_the_restore_naming_the_file(
 
 _RESTORE_INTO = """
 import asyncio, sys
-from jupyter_repro.environments.restore import (
-    RestoreError, RestoreOptions, RestoreService, load_source,
-)
+from jupyter_repro.restore.errors import RestoreError
+from jupyter_repro.restore.service import RestoreOptions, RestoreService
+from jupyter_repro.restore.source import load_source
 service = RestoreService(RestoreOptions(), environ={"HOME": sys.argv[2]})
 source = load_source(content="dependencies: [pkga]\\n")
 try:

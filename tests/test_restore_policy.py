@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_repro.environments.export import export_explicit
-from jupyter_repro.environments.restore import (
-    RefusedSpec,
-    load_source,
-)
+from jupyter_repro.restore.errors import RefusedSpec
+from jupyter_repro.restore.source import load_source
+from jupyter_repro.specs.export import export_explicit
 from tests.rig import CondaInstallation, RigChannel
 from tests.rig.channel import build_channel, generic_package
 from tests.test_restore import Recorder, _service, _write_wheel
@@ -27,8 +25,6 @@ def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> RigChannel:
     return build_channel(
         tmp_path_factory.mktemp("elsewhere"), [generic_package("pkgb", "9.9", build="evil_0")]
     )
-
-
 
 
 def _spec(channel: RigChannel, *dependencies: str, pip: tuple[str, ...] = ()) -> str:
@@ -175,7 +171,7 @@ async def test_pip_runs_without_the_servers_secrets(
     monkeypatch: pytest.MonkeyPatch,
 ):
     """The pip process (run for real) gets what pip needs and none of the server's secrets."""
-    from jupyter_repro.environments import restore as restore_module
+    from jupyter_repro.restore import service as restore_module
 
     wheels = tmp_path / "wheels"
     _write_wheel(wheels, "reprowheel", "1.0")

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_repro.environments.spec import (
+from jupyter_repro.specs.environment import (
     MAX_SPEC_BYTES,
     EnvironmentSpec,
-    ExplicitEntry,
     ParsedSpec,
     SpecError,
     environment_name_problem,
-    explicit_urls,
     parse_environment_dict,
     parse_environment_file,
     parse_environment_yaml,
-    parse_explicit,
     read_spec_file,
+)
+from jupyter_repro.specs.explicit import (
+    ExplicitEntry,
+    explicit_urls,
+    parse_explicit,
     render_explicit,
 )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_repro.environments.spec import (
+from jupyter_repro.specs.environment import (
     ParsedSpec,
     SpecError,
     parse_environment_file,

@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..kernels.naming import NamingInput, environment_names, kernel_name
 from .channels import short_channel_name
 from .discovery import Discovered, Environment, EnvironmentDiscovery
+from .naming import NamingInput, environment_names, kernel_name
 from .prefix import KernelDir, Prefix
 
 

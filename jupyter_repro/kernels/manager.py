@@ -19,9 +19,9 @@ from traitlets import Bool, List, Unicode, observe
 
 from ..environments.catalog import CatalogEntry, EnvironmentCatalog
 from ..environments.discovery import Environment, EnvironmentDiscovery
+from ..environments.naming import BASE_ALIASES, kernel_key
 from ..environments.prefix import KernelDir
 from .launch import launcher_argv
-from .naming import BASE_ALIASES, kernel_key
 
 
 @dataclass(frozen=True)

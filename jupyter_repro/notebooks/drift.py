@@ -52,7 +52,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..environments.matchspec import CondaSpec, InvalidMatchSpec, parse_match_spec
 from ..environments.prefix import CondaRecord, PipDistribution, Prefix, normalize_dist_name
-from ..environments.spec import EnvironmentSpec, parse_environment_file
+from ..specs.environment import EnvironmentSpec, parse_environment_file
 from .embedded import METADATA_KEY, kernel_name, read_notebook
 from .environment import KernelEnvironment, KernelNotResolved, kernel_environment
 from .nbjson import NotebookError

@@ -23,7 +23,7 @@ from typing import Any
 
 from .._version import __version__
 from ..atomic import replace_file
-from ..environments.spec import EnvironmentSpec
+from ..specs.environment import EnvironmentSpec
 from .nbjson import NotebookError, dumps_json
 
 METADATA_KEY = "jupyter_repro"
@@ -109,7 +109,7 @@ def embed_spec(
     left untouched.
     """
     if platform is None:
-        from ..environments.export import host_platform
+        from ..specs.export import host_platform
 
         platform = host_platform()
     notebook = read_notebook(notebook_path)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from ..environments.export import (
+from ..specs.environment import EnvironmentSpec
+from ..specs.explicit import explicit_urls
+from ..specs.export import (
     EXPORT_MODES,
     ExportError,
     ExportMode,
@@ -23,7 +25,6 @@ from ..environments.export import (
     export_environment,
     platform_of,
 )
-from ..environments.spec import EnvironmentSpec, explicit_urls
 from .embedded import (
     METADATA_KEY,
     NotebookError,

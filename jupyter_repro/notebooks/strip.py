@@ -136,8 +136,7 @@ def strip_notebook(nb: Notebook, options: StripOptions) -> bool:
         # Said plainly here, for every caller (the git filter, the save hook, the CLI):
         # other JSON would otherwise fail deep inside as a KeyError.
         raise NotebookError(
-            "not a notebook: expected a JSON object with 'metadata' and 'cells' (or "
-            "'worksheets')"
+            "not a notebook: expected a JSON object with 'metadata' and 'cells' (or 'worksheets')"
         )
     try:
         return _strip(nb, options)

@@ -18,7 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from .channels import DEFAULTS
+from ..environments.channels import DEFAULTS
 
 DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
 DEFAULT_DEFAULT_CHANNELS: tuple[str, ...] = (

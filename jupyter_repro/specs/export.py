@@ -25,17 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from .channels import record_channel_name
-from .history import requested_specs as history_requested_specs
-from .matchspec import InvalidMatchSpec, parse_match_spec, spec_name
-from .prefix import CondaRecord, PipDistribution, Prefix, normalize_dist_name
-from .spec import (
-    EnvironmentSpec,
-    ExplicitEntry,
-    SpecError,
-    environment_name_problem,
-    render_explicit,
-)
+from ..environments.channels import record_channel_name
+from ..environments.history import requested_specs as history_requested_specs
+from ..environments.matchspec import InvalidMatchSpec, parse_match_spec, spec_name
+from ..environments.prefix import CondaRecord, PipDistribution, Prefix, normalize_dist_name
+from .environment import EnvironmentSpec, SpecError, environment_name_problem
+from .explicit import ExplicitEntry, render_explicit
 
 ExportMode = Literal["portable", "exact", "no-builds"]
 EXPORT_MODES: tuple[ExportMode, ...] = get_args(ExportMode)

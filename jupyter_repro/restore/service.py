@@ -1,4 +1,4 @@
-"""Spec -> prefix: restore an environment from environment.yml, an explicit list or a notebook.
+"""Spec -> prefix: the restore service (plan, then build) over rattler or a conda-family CLI.
 
 The embedded engine is py-rattler (solve, download, link, all async, in the server's loop);
 conda, mamba and micromamba are used instead when configured and found. Around the engine
@@ -26,11 +26,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
-from .catalog import EnvironmentCatalog
-from .channels import (
+from ..environments.catalog import EnvironmentCatalog
+from ..environments.channels import (
     DEFAULTS,
     channel_of_package_url,
     channel_url,
@@ -39,12 +39,18 @@ from .channels import (
     redact_url,
     short_channel_name,
 )
-from .discovery import EnvironmentDiscovery
-from .engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
-from .export import host_platform
-from .matchspec import InvalidMatchSpec, parse_match_spec
-from .prefix import Prefix
-from .restore_channels import (
+from ..environments.discovery import EnvironmentDiscovery
+from ..environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
+from ..environments.matchspec import InvalidMatchSpec, parse_match_spec
+from ..environments.prefix import Prefix
+from ..specs.environment import (
+    EnvironmentSpec,
+    SpecError,
+    environment_name_problem,
+)
+from ..specs.explicit import ExplicitEntry, explicit_urls
+from ..specs.export import host_platform
+from .channels import (
     CondaConfig,
     channel_urls,
     detect_virtual_packages,
@@ -52,7 +58,7 @@ from .restore_channels import (
     normalized_channel,
     read_conda_config,
 )
-from .restore_disk import (
+from .disk import (
     ClaimMoved,
     ClaimRefused,
     claim_target,
@@ -72,212 +78,27 @@ from .restore_disk import (
     write_env_vars,
     write_history,
 )
-from .restore_process import run_process
-from .spec import (
-    EnvironmentSpec,
-    ExplicitEntry,
-    ParsedSpec,
-    SpecError,
-    environment_name_problem,
-    explicit_urls,
-    parse_environment_dict,
-    parse_environment_yaml,
-    parse_explicit,
-    read_spec_file,
+from .errors import (
+    DiskError,
+    InvalidTarget,
+    NameCheck,
+    NameConflict,
+    NameTaken,
+    RefusedSpec,
+    RestoreCancelled,
+    RestoreError,
+    TargetBusy,
+    TargetExists,
+    UnsatisfiableSpec,
 )
+from .process import run_process
+from .source import RestoreSource, load_source
 
-SourceKind = Literal["yaml", "explicit", "notebook"]
 _RESERVED_NAMES = frozenset({"base", "root"})
-_EXPLICIT_MARKER = "@EXPLICIT"
 
 
 # --------------------------------------------------------------------------------------------
-# errors
-
-
-class RestoreError(Exception):
-    """A restore that cannot go on; the message says what is wrong and what to do."""
-
-
-class TargetExists(RestoreError):
-    """The target prefix exists already; a restore never overwrites an environment."""
-
-    conflict: NameConflict | None = None
-    suggested_name: str | None = None
-
-
-class NameTaken(TargetExists):
-    """The name belongs to an environment (or a folder in an envs dir) already."""
-
-    def __init__(self, message: str, conflict: NameConflict, suggested_name: str | None) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-        self.suggested_name = suggested_name
-
-
-@dataclass(frozen=True)
-class NameCheck:
-    """Whether a name can be restored into now (see `RestoreService.check_name`)."""
-
-    name: str
-    target: Path | None
-    """Where a restore under this name would go; None for an invalid name."""
-    problem: str | None
-    """Why the name is not a valid environment name; None when it is."""
-    conflict: NameConflict | None
-    suggested_name: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "target": str(self.target) if self.target is not None else None,
-            "problem": self.problem,
-            "conflict": self.conflict.to_json() if self.conflict is not None else None,
-            "suggested_name": self.suggested_name,
-        }
-
-
-@dataclass(frozen=True)
-class NameConflict:
-    """Why a name or prefix cannot be restored into: what already has it."""
-
-    name: str | None
-    prefix: Path
-    reason: Literal["environment", "folder", "prefix"]
-    """`environment`: a listed environment has that name; `folder`: an envs dir holds a
-    folder of that name; `prefix`: the prefix asked for exists."""
-    kernels: tuple[str, ...] = ()
-    """The kernels of that environment (a notebook may switch to them)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "prefix": str(self.prefix),
-            "reason": self.reason,
-            "kernels": list(self.kernels),
-        }
-
-
-class TargetBusy(RestoreError):
-    """Another restore is building that target right now."""
-
-
-class RefusedSpec(RestoreError):
-    """The spec asks for something the server's policy forbids (channel, pip URL, name)."""
-
-
-class UnsatisfiableSpec(RestoreError):
-    """The solver found no set of packages that meets the spec."""
-
-
-class RestoreCancelled(RestoreError):
-    """The restore was cancelled (for callers that prefer an error to `CancelledError`)."""
-
-
-class InvalidTarget(RestoreError):
-    """The name or prefix given cannot be used: control characters, NUL, too long, or (on
-    the server) a prefix outside the folders restores may write to."""
-
-
-class DiskError(RestoreError):
-    """The file system refused a write: full, read-only, or not permitted to this process."""
-
-
-# --------------------------------------------------------------------------------------------
-# sources, options, plans
-
-
-@dataclass(frozen=True)
-class RestoreSource:
-    """What to restore from, parsed and validated but not yet checked against policy."""
-
-    kind: SourceKind
-    origin: str
-    """The file path, or `<content>`, for messages."""
-    spec: EnvironmentSpec | None = None
-    explicit: tuple[ExplicitEntry, ...] = ()
-    platform: str | None = None
-    warnings: tuple[str, ...] = ()
-    pip_options: tuple[str, ...] = ()
-    pip_urls: tuple[str, ...] = ()
-
-
-def _is_explicit(text: str) -> bool:
-    """The first line that is neither blank nor a comment is `@EXPLICIT`."""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            return line == _EXPLICIT_MARKER
-    return False
-
-
-def _from_parsed(
-    kind: SourceKind, origin: str, parsed: ParsedSpec, platform: str | None = None
-) -> RestoreSource:
-    return RestoreSource(
-        kind=kind,
-        origin=origin,
-        spec=parsed.spec,
-        platform=platform,
-        warnings=parsed.warnings,
-        pip_options=parsed.pip_options,
-        pip_urls=parsed.pip_urls,
-    )
-
-
-def _source_from_text(data: bytes | str, origin: str) -> RestoreSource:
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    if _is_explicit(text):
-        platform, entries = parse_explicit(data, source=origin)
-        return RestoreSource(
-            kind="explicit", origin=origin, explicit=tuple(entries), platform=platform
-        )
-    return _from_parsed("yaml", origin, parse_environment_yaml(data, source=origin))
-
-
-def _source_from_notebook(path: Path) -> RestoreSource:
-    from ..notebooks.embedded import METADATA_KEY, NotebookError, read_notebook
-
-    origin = str(path)
-    try:
-        notebook = read_notebook(path)
-    except NotebookError as error:
-        raise RestoreError(f"{origin}: {error}") from error
-    embedded = notebook.get("metadata", {}).get(METADATA_KEY)
-    environment = embedded.get("environment") if isinstance(embedded, dict) else None
-    if not isinstance(environment, dict):
-        raise RestoreError(
-            f"notebook has no embedded environment ({origin}: no metadata.{METADATA_KEY}"
-            ".environment); export one from the notebook's kernel first, or restore from an "
-            "environment.yml"
-        )
-    exported = embedded.get("exported") if isinstance(embedded, dict) else None
-    platform = exported.get("platform") if isinstance(exported, dict) else None
-    where = f"{origin}: metadata.{METADATA_KEY}.environment"
-    parsed = parse_environment_dict(environment, source=where)
-    return _from_parsed("notebook", origin, parsed, platform if isinstance(platform, str) else None)
-
-
-def load_source(
-    *, file: Path | None = None, content: str | None = None, notebook: Path | None = None
-) -> RestoreSource:
-    """Parse one source: an environment.yml, an explicit list, or a notebook's embedded spec.
-
-    A `file` ending in `.ipynb` is read as a notebook. Raises `SpecError` for an invalid spec
-    and `RestoreError` for a notebook without an embedded environment.
-    """
-    given = [v for v in (file, content, notebook) if v is not None]
-    if len(given) != 1:
-        raise RestoreError("give exactly one source: a file, a notebook or the spec's content")
-    if notebook is not None:
-        return _source_from_notebook(Path(notebook))
-    if file is not None:
-        path = Path(file)
-        if path.suffix == ".ipynb":
-            return _source_from_notebook(path)
-        return _source_from_text(read_spec_file(path, source=str(path)), str(path))
-    assert content is not None
-    return _source_from_text(content, "<content>")
+# options, plans
 
 
 @dataclass(frozen=True)

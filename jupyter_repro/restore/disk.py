@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..atomic import replace_file
-from .prefix import RESTORE_MARKER
+from ..environments.prefix import RESTORE_MARKER
 
 # After a cancelled install, rattler's worker threads may still finish a file or two inside
 # the prefix; removal is repeated until the folder stays gone for this long.

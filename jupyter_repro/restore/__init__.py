@@ -1,0 +1,1 @@
+"""Rebuilding an environment: plan, engines, pip, disk claim and cleanup, channel policy."""

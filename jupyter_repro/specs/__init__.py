@@ -1,0 +1,1 @@
+"""What travels with a notebook: environment.yml, explicit lists, locks; export from a prefix."""
