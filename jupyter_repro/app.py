@@ -255,6 +255,8 @@ class ReproApp(ExtensionApp):
             "catalog": catalog,
             "jobs": self.job_manager,
             "restore": RestoreJobs(self.restore_service, self.job_manager),
+            # Locks resolve pip sections with the same index settings as restores.
+            "restore_options": self.restore_service.options,
             "strip_overrides": self.save_hook.overrides,
         }
         self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)

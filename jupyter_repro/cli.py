@@ -276,6 +276,74 @@ def _export(args: argparse.Namespace) -> int:
     return 1
 
 
+def _lock(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .atomic import replace_file
+    from .environments.catalog import EnvironmentNotFound
+    from .notebooks.embedded import NotebookError, read_notebook
+    from .notebooks.lock import render_lock, with_lock
+    from .notebooks.nbjson import dumps_json
+    from .specs.environment import SpecError
+    from .specs.export import ExportError
+    from .specs.locking import LockOptions, lock_environment
+    from .specs.pip_lock import PipIndex
+
+    sources = [s for s in (args.notebook, args.env, args.prefix) if s is not None]
+    problem = None
+    if len(sources) != 1:
+        problem = "give exactly one of NOTEBOOK, --env NAME or --prefix PATH"
+    elif args.embed and args.notebook is None:
+        problem = "--embed writes into a notebook: give a NOTEBOOK"
+    elif args.embed and args.output is not None:
+        problem = "--embed and -o cannot be combined: the lock goes into the notebook"
+    if problem is not None:
+        print(f"jupyter repro lock: error: {problem}", file=sys.stderr)
+        return 2
+    if args.output is not None and (problem := _output_problem(args.output)) is not None:
+        print(f"jupyter repro lock: error: {problem}", file=sys.stderr)
+        return 1
+    options = LockOptions(
+        platforms=tuple(args.platform),
+        pip_index=PipIndex(
+            index_url=args.index_url, find_links=tuple(args.find_links), no_index=args.no_index
+        ),
+    )
+    try:
+        prefix, name = _export_target(args)
+
+        def say(text: str) -> None:
+            print(text, file=sys.stderr)
+
+        result = asyncio.run(lock_environment(prefix, options, name=name, progress=say))
+        for platform, reason in result.skipped.items():
+            print(f"not locked for {platform}: {redact_text(reason)}", file=sys.stderr)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        locked = ", ".join(result.lock.platform_names)
+        if args.embed:
+            notebook = Path(args.notebook)
+            text = dumps_json(with_lock(read_notebook(notebook), result, prefix))
+            replace_file(notebook, text)
+            print(f"embedded the lock for {locked} in {args.notebook}", file=sys.stderr)
+            return 0
+        text = render_lock(result, args.format)
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            replace_file(Path(args.output), text)
+            print(f"wrote the lock for {locked} to {args.output}", file=sys.stderr)
+        return 0
+    except (_ExportProblem, ExportError, SpecError, NotebookError, EnvironmentNotFound) as error:
+        message = str(error)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+    print(f"jupyter repro lock: error: {redact_text(message)}", file=sys.stderr)
+    return 1
+
+
 class TextProgress:
     """The restore engine's `Progress` as text bars on a stream, with or without a terminal.
 
@@ -369,15 +437,15 @@ def _print_plan(plan: RestorePlan) -> None:
             print(f"          restore under a free name with --name {suggested}")
 
 
-def _restore_source(path: str) -> RestoreSource:
+def _restore_source(path: str, lock_environment: str = "default") -> RestoreSource:
     from .restore.source import load_source
 
     source = Path(path)
     if not source.is_file():
         raise _RestoreProblem(f"no file {path}")
     if source.suffix == ".ipynb":
-        return load_source(notebook=source)
-    return load_source(file=source)
+        return load_source(notebook=source, lock_environment=lock_environment)
+    return load_source(file=source, lock_environment=lock_environment)
 
 
 class _RestoreProblem(Exception):
@@ -419,9 +487,11 @@ def _restore(args: argparse.Namespace) -> int:
                 engine=args.engine or EMBEDDED_ENGINE,
                 allow_pip_urls=args.allow_pip_urls,
                 pip_find_links=tuple(args.find_links),
+                pip_index_url=args.index_url,
+                pip_no_index=args.no_index,
             )
         )
-        source = _restore_source(args.source)
+        source = _restore_source(args.source, args.lock_environment)
         # Plan and restore run in separate loops so the confirmation prompt, a blocking
         # read, happens outside any event loop.
         # A dry run may plan under a usable name made from an unusable spec name; a
@@ -575,6 +645,18 @@ def _strip(args: argparse.Namespace) -> int:
     return 1 if failed or (args.verify and changed) else 0
 
 
+def _pip_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--find-links",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder or URL of wheels for pip (repeatable), e.g. for offline machines",
+    )
+    parser.add_argument("--index-url", metavar="URL", help="the package index pip/uv use")
+    parser.add_argument("--no-index", action="store_true", help="use no package index")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter repro",
@@ -646,17 +728,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(run=_export)
 
+    lock = commands.add_parser(
+        "lock",
+        help="lock an environment for several platforms (conda-lock.yml, pixi.lock, embedded)",
+        description=(
+            "Lock the environment of a notebook's kernel (or any conda environment): this "
+            "machine's platform exactly as installed, the others solved from the portable "
+            "spec as of the environment's last change. A platform that cannot be solved is "
+            "reported and left out. The pip section is resolved per platform with uv."
+        ),
+    )
+    lock.add_argument("notebook", nargs="?", metavar="NOTEBOOK", help="lock its kernel's env")
+    lock.add_argument("--env", metavar="NAME", help="an environment by name (see `envs`)")
+    lock.add_argument("--prefix", metavar="PATH", help="the environment at PATH")
+    lock.add_argument(
+        "--platform",
+        metavar="P",
+        action="append",
+        default=[],
+        help="a platform to lock (repeatable; default: this one plus linux-64, osx-64, "
+        "osx-arm64, win-64)",
+    )
+    lock.add_argument(
+        "--format",
+        choices=["conda-lock", "pixi", "json"],
+        default="conda-lock",
+        help="CEP 37 conda-lock.yml (default), rattler/pixi lock, or the embedded JSON",
+    )
+    lock.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically)")
+    lock.add_argument(
+        "--embed", action="store_true", help="write the lock into the notebook's metadata"
+    )
+    _pip_index_arguments(lock)
+    lock.set_defaults(run=_lock)
+
     restore = commands.add_parser(
         "restore",
         help="create an environment from an environment.yml, explicit file or notebook",
         description=(
-            "Restore an environment: SOURCE is an environment.yml, an @EXPLICIT list or a "
-            "notebook with an embedded spec. The plan is shown first; nothing existing is "
-            "ever overwritten, and a failed or interrupted restore leaves no folder behind."
+            "Restore an environment: SOURCE is a lock (conda-lock.yml, pixi.lock), an "
+            "environment.yml, an @EXPLICIT list or a notebook (its embedded lock, a lock "
+            "file beside it, its embedded spec, an environment.yml beside it, in that order); "
+            "a lock installs exactly, verifying every package's sha256, without a solve. "
+            "The plan is shown first; nothing existing is ever overwritten, and a failed or "
+            "interrupted restore leaves no folder behind."
         ),
     )
     restore.add_argument(
-        "source", metavar="SOURCE", help="environment.yml, explicit file or .ipynb"
+        "source",
+        metavar="SOURCE",
+        help="conda-lock.yml, pixi.lock, environment.yml, explicit file or .ipynb",
     )
     target = restore.add_mutually_exclusive_group()
     target.add_argument("--name", "-n", metavar="N", help="environment name (first envs dir)")
@@ -669,12 +790,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow URLs, paths and options in the spec's pip section (off: refused)",
     )
+    _pip_index_arguments(restore)
     restore.add_argument(
-        "--find-links",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="a folder or URL of wheels for pip (repeatable), e.g. for offline machines",
+        "--lock-environment",
+        metavar="ENV",
+        default="default",
+        help="the environment of a pixi.lock to restore (default: default)",
     )
     restore.add_argument("--verbose", "-v", action="store_true", help="print the engine's log")
     restore.set_defaults(run=_restore)

@@ -26,11 +26,11 @@ from tornado import web
 
 from .atomic import OutsideRoot, replace_beneath
 from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
-from .environments.channels import redact_text
+from .environments.channels import is_subdir, redact_text
 from .git.service import GitService, GitServiceError
 from .jobs import JobManager, JobNotFound, RestoreJobs, error_reason
 from .notebooks.drift import FROM_FILE, DriftCache
-from .notebooks.embedded import NotebookError
+from .notebooks.embedded import METADATA_KEY, NotebookError, read_notebook
 from .notebooks.environment import (
     MEDIA_TYPES,
     ExportFormat,
@@ -43,11 +43,23 @@ from .notebooks.environment import (
     export_text,
     notebook_spec_text,
 )
+from .notebooks.lock import (
+    DEFAULT_LOCK_FILENAMES,
+    LOCK_MEDIA_TYPES,
+    LockFormat,
+    check_lock_format,
+    lock_metadata,
+    render_lock,
+    with_lock,
+)
+from .notebooks.nbjson import dumps_json
 from .notebooks.policy import PolicyError, StripPolicy, load_policy, policy_summary
 from .restore.errors import RefusedSpec, RestoreError, TargetBusy, TargetExists, UnsatisfiableSpec
 from .restore.source import RestoreSource, load_source
 from .specs.environment import SpecError
 from .specs.export import ExportError, ExportMode
+from .specs.locking import LockOptions, LockResult, lock_environment
+from .specs.pip_lock import PipIndex
 from .status import StatusService
 
 T = TypeVar("T")
@@ -716,6 +728,172 @@ def _plain_spec_name(name: str, *, allow_hidden: bool) -> bool:
     return name.endswith((".yml", ".yaml")) and name not in (".yml", ".yaml")
 
 
+LOCK_KEYS = frozenset({"platforms", "target", "format", "filename"})
+
+
+class _LockRoute(_NotebookHandler):
+    """What the lock routes share: platforms and format from the request, the lock service."""
+
+    def lock_format(self, default: str = "conda-lock") -> LockFormat:
+        try:
+            return check_lock_format(self.get_query_argument("format", default))
+        except ValueError as error:
+            raise web.HTTPError(400, str(error), reason="bad lock option") from None
+
+    @staticmethod
+    def checked_platforms(platforms: Any) -> tuple[str, ...]:
+        if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
+            raise web.HTTPError(400, "'platforms' must be a list of conda platforms")
+        if len(platforms) > 16:
+            raise web.HTTPError(400, "at most 16 platforms can be locked at once")
+        for platform in platforms:
+            if not is_subdir(platform) or platform == "noarch":
+                raise web.HTTPError(
+                    400, f"{platform[:40]!r} is not a conda platform such as 'linux-64'"
+                )
+        return tuple(platforms)
+
+    async def lock(self, prefix: Path, platforms: tuple[str, ...], name: str | None) -> LockResult:
+        options = self.services["restore_options"]
+        lock_options = LockOptions(
+            platforms=platforms,
+            pip_index=PipIndex(
+                index_url=options.pip_index_url,
+                find_links=tuple(options.pip_find_links),
+                no_index=options.pip_no_index,
+            ),
+        )
+        return await self.wait_for(lock_environment(prefix, lock_options, name=name))
+
+    def write_lock(self, result: LockResult, fmt: LockFormat, text: str) -> None:
+        self.set_header("X-Jupyter-Repro-Lock", json.dumps(result.summary()))
+        self.set_header("Content-Type", LOCK_MEDIA_TYPES[fmt])
+        self.finish(text)
+
+
+class EnvironmentLockHandler(_LockRoute):
+    """GET `repro/environments/{name}/lock?platform=&format=`.
+
+    `platform` (repeatable): the platforms to lock (default: this machine's plus linux-64,
+    osx-64, osx-arm64, win-64); `format`: `conda-lock` (CEP 37, default), `pixi` or `json`
+    (the embedded form). 200: the lock as text; the header `X-Jupyter-Repro-Lock` holds
+    `{"platforms", "skipped": {platform: why}, "warnings", "as_of", "packages"}`: a platform
+    that cannot be solved is left out and named there. 400 a bad platform or format; 404 no
+    such environment; 422 an environment that cannot be locked (not conda, unreadable).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        fmt = self.lock_format()
+        platforms = self.checked_platforms(self.get_query_arguments("platform"))
+        catalog: EnvironmentCatalog = self.services["catalog"]
+        entry = await self.call(catalog.get, name)
+        result = await self.lock(entry.environment.prefix, platforms, entry.name)
+        self.write_lock(result, fmt, await self.call(render_lock, result, fmt))
+
+
+class NotebookLockHandler(_LockRoute):
+    """GET / POST `repro/notebooks/{path}/lock`: the lock of the notebook kernel's environment.
+
+    GET `?platform=&format=`: like `repro/environments/{name}/lock`; `format=metadata`
+    answers `{"metadata": <the metadata.jupyter_repro value with the lock>, "summary"}` for a
+    frontend that writes it into the open notebook.
+
+    POST `{"platforms"?: [...], "target": "file"|"metadata"|"both", "format"?:
+    "conda-lock"|"pixi", "filename"?}` writes the lock beside the notebook (default name
+    `conda-lock.yml` or `pixi.lock`) and/or into its `metadata.jupyter_repro.lock` (with the
+    portable spec it was made from). 200 `{"written": [paths], "summary": {...}}`.
+
+    Errors: 400 a bad body, platform, format or filename; 403 outside the root or the
+    Authorizer denies `read`/`write` on `contents`; 404 no notebook or kernel; 422 an
+    environment that cannot be locked.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        await self.authorize_contents("read")
+        wants_metadata = self.get_query_argument("format", None) == "metadata"
+        fmt = "json" if wants_metadata else self.lock_format()
+        platforms = self.checked_platforms(self.get_query_arguments("platform"))
+        notebook = await self.call(self.notebook_file, path)
+        environment = await self.call(environment_of, notebook, self.kernel_spec_manager, path)
+        result = await self.lock(environment.prefix, platforms, environment.name)
+        if wants_metadata:
+            existing = await self.call(_embedded_of, notebook)
+            value = await self.call(
+                lambda: lock_metadata(result, existing, prefix=environment.prefix)
+            )
+            self.write_json({"metadata": value, "summary": result.summary()})
+            return
+        self.write_lock(result, cast("LockFormat", fmt), await self.call(render_lock, result, fmt))
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        await self.authorize_contents("read", "write")
+        body = self.json_body(LOCK_KEYS)
+        target = body.get("target", "metadata")
+        if target not in WRITE_TARGETS:
+            raise web.HTTPError(
+                400, "'target' must be one of " + ", ".join(WRITE_TARGETS) + f", not {target!r}"
+            )
+        fmt = body.get("format", "conda-lock")
+        if fmt not in ("conda-lock", "pixi"):
+            raise web.HTTPError(400, f"'format' must be conda-lock or pixi, not {fmt!r}")
+        filename = body.get("filename", DEFAULT_LOCK_FILENAMES[fmt])
+        if not isinstance(filename, str) or not _plain_lock_name(
+            filename, fmt, allow_hidden=getattr(self.contents_manager, "allow_hidden", False)
+        ):
+            raise web.HTTPError(
+                400,
+                "'filename' must be a plain file name: conda-lock.yml or NAME.conda-lock.yml "
+                f"(format conda-lock), pixi.lock (format pixi); not {filename!r}",
+            )
+        platforms = self.checked_platforms(body.get("platforms", []))
+        notebook = await self.call(self.notebook_file, path)
+        environment = await self.call(environment_of, notebook, self.kernel_spec_manager, path)
+        result = await self.lock(environment.prefix, platforms, environment.name)
+        written: list[str] = []
+        if target in ("file", "both"):
+            destination = self.sibling(notebook, filename)
+            await self.call(self._existing_file_check, destination)
+            await self.save_text(destination, await self.call(render_lock, result, fmt))
+            written.append(destination)
+        if target in ("metadata", "both"):
+            text = await self.call(
+                lambda: dumps_json(with_lock(read_notebook(notebook), result, environment.prefix))
+            )
+            relative = self.root_relative(notebook)
+            await self.save_text(relative, text)
+            written.append(relative)
+        self.write_json({"written": written, "summary": result.summary()})
+
+    def _existing_file_check(self, path: str) -> None:
+        try:
+            self._server_file(path)
+        except web.HTTPError as error:
+            if error.status_code != 404:
+                raise
+
+
+def _embedded_of(notebook: Path) -> Any:
+    return read_notebook(notebook).get("metadata", {}).get(METADATA_KEY)
+
+
+def _plain_lock_name(name: str, fmt: str, *, allow_hidden: bool) -> bool:
+    if not name or len(os.fsencode(name)) > NAME_MAX or any(c in name for c in "/\\\x00"):
+        return False
+    if name.startswith(".") and not allow_hidden:
+        return False
+    if fmt == "pixi":
+        return name == "pixi.lock"
+    return name in ("conda-lock.yml", "conda-lock.yaml") or (
+        name.endswith((".conda-lock.yml", ".conda-lock.yaml")) and len(name) > 15
+    )
+
+
 class NotebookDriftHandler(_NotebookHandler):
     """GET / POST `repro/notebooks/{path}/drift`; `path` is relative to the server root.
 
@@ -919,6 +1097,10 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
         # Environment names are path segments: anything but a slash.
         (url_path_join("/", URL_PREFIX, "environments", "([^/]+)"), EnvironmentHandler),
         (
+            url_path_join("/", URL_PREFIX, "environments", "([^/]+)", "lock"),
+            EnvironmentLockHandler,
+        ),
+        (
             url_path_join("/", URL_PREFIX, "environments", "([^/]+)", "export"),
             EnvironmentExportHandler,
         ),
@@ -928,6 +1110,7 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
             NotebookEnvironmentHandler,
         ),
         (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "drift"), NotebookDriftHandler),
+        (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "lock"), NotebookLockHandler),
         (url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "git"), NotebookGitHandler),
         (
             url_path_join("/", URL_PREFIX, "notebooks", "(.+)", "strip-policy"),

@@ -50,6 +50,8 @@ from ..specs.environment import (
 )
 from ..specs.explicit import ExplicitEntry, explicit_urls
 from ..specs.export import host_platform
+from ..specs.lock import LockedConda, PlatformLock, _pypi_line
+from ..specs.pip_lock import PipIndex
 from .channels import (
     CondaConfig,
     channel_urls,
@@ -91,8 +93,10 @@ from .errors import (
     TargetExists,
     UnsatisfiableSpec,
 )
+from .pip import pip_install_command
 from .process import run_process
 from .source import RestoreSource, load_source
+from .verified import Verified, fetch_verified, restore_origins
 
 _RESERVED_NAMES = frozenset({"base", "root"})
 
@@ -283,6 +287,17 @@ class _Reporter:
                 self.report()
 
 
+def _planned_locked(package: LockedConda) -> PlannedPackage:
+    return PlannedPackage(
+        name=package.name,
+        version=package.version,
+        build=package.build,
+        channel=short_channel_name(package.channel, package.subdir),
+        size=package.size,
+        url=package.url,
+    )
+
+
 def _package_of(record: Any) -> PlannedPackage:
     channel = record.channel or channel_of_package_url(str(record.url)) or ""
     return PlannedPackage(
@@ -300,6 +315,11 @@ def _dist_str(record: Any) -> str:
     channel = channel_url(record.channel or "", record.subdir) if record.channel else ""
     head = f"{channel}/{record.subdir}" if channel else record.subdir
     return f"{head}::{record.name.normalized}-{record.version}-{record.build}"
+
+
+def _dist_str_locked(package: LockedConda) -> str:
+    channel = channel_url(package.channel, package.subdir)
+    return f"{channel}/{package.subdir}::{package.name}-{package.version}-{package.build}"
 
 
 def _name_problem(name: str) -> str | None:
@@ -369,6 +389,8 @@ class _Prepared:
     channels: list[str]
     pip: tuple[str, ...]
     warnings: tuple[str, ...]
+    locked: PlatformLock | None = None
+    """The lock's part for this platform, when the restore installs it exactly."""
 
 
 class RestoreService:
@@ -683,6 +705,7 @@ class RestoreService:
     async def _solve_spec(
         self, source: RestoreSource, config: CondaConfig
     ) -> tuple[list[Any], list[str], list[str]]:
+        """Solve the spec for this machine; a lock's spec is solved as of the lock's date."""
         from rattler import Channel, Gateway, MatchSpec, solve
         from rattler.exceptions import GatewayError, SolverError
 
@@ -701,6 +724,7 @@ class RestoreService:
                 gateway=Gateway(show_progress=False),
                 platforms=cast(Any, [host_platform(), "noarch"]),
                 virtual_packages=await self._virtual(),
+                exclude_newer=source.lock.as_of if source.lock is not None else None,
             )
         except SolverError as error:
             raise UnsatisfiableSpec(
@@ -786,12 +810,59 @@ class RestoreService:
         self._check_platform(source)
         self._check_pip(source)
         config = await asyncio.to_thread(self._config)
+        locked = self._locked_part(source, config)
+        if locked is not None:
+            assert source.spec is not None
+            pip = tuple(_pypi_line(p) for p in locked.pypi) or source.spec.pip
+            channels = sorted({p.channel for p in locked.conda})
+            specs = list(source.spec.dependencies)
+            return _Prepared(target, result_name, [], specs, channels, pip, source.warnings, locked)
+        warnings = source.warnings + self._fallback_notes(source)
         if source.kind == "explicit":
             records, specs, channels = await self._explicit_records(source, config)
         else:
             records, specs, channels = await self._solve_spec(source, config)
         pip = source.spec.pip if source.spec else ()
-        return _Prepared(target, result_name, records, specs, channels, pip, source.warnings)
+        return _Prepared(target, result_name, records, specs, channels, pip, warnings)
+
+    def _locked_part(self, source: RestoreSource, config: CondaConfig) -> PlatformLock | None:
+        """This platform's part of a lock source, every URL checked against the channel
+        policy; None when the source is no lock, or a lock without this platform (which the
+        caller re-solves as of the lock's date)."""
+        lock = source.lock
+        if lock is None:
+            return None
+        locked = lock.platform(host_platform())
+        if locked is None:
+            if not lock.conda_specs:
+                have = ", ".join(lock.platform_names) or "none"
+                raise RestoreError(
+                    f"{source.origin} has no lock for this machine's platform "
+                    f"{host_platform()} (it has: {have}) and no spec to solve from; lock the "
+                    f"environment for {host_platform()} too (jupyter repro lock --platform "
+                    f"{host_platform()}), or restore from its environment.yml"
+                )
+            return None
+        channels = sorted({p.channel for p in locked.conda})
+        self._check_channels(channels, channels, config)
+        for package in locked.conda:
+            self._check_package_url(package.url, config)
+            if package.subdir not in (host_platform(), "noarch"):
+                raise RefusedSpec(
+                    f"{source.origin}: {package.dist_name} is a {package.subdir} package in "
+                    f"the lock for {host_platform()}; the lock is damaged, re-lock it"
+                )
+        return locked
+
+    def _fallback_notes(self, source: RestoreSource) -> tuple[str, ...]:
+        lock = source.lock
+        if lock is None:
+            return ()
+        when = lock.as_of.strftime("%Y-%m-%d") if lock.as_of else "now"
+        return (
+            f"solved as of {when}; no lock for {host_platform()} in {source.origin} "
+            f"(it has: {', '.join(lock.platform_names) or 'none'})",
+        )
 
     async def plan(
         self,
@@ -832,7 +903,11 @@ class RestoreService:
             target=prepared.target,
             name=prepared.name,
             engine=self.options.engine,
-            packages=tuple(_package_of(r) for r in prepared.records),
+            packages=(
+                tuple(_planned_locked(p) for p in prepared.locked.conda)
+                if prepared.locked is not None
+                else tuple(_package_of(r) for r in prepared.records)
+            ),
             pip=prepared.pip,
             channels=tuple(prepared.channels),
             warnings=prepared.warnings + notes,
@@ -884,7 +959,9 @@ class RestoreService:
             config = await asyncio.to_thread(self._config)
             history: _History | None = None
             doing = "installing the packages"
-            if self.options.engine == EMBEDDED_ENGINE:
+            if self.options.engine == EMBEDDED_ENGINE or source.lock is not None:
+                # A lock is installed by the embedded engine, which verifies every archive
+                # against it before linking (a CLI would solve or trust its cache).
                 packages, history = await self._install_rattler(source, target, config, progress)
                 history.cmd = self._command_line(source, prefix, target)
             else:
@@ -975,12 +1052,34 @@ class RestoreService:
     ) -> tuple[int, _History]:
         from rattler import InstallerReporter, MatchSpec, install
 
-        progress.phase("solve", 0, 1)
-        if source.kind == "explicit":
-            records, specs, _ = await self._explicit_records(source, config)
+        locked = self._locked_part(source, config)
+        verified: list[Verified] = []
+        staging: tempfile.TemporaryDirectory[str] | None = None
+        if locked is not None:
+            assert source.spec is not None
+            specs = list(source.spec.dependencies)
+            progress.log(f"installing the lock of {host_platform()} exactly: no solve")
+            progress.phase("verify", 0, len(locked.conda))
+            staging = tempfile.TemporaryDirectory(prefix="jupyter-repro-lock-")
+            try:
+                verified = await fetch_verified(
+                    locked.conda,
+                    Path(staging.name),
+                    on_done=lambda done, total: progress.phase("verify", done, total),
+                )
+            except BaseException:
+                staging.cleanup()
+                raise
+            records = [v.record for v in verified]
         else:
-            records, specs, _ = await self._solve_spec(source, config)
-        progress.phase("solve", 1, 1)
+            for note in self._fallback_notes(source):
+                progress.log(note)
+            progress.phase("solve", 0, 1)
+            if source.kind == "explicit":
+                records, specs, _ = await self._explicit_records(source, config)
+            else:
+                records, specs, _ = await self._solve_spec(source, config)
+            progress.phase("solve", 1, 1)
         total = len(records)
         progress.phase("download", 0, total)
         reporter = _Reporter(asyncio.get_running_loop(), progress, total)
@@ -1001,14 +1100,23 @@ class RestoreService:
         )
         try:
             await task
+            if verified:
+                await asyncio.to_thread(restore_origins, target, verified)
         except BaseException:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             raise
         finally:
             watcher.cancel()
+            if staging is not None:
+                await asyncio.to_thread(staging.cleanup)
         reporter.report()
-        return total, _History(cmd="", added=[_dist_str(r) for r in records], specs=specs)
+        if verified:
+            # The history names where the packages came from, not the staging folder.
+            added = [_dist_str_locked(v.package) for v in verified]
+        else:
+            added = [_dist_str(r) for r in records]
+        return total, _History(cmd="", added=added, specs=specs)
 
     @staticmethod
     def _command_line(
@@ -1100,6 +1208,9 @@ class RestoreService:
     async def _install_pip(self, source: RestoreSource, target: Path, progress: Progress) -> int:
         """The spec's pip section, installed by the new environment's own pip (the
         server's, aimed at the environment's python, when it has none)."""
+        locked = source.lock.platform(host_platform()) if source.lock is not None else None
+        if locked is not None and locked.pypi:
+            return await self._install_locked_pip(source, locked, target, progress)
         entries = source.spec.pip if source.spec else ()
         if not entries:
             return 0
@@ -1128,6 +1239,39 @@ class RestoreService:
             )
         progress.phase("pip", len(requirements), len(requirements))
         return len(requirements)
+
+    async def _install_locked_pip(
+        self, source: RestoreSource, locked: PlatformLock, target: Path, progress: Progress
+    ) -> int:
+        """The lock's pip packages, exactly: no dependencies resolved, hashes enforced when the
+        lock has them; uv when available, else pip."""
+        python = target / "bin" / "python"
+        if not python.exists():
+            raise RestoreError(
+                f"{source.origin} locks pip packages, but the environment has no python to "
+                "install them for"
+            )
+        index = PipIndex(
+            index_url=self.options.pip_index_url,
+            find_links=tuple(self.options.pip_find_links),
+            no_index=self.options.pip_no_index,
+        )
+        total = len(locked.pypi)
+        progress.phase("pip", 0, total)
+        with tempfile.TemporaryDirectory(prefix="jupyter-repro-pip-") as tmp:
+            argv = pip_install_command(
+                python, locked.pypi, index=index, requirements_file=Path(tmp) / "locked.txt"
+            )
+            outcome = await run_process(
+                argv, env=_pip_environment(self.environ), on_line=progress.log
+            )
+        if outcome.returncode != 0:
+            raise RestoreError(
+                f"the locked pip packages of {source.origin} could not be installed (exit "
+                f"status {outcome.returncode}):\n{redact_text(outcome.tail())}"
+            )
+        progress.phase("pip", total, total)
+        return total
 
     # -- leftovers ---------------------------------------------------------------------------
 

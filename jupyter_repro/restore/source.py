@@ -1,5 +1,8 @@
-"""What a restore starts from: an environment.yml, an explicit list or a notebook, parsed.
+"""What a restore starts from: a lock, an environment.yml, an explicit list or a notebook.
 
+A notebook offers, in this order: its embedded lock, a lock file beside it (`<notebook
+stem>.conda-lock.yml`, `conda-lock.yml`, `pixi.lock`, another `*.conda-lock.yml`), its embedded
+spec, an `environment.yml` beside it. A lock restores exactly, without a solve; a spec re-solves.
 Parsing here only reads and validates; whether the server's policy allows what a source asks
 for is the service's decision.
 """
@@ -18,9 +21,19 @@ from ..specs.environment import (
     read_spec_file,
 )
 from ..specs.explicit import ExplicitEntry, parse_explicit
+from ..specs.lock import (
+    CONDA_LOCK_NAMES,
+    MAX_LOCK_BYTES,
+    PIXI_LOCK_NAME,
+    Lock,
+    lock_format_of,
+    looks_like_lock,
+    parse_embedded_lock,
+    parse_lock_text,
+)
 from .errors import RestoreError
 
-SourceKind = Literal["yaml", "explicit", "notebook"]
+SourceKind = Literal["yaml", "explicit", "notebook", "lock"]
 _EXPLICIT_MARKER = "@EXPLICIT"
 
 
@@ -37,6 +50,9 @@ class RestoreSource:
     warnings: tuple[str, ...] = ()
     pip_options: tuple[str, ...] = ()
     pip_urls: tuple[str, ...] = ()
+    lock: Lock | None = None
+    """For `kind == "lock"`: the lock; `spec` then holds its portable spec (for policy checks
+    and for the dated solve of a platform the lock lacks)."""
 
 
 def _is_explicit(text: str) -> bool:
@@ -62,8 +78,23 @@ def _from_parsed(
     )
 
 
-def _source_from_text(data: bytes | str, origin: str) -> RestoreSource:
+def _from_lock(lock: Lock, origin: str, warnings: tuple[str, ...] = ()) -> RestoreSource:
+    spec = EnvironmentSpec(
+        name=lock.name,
+        channels=lock.channels,
+        dependencies=lock.conda_specs,
+        pip=lock.pip_specs,
+    )
+    return RestoreSource(kind="lock", origin=origin, spec=spec, lock=lock, warnings=warnings)
+
+
+def _source_from_text(
+    data: bytes | str, origin: str, *, kind: str | None = None, environment: str = "default"
+) -> RestoreSource:
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    if kind is not None or looks_like_lock(text):
+        lock = parse_lock_text(data, source=origin, kind=kind, environment=environment)
+        return _from_lock(lock, origin)
     if _is_explicit(text):
         platform, entries = parse_explicit(data, source=origin)
         return RestoreSource(
@@ -72,7 +103,33 @@ def _source_from_text(data: bytes | str, origin: str) -> RestoreSource:
     return _from_parsed("yaml", origin, parse_environment_yaml(data, source=origin))
 
 
-def _source_from_notebook(path: Path) -> RestoreSource:
+def sibling_lock(notebook: Path) -> Path | None:
+    """The lock file beside a notebook that a restore would use, if there is one."""
+    folder = notebook.parent
+    candidates = [folder / f"{notebook.stem}.conda-lock.yml"]
+    candidates += [folder / name for name in (*CONDA_LOCK_NAMES, PIXI_LOCK_NAME)]
+    try:
+        others = sorted(p for p in folder.glob("*.conda-lock.y*ml") if p not in candidates)
+    except OSError:
+        others = []
+    for path in [*candidates, *others]:
+        if _inside_folder(path, folder):
+            return path
+    return None
+
+
+def _inside_folder(path: Path, folder: Path) -> bool:
+    """`path` is a regular file that is (or links to a file) in `folder` itself: a link out
+    of the notebook's folder is not followed (it could reach outside the server root)."""
+    try:
+        if not path.is_file():
+            return False
+        return path.resolve().parent == folder.resolve()
+    except OSError:
+        return False
+
+
+def _source_from_notebook(path: Path, environment: str = "default") -> RestoreSource:
     from ..notebooks.embedded import METADATA_KEY, NotebookError, read_notebook
 
     origin = str(path)
@@ -81,37 +138,67 @@ def _source_from_notebook(path: Path) -> RestoreSource:
     except NotebookError as error:
         raise RestoreError(f"{origin}: {error}") from error
     embedded = notebook.get("metadata", {}).get(METADATA_KEY)
-    environment = embedded.get("environment") if isinstance(embedded, dict) else None
-    if not isinstance(environment, dict):
-        raise RestoreError(
-            f"notebook has no embedded environment ({origin}: no metadata.{METADATA_KEY}"
-            ".environment); export one from the notebook's kernel first, or restore from an "
-            "environment.yml"
+    embedded = embedded if isinstance(embedded, dict) else {}
+    if isinstance(embedded.get("lock"), dict):
+        where = f"{origin}: metadata.{METADATA_KEY}.lock"
+        return _from_lock(parse_embedded_lock(embedded["lock"], source=where), origin)
+    lock_file = sibling_lock(path)
+    if lock_file is not None:
+        data = read_spec_file(lock_file, max_bytes=MAX_LOCK_BYTES)
+        kind = lock_format_of(lock_file)
+        return _source_from_text(data, str(lock_file), kind=kind, environment=environment)
+    environment_data = embedded.get("environment")
+    if isinstance(environment_data, dict):
+        exported = embedded.get("exported")
+        platform = exported.get("platform") if isinstance(exported, dict) else None
+        where = f"{origin}: metadata.{METADATA_KEY}.environment"
+        parsed = parse_environment_dict(environment_data, source=where)
+        return _from_parsed(
+            "notebook", origin, parsed, platform if isinstance(platform, str) else None
         )
-    exported = embedded.get("exported") if isinstance(embedded, dict) else None
-    platform = exported.get("platform") if isinstance(exported, dict) else None
-    where = f"{origin}: metadata.{METADATA_KEY}.environment"
-    parsed = parse_environment_dict(environment, source=where)
-    return _from_parsed("notebook", origin, parsed, platform if isinstance(platform, str) else None)
+    for name in ("environment.yml", "environment.yaml"):
+        beside = path.parent / name
+        if _inside_folder(beside, path.parent):
+            data = read_spec_file(beside)
+            return _from_parsed(
+                "yaml", str(beside), parse_environment_yaml(data, source=str(beside))
+            )
+    raise RestoreError(
+        f"notebook has no embedded lock or environment ({origin}: no metadata.{METADATA_KEY}"
+        ".lock or .environment) and no lock file or environment.yml beside it; lock or export "
+        "the environment from the notebook's kernel first"
+    )
 
 
 def load_source(
-    *, file: Path | None = None, content: str | None = None, notebook: Path | None = None
+    *,
+    file: Path | None = None,
+    content: str | None = None,
+    notebook: Path | None = None,
+    lock_environment: str = "default",
 ) -> RestoreSource:
-    """Parse one source: an environment.yml, an explicit list, or a notebook's embedded spec.
+    """Parse one source: a lock, an environment.yml, an explicit list, or a notebook.
 
-    A `file` ending in `.ipynb` is read as a notebook. Raises `SpecError` for an invalid spec
-    and `RestoreError` for a notebook without an embedded environment.
+    A `file` ending in `.ipynb` is read as a notebook; `lock_environment` chooses the
+    environment of a pixi.lock. Raises `SpecError` for an invalid spec or lock and
+    `RestoreError` for a notebook with nothing to restore from.
     """
     given = [v for v in (file, content, notebook) if v is not None]
     if len(given) != 1:
         raise RestoreError("give exactly one source: a file, a notebook or the spec's content")
     if notebook is not None:
-        return _source_from_notebook(Path(notebook))
+        return _source_from_notebook(Path(notebook), lock_environment)
     if file is not None:
         path = Path(file)
         if path.suffix == ".ipynb":
-            return _source_from_notebook(path)
-        return _source_from_text(read_spec_file(path, source=str(path)), str(path))
+            return _source_from_notebook(path, lock_environment)
+        kind = lock_format_of(path)
+        limit = MAX_LOCK_BYTES if kind is not None else None
+        data = (
+            read_spec_file(path, source=str(path))
+            if limit is None
+            else read_spec_file(path, source=str(path), max_bytes=limit)
+        )
+        return _source_from_text(data, str(path), kind=kind, environment=lock_environment)
     assert content is not None
-    return _source_from_text(content, "<content>")
+    return _source_from_text(content, "<content>", environment=lock_environment)

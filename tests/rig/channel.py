@@ -298,9 +298,17 @@ def virtual_packages() -> list:
 class RigChannel:
     """A built and indexed local channel, with a memoised solver over it."""
 
-    def __init__(self, path: Path, packages: Sequence[PackageDef]) -> None:
+    def __init__(
+        self, path: Path, packages: Sequence[PackageDef], stamp_index_time: bool = False
+    ) -> None:
         self.path = Path(path).resolve()
         self.packages: list[PackageDef] = list(packages)
+        self.stamp_index_time = stamp_index_time
+        """Write each record's build ``timestamp`` as its ``indexed_timestamp`` too.
+
+        ``index_fs`` stamps ``indexed_timestamp`` with the time of indexing, and rattler's
+        ``exclude_newer`` goes by it first: without this every record is "new" and any
+        cutoff in the past excludes the whole channel."""
         self._solves: dict[tuple, list] = {}
 
     @property
@@ -316,6 +324,22 @@ class RigChannel:
         from rattler.index import index_fs
 
         run_sync(index_fs(self.path, write_zst=False, write_shards=False, force=True))
+        if self.stamp_index_time:
+            self._stamp_indexed_timestamps()
+
+    def subdirs(self) -> list[str]:
+        """The subdirs that have a ``repodata.json`` (sorted)."""
+        return sorted(p.parent.name for p in self.path.glob("*/repodata.json"))
+
+    def _stamp_indexed_timestamps(self) -> None:
+        for sub in self.subdirs():
+            path = self.path / sub / "repodata.json"
+            data = json.loads(path.read_text())
+            for key in ("packages", "packages.conda"):
+                for rec in data.get(key, {}).values():
+                    if "timestamp" in rec:
+                        rec["indexed_timestamp"] = rec["timestamp"]
+            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def add_packages(self, packages: Iterable[PackageDef]) -> list[Path]:
         """Build more packages into the channel (e.g. a new version) and re-index.
@@ -376,8 +400,14 @@ class RigChannel:
         return list(self._solves[key])
 
 
-def build_channel(path: Path, packages: Sequence[PackageDef] | None = None) -> RigChannel:
-    """Build and index a channel at ``path`` (created) with ``packages`` (default: all)."""
+def build_channel(
+    path: Path, packages: Sequence[PackageDef] | None = None, stamp_index_time: bool = False
+) -> RigChannel:
+    """Build and index a channel at ``path`` (created) with ``packages`` (default: all).
+
+    Packages go to their own ``subdir`` (any platform); ``stamp_index_time`` see
+    :attr:`RigChannel.stamp_index_time`.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     pkgs = list(default_packages() if packages is None else packages)
@@ -386,6 +416,6 @@ def build_channel(path: Path, packages: Sequence[PackageDef] | None = None) -> R
         (path / sub).mkdir(exist_ok=True)
     for p in pkgs:
         assemble(p, path)
-    channel = RigChannel(path, pkgs)
+    channel = RigChannel(path, pkgs, stamp_index_time=stamp_index_time)
     channel.index()
     return channel

@@ -19,11 +19,21 @@ from tests.rig.installation import (
     CondaInstallation,
     populate_standard_envs,
 )
+from tests.rig.platforms import (
+    LOCKME_CREATED,
+    LOCKME_NAME,
+    LOCKME_SPECS,
+    MultiPlatformEnv,
+    build_multi_platform_channel,
+    create_dated_env,
+)
 
 __all__ = [
     "channel_with_a_conda_dist_info",
     "conda_installation",
     "conda_installation_factory",
+    "multi_platform_channel",
+    "multi_platform_env",
     "rig_channel",
     "rig_environ",
     "rig_installation",
@@ -130,3 +140,31 @@ def rig_environ(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+# --------------------------------------------------------------------------------------------
+# multi-platform (lock tests)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def multi_platform_channel(tmp_path_factory: pytest.TempPathFactory) -> RigChannel:
+    """The channel of :mod:`tests.rig.platforms` (linux-64, osx-64, osx-arm64, win-64, noarch),
+    built once per test run. Do not add to it."""
+    return build_multi_platform_channel(tmp_path_factory.mktemp("mp-channel"))
+
+
+@pytest.fixture(scope="session")
+def multi_platform_env(
+    tmp_path_factory: pytest.TempPathFactory, multi_platform_channel: RigChannel
+) -> MultiPlatformEnv:
+    """``lockme`` (python, ipykernel, pkgdemo, libplat 1.1), created 2025-07-01, in an
+    installation of its own over ``multi_platform_channel``. Kernel-capable. Read-only:
+    restore into a ``conda_installation_factory(channel=multi_platform_channel)`` instead."""
+    inst = CondaInstallation.create(
+        tmp_path_factory.mktemp("mp-home"),
+        multi_platform_channel,
+        tmp_path_factory.mktemp("mp-pkgs"),
+    )
+    prefix = create_dated_env(inst, LOCKME_NAME, LOCKME_SPECS, LOCKME_CREATED)
+    return MultiPlatformEnv(inst, LOCKME_NAME, prefix, LOCKME_SPECS, LOCKME_CREATED)

@@ -1,0 +1,172 @@
+"""Package archives of a lock, fetched and checked before anything is linked.
+
+rattler's installer does not compare an archive with the hash its record names (a byte
+changed inside a valid `.conda` installs silently), so a restore from a lock checks every
+archive itself: size and sha256 (md5 when the lock has no sha256) against the lock. Only then
+are records made, from the verified archive itself (its `info/index.json`: the true depends),
+and handed to rattler, pointing at the verified file so that nothing is fetched twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..environments.channels import redact_url
+from ..specs.lock import LockedConda
+from .errors import RestoreError
+
+_CHUNK = 1 << 20
+
+
+class TamperedPackage(RestoreError):
+    """An archive does not match the lock: changed, truncated, or not the one locked."""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One checked archive and the record rattler installs it from."""
+
+    package: LockedConda
+    path: Path
+    record: Any
+
+
+def _local_path(url: str) -> Path | None:
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    return Path(unquote(parts.path))
+
+
+def _digests(path: Path) -> tuple[int, str, str]:
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            sha256.update(chunk)
+            md5.update(chunk)
+    return size, sha256.hexdigest(), md5.hexdigest()
+
+
+def check_archive(package: LockedConda, path: Path) -> None:
+    """Raise `TamperedPackage` unless the archive at `path` is the one the lock names."""
+    shown = f"{package.dist_name} ({redact_url(package.url)})"
+    if not package.sha256 and not package.md5:
+        raise TamperedPackage(
+            f"the lock names no hash for {shown}, so it cannot be verified; re-lock the "
+            "environment (jupyter repro lock) to record hashes"
+        )
+    try:
+        size, sha256, md5 = _digests(path)
+    except OSError as error:
+        raise RestoreError(f"cannot read the archive of {shown}: {error.strerror}") from error
+    if package.size is not None and size != package.size:
+        raise TamperedPackage(
+            f"{shown} does not match the lock: it has {size:,} bytes, the lock says "
+            f"{package.size:,} (truncated or changed); nothing was installed"
+        )
+    if package.sha256 and sha256 != package.sha256:
+        raise TamperedPackage(
+            f"{shown} does not match the lock: its sha256 is {sha256}, the lock says "
+            f"{package.sha256} (the archive was changed or truncated); nothing was installed"
+        )
+    if not package.sha256 and package.md5 and md5 != package.md5:
+        raise TamperedPackage(
+            f"{shown} does not match the lock: its md5 is {md5}, the lock says {package.md5}; "
+            "nothing was installed"
+        )
+
+
+async def _fetch(package: LockedConda, staging: Path, client: Any) -> Path:
+    local = _local_path(package.url)
+    if local is not None:
+        if not await asyncio.to_thread(local.is_file):
+            raise RestoreError(
+                f"{package.dist_name}: {redact_url(package.url)} does not exist; the channel "
+                "moved or the lock comes from another machine"
+            )
+        return local
+    from rattler.package_streaming import download_to_path
+
+    dest = staging / f"{package.subdir}-{package.filename}"
+    try:
+        await download_to_path(client, package.url, dest)
+    except Exception as error:  # rattler's networking errors have no common base class
+        first = redact_url(str(error).strip().splitlines()[0]) if str(error).strip() else ""
+        raise RestoreError(
+            f"cannot download {package.dist_name} from {redact_url(package.url)}: {first}"
+        ) from error
+    return dest
+
+
+async def _record(package: LockedConda, path: Path) -> Any:
+    from rattler import RepoDataRecord
+
+    record = await RepoDataRecord.from_package_archive(path)
+    record.url = Path(await asyncio.to_thread(os.path.realpath, path)).as_uri()
+    record.channel = package.channel
+    record.file_name = package.filename
+    return record
+
+
+async def fetch_verified(
+    packages: Sequence[LockedConda],
+    staging: Path,
+    *,
+    on_done: Callable[[int, int], None] | None = None,
+    concurrency: int = 8,
+) -> list[Verified]:
+    """Fetch (or find, for `file://`) and verify every archive; records made from them."""
+    from rattler.networking import Client
+
+    client = Client()
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(package: LockedConda) -> Verified:
+        nonlocal done
+        async with semaphore:
+            path = await _fetch(package, staging, client)
+            await asyncio.to_thread(check_archive, package, path)
+            record = await _record(package, path)
+        done += 1
+        if on_done is not None:
+            on_done(done, len(packages))
+        return Verified(package, path, record)
+
+    tasks = [asyncio.ensure_future(one(p)) for p in packages]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def restore_origins(prefix: Path, verified: Sequence[Verified]) -> None:
+    """Point the installed records back at the lock's URLs (rattler recorded the staged file).
+
+    Only for archives that were downloaded to a staging folder; local channel files were
+    installed from where the lock says.
+    """
+    for item in verified:
+        if _local_path(item.package.url) is not None:
+            continue
+        path = prefix / "conda-meta" / f"{item.package.dist_name}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        data["url"] = item.package.url
+        data["channel"] = item.package.channel
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
