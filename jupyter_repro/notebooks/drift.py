@@ -1,6 +1,8 @@
 """Drift: how far the live environment of a notebook's kernel is from the notebook's spec.
 
-The spec is the one embedded in the notebook (`metadata.jupyter_repro`). Without one, an
+A notebook with an embedded lock for the environment's platform is judged against it
+exactly: `name=version=build` and sha256 (`spec.source` is `lock`). Otherwise the spec is
+the one embedded in the notebook (`metadata.jupyter_repro`). Without one, an
 `environment.yml` beside the notebook counts only when its `name:` is absent or is the name
 of the notebook's environment: a folder of notebooks may hold the spec of another
 environment, and judging a notebook by it would be a lie. The answer names the spec it
@@ -53,12 +55,14 @@ from packaging.version import InvalidVersion, Version
 from ..environments.matchspec import CondaSpec, InvalidMatchSpec, parse_match_spec
 from ..environments.prefix import CondaRecord, PipDistribution, Prefix, normalize_dist_name
 from ..specs.environment import EnvironmentSpec, parse_environment_file
+from ..specs.export import platform_of
+from ..specs.lock import Lock, LockedConda, PlatformLock, parse_embedded_lock
 from .embedded import METADATA_KEY, kernel_name, read_notebook
 from .environment import KernelEnvironment, KernelNotResolved, kernel_environment
 from .nbjson import NotebookError
 
 DriftStatus = Literal["in_sync", "drifted", "missing_environment", "no_spec"]
-SpecSource = Literal["embedded", "file"]
+SpecSource = Literal["embedded", "file", "lock"]
 
 COMPLETE_MODES = frozenset({"exact", "no-builds"})
 """Export modes whose spec names every conda package of the environment."""
@@ -262,6 +266,70 @@ def compare(spec: EnvironmentSpec, prefix: Path, mode: str | None = None) -> Dri
 
 
 # --------------------------------------------------------------------------------------------
+# against a lock: exact
+
+
+def _locked_text(package: LockedConda, sha256: str | None) -> str:
+    return f"{package.version}={package.build}" + (f" (sha256 {sha256[:12]})" if sha256 else "")
+
+
+def compare_lock(locked: PlatformLock, prefix: Path) -> Drift:
+    """The drift of the environment at `prefix` from a lock's part for its platform: exact,
+    by `name=version=build` and sha256 (an archive rebuilt under the same name differs)."""
+    environment = Prefix(prefix)
+    records = {r.name.lower(): r for r in environment.conda_records()}
+    wanted = {p.name.lower(): p for p in locked.conda}
+    changed: list[Changed] = []
+    for name in sorted(set(wanted) & set(records)):
+        package, record = wanted[name], records[name]
+        same = (package.version, package.build) == (record.version, record.build)
+        hashes = package.sha256 and record.sha256 and package.sha256 != record.sha256
+        if not same or hashes:
+            # The hashes are shown only when they are the difference.
+            locked_sha = package.sha256 if same else None
+            installed_sha = record.sha256 if same else None
+            installed = f"{record.version}={record.build}"
+            if installed_sha:
+                installed += f" (sha256 {installed_sha[:12]})"
+            changed.append(
+                Changed(
+                    name,
+                    _locked_text(package, locked_sha),
+                    installed,
+                    f"{package.name}={package.version}={package.build}",
+                )
+            )
+    added = sorted(set(records) - set(wanted))
+    removed = sorted(set(wanted) - set(records))
+    distributions = {normalize_dist_name(d.name): d for d in environment.pip_distributions()}
+    pins = {normalize_dist_name(p.name): p for p in locked.pypi}
+    for name in sorted(set(pins) & set(distributions)):
+        if pins[name].version != distributions[name].version:
+            changed.append(
+                Changed(
+                    PIP_PREFIX + name,
+                    pins[name].version,
+                    distributions[name].version,
+                    f"{name}=={pins[name].version}",
+                )
+            )
+    removed += [PIP_PREFIX + n for n in sorted(set(pins) - set(distributions))]
+    if pins:
+        exportable = {n for n, d in distributions.items() if d.requirement is not None}
+        added += [PIP_PREFIX + n for n in sorted(exportable - set(pins))]
+    status: DriftStatus = "drifted" if added or removed or changed else "in_sync"
+    return Drift(status, tuple(added), tuple(removed), tuple(changed))
+
+
+def _embedded_lock(notebook: dict[str, Any], where: str) -> Lock | None:
+    embedded = notebook.get("metadata", {}).get(METADATA_KEY)
+    value = embedded.get("lock") if isinstance(embedded, dict) else None
+    if not isinstance(value, dict):
+        return None
+    return parse_embedded_lock(value, source=f"{where}: metadata.{METADATA_KEY}.lock")
+
+
+# --------------------------------------------------------------------------------------------
 # a notebook's drift
 
 
@@ -359,6 +427,14 @@ def _drift_of(
     except KernelNotResolved as error:
         environment, missing = None, str(error)
 
+    lock = _embedded_lock(notebook, where)
+    if lock is not None and environment is not None and environment.prefix.is_dir():
+        locked = lock.platform(platform_of(environment.prefix))
+        if locked is not None:
+            # A lock for this platform says exactly what should be installed.
+            result = compare_lock(locked, environment.prefix)
+            compared = ComparedSpec("lock", where)
+            return Drift(result.status, result.added, result.removed, result.changed, spec=compared)
     embedded = _embedded(notebook, where)
     if embedded is not None:
         spec, mode = embedded
