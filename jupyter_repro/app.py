@@ -119,8 +119,8 @@ class ReproApp(ExtensionApp):
         Unicode(),
         config=True,
         help=(
-            "Folders or URLs passed to pip as --find-links when installing a spec's pip "
-            "section, e.g. a local wheel folder for offline sites."
+            "Folders or URLs passed to uv/pip as --find-links when installing a spec's pip "
+            "section and when locking it, e.g. a local wheel folder for offline sites."
         ),
     )
 
@@ -129,8 +129,8 @@ class ReproApp(ExtensionApp):
         allow_none=True,
         config=True,
         help=(
-            "Package index pip uses for a spec's pip section (pip's --index-url). None: "
-            "pip's own default."
+            "Package index uv/pip use for a spec's pip section on restore and lock "
+            "(--index-url). None: the default (PyPI)."
         ),
     )
 
@@ -138,7 +138,7 @@ class ReproApp(ExtensionApp):
         False,
         config=True,
         help=(
-            "Install a spec's pip section without any index (pip's --no-index): only from "
+            "Install and lock a spec's pip section without any index (--no-index): only from "
             "pip_find_links. For machines without network access."
         ),
     )

@@ -333,7 +333,7 @@ class EnvironmentHandler(ReproHandler):
 
 
 SOURCE_KINDS = ("notebook", "file", "content")
-RESTORE_KEYS = frozenset({"source", "name", "prefix", "dry_run"})
+RESTORE_KEYS = frozenset({"source", "name", "prefix", "dry_run", "lock_environment"})
 
 
 class RestoreNameHandler(ReproHandler):
@@ -361,7 +361,11 @@ class RestoreHandler(ReproHandler):
     """POST `repro/restore`.
 
     Body: `{"source": {"notebook": path} | {"file": path} | {"content": text}, "name"?,
-    "prefix"?, "dry_run"?}`; paths are relative to the server root.
+    "prefix"?, "dry_run"?, "lock_environment"?}`; paths are relative to the server root.
+    A file may be a lock (conda-lock.yml, pixi.lock: `lock_environment` chooses a pixi
+    environment, default `default`); a notebook restores from its embedded lock, a lock file
+    beside it, its embedded spec or an environment.yml beside it, in that order. A lock for
+    this platform is installed exactly, every archive's sha256 checked before linking.
 
     - `dry_run` true: 200 with the plan `{target, name, engine, packages, pip, channels,
       warnings, conflict, suggested_name}`; nothing is written. A name or prefix that is
@@ -407,10 +411,11 @@ class RestoreHandler(ReproHandler):
         dry_run = body.get("dry_run", False)
         if not isinstance(dry_run, bool):
             raise web.HTTPError(400, "'dry_run' must be true or false")
+        lock_environment = self._optional_string(body, "lock_environment") or "default"
         if kind != "content":
             await self.authorize_contents("read")
 
-        source = await self._load(kind, value)
+        source = await self._load(kind, value, lock_environment)
         target = Path(prefix) if prefix is not None else None
         if dry_run:
             plan = await self.wait_for(self.restores.plan(source, name=name, prefix=target))
@@ -432,14 +437,18 @@ class RestoreHandler(ReproHandler):
             raise web.HTTPError(400, f"'{key}' must be a non-empty string")
         return value
 
-    async def _load(self, kind: str, value: str) -> RestoreSource:
+    async def _load(self, kind: str, value: str, lock_environment: str) -> RestoreSource:
         if kind == "content":
-            return await self.call(lambda: load_source(content=value))
+            return await self.call(
+                lambda: load_source(content=value, lock_environment=lock_environment)
+            )
         path = await self.call(self._server_file, value)
         # An unreadable file (403) or one removed since the check (404): see http_errors.
         if kind == "notebook":
-            return await self.call(lambda: load_source(notebook=path))
-        return await self.call(lambda: load_source(file=path))
+            return await self.call(
+                lambda: load_source(notebook=path, lock_environment=lock_environment)
+            )
+        return await self.call(lambda: load_source(file=path, lock_environment=lock_environment))
 
 
 def check_path_text(value: str, what: str) -> None:
@@ -767,8 +776,8 @@ class _LockRoute(_NotebookHandler):
 
     def write_lock(self, result: LockResult, fmt: LockFormat, text: str) -> None:
         self.set_header("X-Jupyter-Repro-Lock", json.dumps(result.summary()))
-        self.set_header("Content-Type", LOCK_MEDIA_TYPES[fmt])
-        self.finish(text)
+        # APIHandler.finish would otherwise type every answer as JSON.
+        self.finish(text, set_content_type=LOCK_MEDIA_TYPES[fmt])
 
 
 class EnvironmentLockHandler(_LockRoute):

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shlex
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ from ..environments.channels import (
 from ..environments.discovery import EnvironmentDiscovery
 from ..environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
 from ..environments.matchspec import InvalidMatchSpec, parse_match_spec
-from ..environments.prefix import Prefix
 from ..specs.environment import (
     EnvironmentSpec,
     SpecError,
@@ -93,7 +91,7 @@ from .errors import (
     TargetExists,
     UnsatisfiableSpec,
 )
-from .pip import pip_install_command
+from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
 from .source import RestoreSource, load_source
 from .verified import Verified, fetch_verified, restore_origins
@@ -1188,22 +1186,21 @@ class RestoreService:
 
     # -- pip ---------------------------------------------------------------------------------
 
-    def _pip_argv(self, python: Path, requirements: Path) -> list[str]:
-        if _has_own_pip(python.parent.parent):
-            argv = [str(python), "-m", "pip"]
-        else:
-            # An environment without pip (an export lists pip only when it was installed):
-            # the server's pip installs into it (`--python`, pip 22.3 and later), so the
-            # restore gets the packages of the spec and not one more.
-            argv = [sys.executable, "-m", "pip", "--python", str(python)]
-        argv += ["install", "--disable-pip-version-check", "--no-input"]
-        if self.options.pip_no_index:
-            argv.append("--no-index")
-        if self.options.pip_index_url:
-            argv += ["--index-url", self.options.pip_index_url]
-        for link in self.options.pip_find_links:
-            argv += ["--find-links", link]
-        return [*argv, "-r", str(requirements)]
+    def _pip_index(self) -> PipIndex:
+        return PipIndex(
+            index_url=self.options.pip_index_url,
+            find_links=tuple(self.options.pip_find_links),
+            no_index=self.options.pip_no_index,
+        )
+
+    def _pip_argv(self, source: RestoreSource, python: Path, requirements: Path) -> list[str]:
+        """uv installs the section (fast, no pip needed in the environment) unless pip's own
+        meaning is needed: option lines in the section, or a pip configuration (`PIP_*`
+        variables, pip.conf) that an administrator set up and uv would not read."""
+        use_uv = not source.pip_options and not _pip_configured(self.environ, self.home)
+        return pip_requirements_command(
+            python, requirements, index=self._pip_index(), use_uv=use_uv
+        )
 
     async def _install_pip(self, source: RestoreSource, target: Path, progress: Progress) -> int:
         """The spec's pip section, installed by the new environment's own pip (the
@@ -1228,7 +1225,7 @@ class RestoreService:
             path = Path(tmp) / "requirements.txt"
             path.write_text("\n".join(entries) + "\n", encoding="utf-8")
             outcome = await run_process(
-                self._pip_argv(python, path),
+                self._pip_argv(source, python, path),
                 env=_pip_environment(self.environ),
                 on_line=progress.log,
             )
@@ -1251,11 +1248,7 @@ class RestoreService:
                 f"{source.origin} locks pip packages, but the environment has no python to "
                 "install them for"
             )
-        index = PipIndex(
-            index_url=self.options.pip_index_url,
-            find_links=tuple(self.options.pip_find_links),
-            no_index=self.options.pip_no_index,
-        )
+        index = self._pip_index()
         total = len(locked.pypi)
         progress.phase("pip", 0, total)
         with tempfile.TemporaryDirectory(prefix="jupyter-repro-pip-") as tmp:
@@ -1314,20 +1307,26 @@ _PIP_ENVIRONMENT = frozenset(
 
 
 def _pip_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment of the pip process: `_PIP_ENVIRONMENT`, `LC_*` and `PIP_*` only."""
+    """The environment of the pip (or uv) process: `_PIP_ENVIRONMENT`, `LC_*`, `PIP_*` and
+    uv's cache location only."""
     env = {
         key: value
         for key, value in environ.items()
-        if key.upper() in _PIP_ENVIRONMENT or key.startswith(("LC_", "PIP_"))
+        if key.upper() in _PIP_ENVIRONMENT
+        or key.startswith(("LC_", "PIP_"))
+        or key in ("UV_CACHE_DIR", "UV_NO_CACHE")
     }
     env["PYTHONNOUSERSITE"] = "1"
     return env
 
 
-def _has_own_pip(prefix: Path) -> bool:
-    """Whether pip is installed in the environment at `prefix`."""
-    sites = Prefix(prefix).site_packages_dirs()
-    return any((site / "pip" / "__init__.py").is_file() for site in sites)
+def _pip_configured(environ: Mapping[str, str], home: Path) -> bool:
+    """Whether pip is configured here (variables or config files), which uv would ignore."""
+    if any(key.startswith("PIP_") for key in environ):
+        return True
+    config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    files = (config_home / "pip" / "pip.conf", home / ".pip" / "pip.conf", Path("/etc/pip.conf"))
+    return any(path.is_file() for path in files)
 
 
 def _cli_message(lines: Sequence[str]) -> str | None:

@@ -164,9 +164,9 @@ def _source_from_notebook(path: Path, environment: str = "default") -> RestoreSo
                 "yaml", str(beside), parse_environment_yaml(data, source=str(beside))
             )
     raise RestoreError(
-        f"notebook has no embedded lock or environment ({origin}: no metadata.{METADATA_KEY}"
-        ".lock or .environment) and no lock file or environment.yml beside it; lock or export "
-        "the environment from the notebook's kernel first"
+        f"notebook has no embedded environment or lock ({origin}: no metadata."
+        f"{METADATA_KEY}.environment or .lock) and no lock file or environment.yml beside it; "
+        "export or lock the environment from the notebook's kernel first"
     )
 
 
