@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, load, restore, startup, strip
+from . import export, kernels, load, lock, restore, startup, strip
 from ._table import Result, markdown_table
 
 BENCHMARKS = {
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "kernels": kernels.run,
     "export": export.run,
     "restore": restore.run,
+    "lock": lock.run,
     "load": load.run,
     "strip": strip.run,
 }

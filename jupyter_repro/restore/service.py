@@ -292,7 +292,9 @@ def _planned_locked(package: LockedConda) -> PlannedPackage:
         build=package.build,
         channel=short_channel_name(package.channel, package.subdir),
         size=package.size,
-        url=package.url,
+        # A lock may carry credentials (`/t/<token>/`, `user:pass@`) to download with; a
+        # plan is shown and returned, so it names the URL without them.
+        url=redact_url(package.url),
     )
 
 
@@ -812,7 +814,7 @@ class RestoreService:
         if locked is not None:
             assert source.spec is not None
             pip = tuple(_pypi_line(p) for p in locked.pypi) or source.spec.pip
-            channels = sorted({p.channel for p in locked.conda})
+            channels = sorted({redact_url(p.channel) for p in locked.conda})
             specs = list(source.spec.dependencies)
             return _Prepared(target, result_name, [], specs, channels, pip, source.warnings, locked)
         warnings = source.warnings + self._fallback_notes(source)

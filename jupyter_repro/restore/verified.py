@@ -57,8 +57,9 @@ def _digests(path: Path) -> tuple[int, str, str]:
     return size, sha256.hexdigest(), md5.hexdigest()
 
 
-def check_archive(package: LockedConda, path: Path) -> None:
-    """Raise `TamperedPackage` unless the archive at `path` is the one the lock names."""
+def check_archive(package: LockedConda, path: Path) -> str:
+    """Raise `TamperedPackage` unless the archive at `path` is the one the lock names;
+    return the archive's md5 (the installed record keeps it, as conda's do)."""
     shown = f"{package.dist_name} ({redact_url(package.url)})"
     if not package.sha256 and not package.md5:
         raise TamperedPackage(
@@ -84,17 +85,25 @@ def check_archive(package: LockedConda, path: Path) -> None:
             f"{shown} does not match the lock: its md5 is {md5}, the lock says {package.md5}; "
             "nothing was installed"
         )
+    return md5
 
 
-async def _fetch(package: LockedConda, staging: Path, client: Any) -> Path:
-    local = _local_path(package.url)
-    if local is not None:
-        if not await asyncio.to_thread(local.is_file):
-            raise RestoreError(
-                f"{package.dist_name}: {redact_url(package.url)} does not exist; the channel "
-                "moved or the lock comes from another machine"
-            )
-        return local
+def _missing(package: LockedConda) -> RestoreError:
+    return RestoreError(
+        f"{package.dist_name}: {redact_url(package.url)} does not exist; the channel moved or "
+        "the lock comes from another machine"
+    )
+
+
+def _check_local(items: Sequence[tuple[LockedConda, Path]]) -> None:
+    """Check every archive, in one worker thread: hashing is fast, hand-offs are not."""
+    for package, path in items:
+        if not path.is_file():
+            raise _missing(package)
+        check_archive(package, path)
+
+
+async def _download(package: LockedConda, staging: Path, client: Any) -> Path:
     from rattler.package_streaming import download_to_path
 
     dest = staging / f"{package.subdir}-{package.filename}"
@@ -108,14 +117,26 @@ async def _fetch(package: LockedConda, staging: Path, client: Any) -> Path:
     return dest
 
 
-async def _record(package: LockedConda, path: Path) -> Any:
+async def _record(package: LockedConda, path: Path, uri: str) -> Any:
     from rattler import RepoDataRecord
 
     record = await RepoDataRecord.from_package_archive(path)
-    record.url = Path(await asyncio.to_thread(os.path.realpath, path)).as_uri()
+    record.url = uri
     record.channel = package.channel
     record.file_name = package.filename
     return record
+
+
+async def _gather(awaitables: Sequence[Any]) -> list[Any]:
+    """All of them, concurrently; the first failure cancels the rest before it is raised."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def fetch_verified(
@@ -125,32 +146,39 @@ async def fetch_verified(
     on_done: Callable[[int, int], None] | None = None,
     concurrency: int = 8,
 ) -> list[Verified]:
-    """Fetch (or find, for `file://`) and verify every archive; records made from them."""
-    from rattler.networking import Client
+    """Fetch (or find, for `file://`) and verify every archive; records made from them.
 
-    client = Client()
-    semaphore = asyncio.Semaphore(concurrency)
-    done = 0
+    Local archives are checked where they are; remote ones are downloaded into `staging`
+    (`concurrency` at a time) and checked there. Nothing is returned unless all match.
+    """
+    total = len(packages)
+    local = [(p, path) for p in packages if (path := _local_path(p.url)) is not None]
+    remote = [p for p in packages if _local_path(p.url) is None]
+    paths: dict[str, Path] = {p.url: path for p, path in local}
+    if remote:
+        from rattler.networking import Client
 
-    async def one(package: LockedConda) -> Verified:
-        nonlocal done
-        async with semaphore:
-            path = await _fetch(package, staging, client)
-            await asyncio.to_thread(check_archive, package, path)
-            record = await _record(package, path)
-        done += 1
-        if on_done is not None:
-            on_done(done, len(packages))
-        return Verified(package, path, record)
+        client = Client()
+        semaphore = asyncio.Semaphore(concurrency)
+        fetched = 0
 
-    tasks = [asyncio.ensure_future(one(p)) for p in packages]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async def one(package: LockedConda) -> None:
+            nonlocal fetched
+            async with semaphore:
+                paths[package.url] = await _download(package, staging, client)
+            fetched += 1
+            if on_done is not None:
+                on_done(fetched, total)
+
+        await _gather([one(p) for p in remote])
+    await asyncio.to_thread(_check_local, [(p, paths[p.url]) for p in packages])
+    if on_done is not None:
+        on_done(total, total)
+    uris = await asyncio.to_thread(
+        lambda: {url: Path(os.path.realpath(path)).as_uri() for url, path in paths.items()}
+    )
+    records = await _gather([_record(p, paths[p.url], uris[p.url]) for p in packages])
+    return [Verified(p, paths[p.url], r) for p, r in zip(packages, records, strict=True)]
 
 
 def restore_origins(prefix: Path, verified: Sequence[Verified]) -> None:

@@ -484,25 +484,43 @@ def _json_list(value: Any, source: str) -> tuple[str, ...]:
     return tuple(v for v in data if isinstance(v, str)) if isinstance(data, list) else ()
 
 
-def _load_yaml(text: str | bytes, source: str) -> Any:
-    """YAML as plain data: aliases and explicit tags refused, size bounded."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+def _decode_lock(text: str | bytes, source: str) -> str:
+    """The text of a lock within MAX_LOCK_BYTES; a larger one is a LockError that says so
+    (`_decode`'s own message is about environment.yml files of a few kilobytes)."""
+    size = len(text)
+    if isinstance(text, str) and size <= MAX_LOCK_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_LOCK_BYTES:
+        raise LockError(
+            f"too large (over {MAX_LOCK_BYTES:,} bytes, the limit for a lock file); check that "
+            "this is the lock file you meant",
+            source=source,
+        )
+    return _decode(text, source=source, max_bytes=MAX_LOCK_BYTES)
 
-    decoded = _decode(text, source=source, max_bytes=MAX_LOCK_BYTES)
+
+def _load_yaml(text: str | bytes, source: str) -> Any:
+    """YAML as plain data: aliases and explicit tags refused, size bounded.
+
+    PyYAML's safe loader (libyaml's C parser when it is there: a 4-platform lock is read in
+    milliseconds, where a pure-Python parser takes a quarter of a second) builds only plain
+    types; a first pass over the parser's events refuses aliases (no alias expansion, no
+    "billion laughs") and any tag that is not one of YAML's own.
+    """
+    import yaml
+
+    decoded = _decode_lock(text, source)
     _check_conflict_markers(decoded, source)
-    yaml = YAML(typ="safe", pure=True)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        for event in yaml.parse(decoded):
-            if isinstance(event, AliasEvent):
+        for event in yaml.parse(decoded, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
                 raise LockError("YAML aliases are not allowed in a lock file", source=source)
             tag = getattr(event, "tag", None)
-            typed = isinstance(event, ScalarEvent | CollectionStartEvent) and tag and tag != "!"
-            if typed and not str(tag).startswith("tag:yaml.org,2002:"):
+            if tag and tag != "!" and not str(tag).startswith("tag:yaml.org,2002:"):
                 raise LockError(f"YAML tag {tag!r} is not allowed here", source=source)
-        return yaml.load(decoded)
-    except YAMLError as error:
+        return yaml.load(decoded, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as error:
         first = str(error).strip().splitlines()
         raise LockError(f"not valid YAML: {first[0] if first else error}", source=source) from error
 
@@ -528,7 +546,7 @@ def render_pixi_lock(lock: Lock, records: Mapping[str, Sequence[Any]]) -> str:
     for entry in lock.platforms:
         platform = LockPlatform(entry.platform)
         for record in sorted(records.get(entry.platform, ()), key=lambda r: r.name.normalized):
-            lock_file.add_conda_package("default", platform, record)
+            lock_file.add_conda_package("default", platform, _redacted_record(record))
         for pypi in entry.pypi:
             if pypi.url:
                 _add_pypi(lock_file, platform, pypi)
@@ -536,6 +554,19 @@ def render_pixi_lock(lock: Lock, records: Mapping[str, Sequence[Any]]) -> str:
         path = Path(tmp) / PIXI_LOCK_NAME
         lock_file.to_path(path)
         return path.read_text(encoding="utf-8")
+
+
+def _redacted_record(record: Any) -> Any:
+    """`record` with its URL and channel without credentials: a copy when they have any
+    (an installed record or a solve over a channel with a token keeps it in both)."""
+    from rattler import RepoDataRecord
+
+    url, channel = str(record.url), record.channel
+    clean_url = redact_url(url)
+    clean_channel = redact_url(str(channel)) if channel else channel
+    if clean_url == url and clean_channel == channel:
+        return record
+    return RepoDataRecord(record, record.file_name, clean_url, clean_channel)
 
 
 def _add_pypi(lock_file: Any, platform: Any, pypi: LockedPypi) -> None:
@@ -553,7 +584,7 @@ def parse_pixi_lock(
     """A lock from a `pixi.lock` (rattler's lock format), for one of its environments."""
     from rattler import LockFile
 
-    decoded = _decode(text, source=source, max_bytes=MAX_LOCK_BYTES)
+    decoded = _decode_lock(text, source)
     with tempfile.TemporaryDirectory(prefix="repro-lock-") as tmp:
         path = Path(tmp) / PIXI_LOCK_NAME
         path.write_text(decoded, encoding="utf-8")
@@ -657,7 +688,7 @@ def parse_lock_text(
 ) -> Lock:
     """A conda-lock.yml or pixi.lock, recognised by `kind` or by its content."""
     if kind is None:
-        decoded = _decode(text, source=source, max_bytes=MAX_LOCK_BYTES)
+        decoded = _decode_lock(text, source)
         kind = looks_like_lock(decoded)
         text = decoded
     if kind == "pixi":

@@ -115,6 +115,13 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def _explanation(error: BaseException, limit: int = 2000) -> str:
+    """The solver's whole explanation (it says which package has no candidate and why),
+    credentials removed, cut to `limit` characters."""
+    text = redact_text(str(error)).strip() or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def _channel_urls(spec_channels: Sequence[str], records: Sequence[Any]) -> list[str]:
     """The environment's channels as URLs, in the spec's order (records know the URLs)."""
     by_name: dict[str, str] = {}
@@ -224,7 +231,7 @@ async def lock_environment(
         except ValueError as error:
             skipped[platform] = str(error)
         except Exception as error:  # rattler's SolverError and friends: the platform is out
-            skipped[platform] = f"cannot be solved: {_first_line(error)}"
+            skipped[platform] = f"cannot be solved: {_explanation(error)}"
     pypi: dict[str, tuple[LockedPypi, ...]] = {}
     if pip_specs:
         for platform in list(records):
@@ -249,9 +256,9 @@ async def lock_environment(
             except PipLockError as error:
                 skipped[platform] = f"pip section cannot be resolved: {error}"
                 del records[platform]
-    if host not in records:
-        reason = skipped.get(host, "it is not a supported platform")
-        raise LockFailed(f"cannot lock this environment for its own platform {host}: {reason}")
+    if not records:
+        reasons = "; ".join(f"{p}: {why}" for p, why in sorted(skipped.items()))
+        raise LockFailed(f"cannot lock this environment for any platform asked for ({reasons})")
     platform_locks = tuple(
         PlatformLock(
             platform,

@@ -15,6 +15,11 @@ describe('RestoreView.phaseText', () => {
     ).toBe('Solving the environment…');
     expect(
       RestoreView.phaseText(
+        job('running', { progress: { phase: 'verify', done: 4, total: 9 } })
+      )
+    ).toBe('Checking 4 of 9 packages against the lock…');
+    expect(
+      RestoreView.phaseText(
         job('running', {
           progress: {
             phase: 'link',

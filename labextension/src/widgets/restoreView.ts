@@ -231,6 +231,8 @@ export class RestoreView implements IDisposable {
     switch (phase) {
       case 'solve':
         return 'Solving the environment…';
+      case 'verify':
+        return `Checking${of} packages against the lock…`;
       case 'download':
         return `Downloading${of} packages${bytes}…`;
       case 'link':
