@@ -95,12 +95,15 @@ def _missing(package: LockedConda) -> RestoreError:
     )
 
 
-def _check_local(items: Sequence[tuple[LockedConda, Path]]) -> None:
-    """Check every archive, in one worker thread: hashing is fast, hand-offs are not."""
+def _check_local(items: Sequence[tuple[LockedConda, Path]]) -> dict[str, str]:
+    """Check every archive, in one worker thread: hashing is fast, hand-offs are not.
+    Returns each package URL's archive md5."""
+    md5s: dict[str, str] = {}
     for package, path in items:
         if not path.is_file():
             raise _missing(package)
-        check_archive(package, path)
+        md5s[package.url] = check_archive(package, path)
+    return md5s
 
 
 async def _download(package: LockedConda, staging: Path, client: Any) -> Path:
@@ -117,10 +120,14 @@ async def _download(package: LockedConda, staging: Path, client: Any) -> Path:
     return dest
 
 
-async def _record(package: LockedConda, path: Path, uri: str) -> Any:
+async def _record(package: LockedConda, path: Path, uri: str, md5: str) -> Any:
     from rattler import RepoDataRecord
 
     record = await RepoDataRecord.from_package_archive(path)
+    if record.md5 is None:
+        # rattler computes only the sha256 of an archive; without the md5, `conda-meta`
+        # would lack what conda's records (and an `@EXPLICIT --md5` export) have.
+        record.md5 = bytes.fromhex(md5)
     record.url = uri
     record.channel = package.channel
     record.file_name = package.filename
@@ -171,13 +178,13 @@ async def fetch_verified(
                 on_done(fetched, total)
 
         await _gather([one(p) for p in remote])
-    await asyncio.to_thread(_check_local, [(p, paths[p.url]) for p in packages])
+    md5s = await asyncio.to_thread(_check_local, [(p, paths[p.url]) for p in packages])
     if on_done is not None:
         on_done(total, total)
     uris = await asyncio.to_thread(
         lambda: {url: Path(os.path.realpath(path)).as_uri() for url, path in paths.items()}
     )
-    records = await _gather([_record(p, paths[p.url], uris[p.url]) for p in packages])
+    records = await _gather([_record(p, paths[p.url], uris[p.url], md5s[p.url]) for p in packages])
     return [Verified(p, paths[p.url], r) for p, r in zip(packages, records, strict=True)]
 
 
