@@ -281,6 +281,7 @@ def _lock(args: argparse.Namespace) -> int:
 
     from .atomic import replace_file
     from .environments.catalog import EnvironmentNotFound
+    from .environments.platforms import check_platform
     from .notebooks.embedded import NotebookError, read_notebook
     from .notebooks.lock import render_lock, with_lock
     from .notebooks.nbjson import dumps_json
@@ -300,6 +301,12 @@ def _lock(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"jupyter repro lock: error: {problem}", file=sys.stderr)
         return 2
+    for platform in args.platform:
+        try:
+            check_platform(platform)
+        except ValueError as error:
+            print(f"jupyter repro lock: error: {error}", file=sys.stderr)
+            return 2
     if args.output is not None and (problem := _output_problem(args.output)) is not None:
         print(f"jupyter repro lock: error: {problem}", file=sys.stderr)
         return 1

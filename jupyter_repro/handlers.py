@@ -26,7 +26,8 @@ from tornado import web
 
 from .atomic import OutsideRoot, replace_beneath
 from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
-from .environments.channels import is_subdir, redact_text
+from .environments.channels import redact_text
+from .environments.platforms import check_platform
 from .git.service import GitService, GitServiceError
 from .jobs import JobManager, JobNotFound, RestoreJobs, error_reason
 from .notebooks.drift import FROM_FILE, DriftCache
@@ -756,10 +757,10 @@ class _LockRoute(_NotebookHandler):
         if len(platforms) > 16:
             raise web.HTTPError(400, "at most 16 platforms can be locked at once")
         for platform in platforms:
-            if not is_subdir(platform) or platform == "noarch":
-                raise web.HTTPError(
-                    400, f"{platform[:40]!r} is not a conda platform such as 'linux-64'"
-                )
+            try:
+                check_platform(platform)
+            except ValueError as error:
+                raise web.HTTPError(400, str(error), reason="bad lock option") from None
         return tuple(platforms)
 
     async def lock(self, prefix: Path, platforms: tuple[str, ...], name: str | None) -> LockResult:

@@ -40,6 +40,27 @@ def _family(platform: str) -> tuple[tuple[str, str, str], ...]:
     )
 
 
+SUPPORTED_EXAMPLES = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
+
+
+def check_platform(platform: str) -> str:
+    """`platform` when a lock can be made for it, else ValueError saying which can."""
+    from .channels import is_subdir
+
+    os_name, _, arch = platform.partition("-")
+    if (
+        not is_subdir(platform)
+        or platform == "noarch"
+        or os_name not in ("linux", "osx", "win")
+        or arch not in _ARCH
+    ):
+        raise ValueError(
+            f"cannot lock for platform {platform[:40]!r}: expected a conda platform such as "
+            + ", ".join(SUPPORTED_EXAMPLES)
+        )
+    return platform
+
+
 def virtual_package_specs(platform: str) -> list[str]:
     """`name=version=build` strings of the virtual packages assumed for `platform`."""
     arch = _ARCH.get(platform.partition("-")[2], platform.partition("-")[2])

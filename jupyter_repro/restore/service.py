@@ -318,7 +318,7 @@ def _dist_str(record: Any) -> str:
 
 
 def _dist_str_locked(package: LockedConda) -> str:
-    channel = channel_url(package.channel, package.subdir)
+    channel = redact_url(channel_url(package.channel, package.subdir))
     return f"{channel}/{package.subdir}::{package.name}-{package.version}-{package.build}"
 
 

@@ -202,6 +202,7 @@ def restore_origins(prefix: Path, verified: Sequence[Verified]) -> None:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        data["url"] = item.package.url
-        data["channel"] = item.package.channel
+        # Without credentials: conda-meta is read by every tool and exported from.
+        data["url"] = redact_url(item.package.url)
+        data["channel"] = redact_url(item.package.channel)
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -607,7 +607,7 @@ def parse_pixi_lock(
         for package in packages:
             record = getattr(package, "repo_data_record", None)
             if record is not None:
-                conda.append(locked_from_record(record()))
+                conda.append(locked_from_record(record(), redact=False))
                 continue
             hashes = package.hashes
             sha = hashes.sha256.hex() if hashes is not None and hashes.sha256 else None
@@ -630,12 +630,18 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def locked_from_record(record: Any) -> LockedConda:
-    """A `LockedConda` from a py-rattler `RepoDataRecord` (or `PrefixRecord`)."""
-    url = redact_url(str(record.url))
+def locked_from_record(record: Any, *, redact: bool = True) -> LockedConda:
+    """A `LockedConda` from a py-rattler `RepoDataRecord` (or `PrefixRecord`).
+
+    `redact` removes credentials from the URLs: for a lock being written. A lock being read
+    keeps them, as `parse_conda_lock` does, so a restore can download with them; messages
+    and plans show them redacted.
+    """
+    clean = redact_url if redact else (lambda text: text)
+    url = clean(str(record.url))
     subdir = str(record.subdir)
     channel = record.channel
-    channel_url = redact_url(str(channel)).rstrip("/") if channel else _split_channel(url, subdir)
+    channel_url = clean(str(channel)).rstrip("/") if channel else _split_channel(url, subdir)
     if "://" not in channel_url:
         channel_url = _split_channel(url, subdir)
     noarch = record.noarch
