@@ -7,6 +7,7 @@ from typing import Any
 
 from ._version import __version__
 from .environments.engines import EngineInfo, engine_info, find_clis
+from .specs.export import host_platform
 
 
 class StatusService:
@@ -28,6 +29,8 @@ class StatusService:
             "version": __version__,
             "engine": self._engine.to_json(),
             "clis": self._find_clis(self._configured_clis),
+            # The conda platform of this machine: what a lock made here locks exactly.
+            "platform": host_platform(),
         }
 
 
@@ -46,5 +49,7 @@ def describe(document: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("jupyter-repro", str(document["version"])),
         ("engine", f"{name}{version} ({how})"),
     ]
+    if document.get("platform"):
+        rows.append(("platform", str(document["platform"])))
     rows += [(name, path or "not found") for name, path in document["clis"].items()]
     return rows

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_repro.cli import format_duration, main
+from jupyter_repro.specs.export import host_platform
 from tests.rig.channel import RigChannel
 from tests.rig.installation import CondaInstallation
 from tests.test_git_filter import (
@@ -205,7 +206,7 @@ def test_status_prints_aligned_lines_and_json_for_scripts(capsys):
     lines = capsys.readouterr().out.splitlines()
 
     labels = [line.split()[0] for line in lines]
-    assert labels == ["jupyter-repro", "engine", "conda", "mamba", "micromamba"]
+    assert labels == ["jupyter-repro", "engine", "platform", "conda", "mamba", "micromamba"]
     value_starts = {len(line) - len(line.split(maxsplit=1)[1]) for line in lines}
     assert len(value_starts) == 1, lines
     assert "rattler" in lines[1]
@@ -213,8 +214,9 @@ def test_status_prints_aligned_lines_and_json_for_scripts(capsys):
 
     assert main(["status", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert set(document) == {"version", "engine", "clis"}
+    assert set(document) == {"version", "engine", "clis", "platform"}
     assert document["engine"]["name"] == "rattler"
+    assert document["platform"] == host_platform()
 
 
 def test_status_of_a_cli_engine_says_whether_it_was_found(

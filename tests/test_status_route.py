@@ -10,6 +10,7 @@ from importlib import metadata
 import pytest
 
 from jupyter_repro import __version__
+from jupyter_repro.specs.export import host_platform
 
 
 async def test_status_reports_version_engine_and_clis(jp_fetch):
@@ -25,6 +26,8 @@ async def test_status_reports_version_engine_and_clis(jp_fetch):
         "embedded": True,
     }
     assert set(body["clis"]) == {"conda", "mamba", "micromamba"}
+    # what a lock made here takes from the installed records (the UI checks it by default)
+    assert body["platform"] == host_platform()
 
 
 async def test_status_finds_a_cli_that_appears_on_path(jp_fetch, tmp_path, monkeypatch):

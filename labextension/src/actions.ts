@@ -11,6 +11,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { JSONExt, JSONValue } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
+import { lockedText, lockSteps, reportedPlatform } from './lock';
 import {
   keepOutputFor,
   kernelNameFor,
@@ -31,6 +32,9 @@ import {
   DialogTestIds,
   ExportDialogBody,
   IExportChoice,
+  ILockChoice,
+  ILockOutcome,
+  LockProgressBody,
   RestorePlanBody,
   showDialogWithTestId
 } from './widgets/dialogs';
@@ -42,9 +46,11 @@ export const METADATA_KEY = 'jupyter_repro';
 
 /**
  * File names the "Restore environment from this file" menu item is shown
- * for: `environment.yml`, `environment-gpu.yaml`, ...
+ * for: `environment.yml`, `environment-gpu.yaml`, ..., and lock files:
+ * `conda-lock.yml`, `analysis.conda-lock.yml`, `pixi.lock`.
  */
-export const ENVIRONMENT_FILE_PATTERN = /^environment[^/]*\.ya?ml$/i;
+export const ENVIRONMENT_FILE_PATTERN =
+  /^(?:environment[^/]*\.ya?ml|(?:[^/]+\.)?conda-lock\.ya?ml|pixi\.lock)$/i;
 
 /**
  * Whether the menu item "Restore environment from this file" applies.
@@ -100,18 +106,26 @@ export class ReproActions {
 
   /**
    * Ask for a mode and target, then export the active notebook's
-   * environment there.
+   * environment there; or (choice "Lock for platforms", preselected with
+   * `lock`) lock it for the platforms chosen.
    */
-  async exportEnvironment(): Promise<void> {
+  async exportEnvironment(options: { lock?: boolean } = {}): Promise<void> {
     const panel = this.currentNotebook();
     await panel.context.ready;
     const path = panel.context.path;
+    const settings = this._model.settings;
     const body = new ExportDialogBody({
       notebookPath: path,
       choice: {
-        mode: this._model.settings.defaultExportMode,
-        target: this._model.settings.defaultExportTarget
-      }
+        mode: settings.defaultExportMode,
+        target: settings.defaultExportTarget,
+        kind: options.lock ? 'lock' : 'spec'
+      },
+      lockPlatforms: settings.lockPlatforms,
+      currentPlatform:
+        this._model.status?.platform ??
+        this._hostPlatform ??
+        reportedPlatform(panel.model?.getMetadata(METADATA_KEY))
     });
     const result = await showDialogWithTestId<IExportChoice>(
       {
@@ -124,11 +138,17 @@ export class ReproActions {
             ariaLabel: 'Export the environment'
           })
         ],
-        focusNodeSelector: 'select'
+        focusNodeSelector: options.lock
+          ? 'input[type="radio"]:checked'
+          : 'select'
       },
       DialogTestIds.exportConfirm
     );
     if (!result.button.accept || !result.value) {
+      return;
+    }
+    if (result.value.kind === 'lock' && result.value.lock) {
+      await this.lockEnvironment(panel, result.value.lock);
       return;
     }
     const { mode, target } = result.value;
@@ -146,6 +166,115 @@ export class ReproActions {
         await this._embed(panel, mode);
         break;
     }
+  }
+
+  /**
+   * Lock the environment of `panel`'s kernel for the chosen platforms and
+   * put the lock where chosen, in a dialog that shows the progress, then
+   * what was locked and what was left out (and why) or the error. Embedding
+   * goes through the open notebook (then saved), so the file never changes
+   * under it. Errors of the server are shown and kept in the outcome; the
+   * promise rejects only when no platform is chosen.
+   */
+  async lockEnvironment(
+    panel: NotebookPanel,
+    choice: ILockChoice
+  ): Promise<ILockOutcome> {
+    const { platforms } = choice;
+    if (platforms.length === 0) {
+      throw new Error('Choose at least one platform to lock for.');
+    }
+    const path = panel.context.path;
+    const name = PathExt.basename(path);
+    const body = new LockProgressBody({ platforms, notebookPath: path });
+    const dialog = new Dialog<unknown>({
+      title: 'Lock environment',
+      body,
+      buttons: [
+        Dialog.okButton({
+          label: 'Close',
+          ariaLabel: 'Close this dialog (a lock under way goes on)'
+        })
+      ]
+    });
+    dialog.node
+      .querySelector<HTMLElement>('.jp-Dialog-button.jp-mod-accept')
+      ?.setAttribute('data-testid', DialogTestIds.lockClose);
+    let shown = true;
+    dialog.launch().then(
+      () => (shown = false),
+      () => (shown = false)
+    );
+
+    const started = Date.now();
+    const outcome: ILockOutcome = { summary: null, done: [], error: null };
+    try {
+      const steps = lockSteps(choice.target);
+      // The server finds the kernel, and the embedded value a lock joins,
+      // in the notebook file: they must be those shown.
+      await this._saveIfStale(panel, 'kernelspec');
+      if (steps.some(step => step.kind === 'metadata')) {
+        await this._saveIfStale(panel, METADATA_KEY);
+      }
+      for (const step of steps) {
+        if (step.kind === 'metadata') {
+          body.setStep(
+            `Solving for each platform, then embedding the lock in ${name}.`
+          );
+          const answer = await this._model.client.lockMetadata(path, platforms);
+          outcome.summary = outcome.summary ?? answer.summary;
+          const notebook = panel.model;
+          if (!notebook || panel.isDisposed) {
+            throw new Error(`${path} was closed before the lock finished.`);
+          }
+          this._hostPlatform =
+            reportedPlatform(answer.metadata) ?? this._hostPlatform;
+          // Into the open model, then saved by its context (see _embed).
+          notebook.setMetadata(METADATA_KEY, answer.metadata);
+          await panel.context.save();
+          outcome.done.push(`Embedded in ${name} and saved.`);
+        } else {
+          body.setStep(
+            `Solving for each platform, then writing ${step.filename} beside the notebook.`
+          );
+          const answer = await this._model.client.writeLock(path, {
+            platforms,
+            target: 'file',
+            format: step.format
+          });
+          outcome.summary = outcome.summary ?? answer.summary;
+          for (const written of answer.written) {
+            // An editor showing the file would see it "changed on disk".
+            const open = this._docManager?.findWidget(written);
+            if (open) {
+              await open.context.revert();
+            }
+            outcome.done.push(`Wrote ${written}.`);
+          }
+        }
+      }
+    } catch (error) {
+      outcome.error = error instanceof Error ? error.message : String(error);
+    }
+    body.showOutcome(outcome, Date.now() - started);
+    if (!shown) {
+      // The dialog was closed meanwhile: say it where it is seen.
+      const what = outcome.summary ? lockedText(outcome.summary) : '';
+      if (outcome.error) {
+        Notification.error(
+          `Could not lock the environment of ${name}: ${outcome.error}`,
+          { autoClose: false }
+        );
+      } else {
+        const skipped = Object.keys(outcome.summary?.skipped ?? {});
+        const left = skipped.length
+          ? ` Not locked: ${skipped.join(', ')}.`
+          : '';
+        Notification.success(`${name}: ${what}${left}`, { autoClose: 8000 });
+      }
+    }
+    void this._model.refreshActiveNotebook();
+    return outcome;
   }
 
   /**
@@ -406,6 +535,7 @@ export class ReproActions {
     if (!notebook || panel.isDisposed) {
       throw new Error(`${path} was closed before the export finished.`);
     }
+    this._hostPlatform = reportedPlatform(value) ?? this._hostPlatform;
     // Into the open model, then saved by its context: no "file changed on
     // disk" conflict as a write on the server would cause.
     notebook.setMetadata(METADATA_KEY, value);
@@ -517,6 +647,11 @@ export class ReproActions {
   }
 
   private _docManager: IDocumentManager | null;
+  /**
+   * The platform of the environments here, as the server last reported it
+   * (an export's or a lock's `exported.platform`).
+   */
+  private _hostPlatform: string | null = null;
 }
 
 /**

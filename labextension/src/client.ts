@@ -17,13 +17,16 @@ import {
   IGitInstallResult,
   IGitStatus,
   IJob,
+  ILockMetadataAnswer,
   INameCheck,
   INotebookSpecText,
   IRestorePlan,
   IRestoreRequest,
   IStripPolicy,
   IWriteEnvironmentRequest,
-  IWriteEnvironmentResult
+  IWriteEnvironmentResult,
+  IWriteLockRequest,
+  IWriteLockResult
 } from './tokens';
 
 /**
@@ -152,6 +155,32 @@ export class ReproClient {
   }
 
   /**
+   * The lock of the notebook's environment for `platforms`, as the value to
+   * embed in its `metadata.jupyter_repro`, without writing anything:
+   * `GET repro/notebooks/{path}/lock?platform=P&platform=Q&format=metadata`.
+   * The frontend writes it into the open notebook.
+   */
+  lockMetadata(
+    path: string,
+    platforms: readonly string[]
+  ): Promise<ILockMetadataAnswer> {
+    return this._json<ILockMetadataAnswer>(
+      `${notebookEndpoint(path, 'lock')}?${ReproClient.lockQuery(platforms, 'metadata')}`
+    );
+  }
+
+  /**
+   * `POST repro/notebooks/{path}/lock`: lock the notebook's environment and
+   * write the lock file beside the notebook.
+   */
+  writeLock(path: string, body: IWriteLockRequest): Promise<IWriteLockResult> {
+    return this._json<IWriteLockResult>(notebookEndpoint(path, 'lock'), {
+      method: 'POST',
+      body: JSON.stringify(body)
+    });
+  }
+
+  /**
    * `GET repro/notebooks/{path}/drift`.
    */
   drift(path: string): Promise<IDrift> {
@@ -253,6 +282,17 @@ export class ReproClient {
       return 'format=explicit';
     }
     return `mode=${encodeURIComponent(mode)}&format=${encodeURIComponent(format)}`;
+  }
+
+  /**
+   * The query of the lock routes: one `platform=` per platform, then the
+   * format.
+   */
+  static lockQuery(platforms: readonly string[], format: string): string {
+    return [
+      ...platforms.map(p => `platform=${encodeURIComponent(p)}`),
+      `format=${encodeURIComponent(format)}`
+    ].join('&');
   }
 
   private _json<T>(endPoint: string, init: RequestInit = {}): Promise<T> {

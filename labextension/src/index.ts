@@ -17,6 +17,7 @@ import { isEnvironmentFile, ReproActions, reportErrors } from './actions';
 import { DriftWatch } from './driftWatch';
 import { environmentsIcon } from './icons';
 import { BaseKernelAlias } from './kernelAlias';
+import { lockPlatformsSetting } from './lock';
 import { offerRestoreForMissingKernels } from './missingKernel';
 import { DEFAULT_SETTINGS, ReproModel } from './model';
 import {
@@ -155,6 +156,16 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
           actions.exportEnvironment()
         )
     });
+    commands.addCommand(CommandIDs.lock, {
+      label: 'Lock environment for platforms',
+      caption:
+        "Lock the environment of the active notebook's kernel for several platforms: embedded in the notebook, conda-lock.yml or pixi.lock beside it",
+      isEnabled: hasNotebook,
+      execute: () =>
+        reportErrors('Could not lock the environment', () =>
+          actions.exportEnvironment({ lock: true })
+        )
+    });
     commands.addCommand(CommandIDs.restoreEnvironment, {
       label: 'Restore Environment…',
       caption: 'Create the environment embedded in the active notebook',
@@ -178,7 +189,8 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
     };
     commands.addCommand(CommandIDs.restoreFromFile, {
       label: 'Restore Environment from This File…',
-      caption: 'Create the environment this environment.yml describes',
+      caption:
+        'Create the environment this environment.yml or lock file (conda-lock.yml, pixi.lock) describes',
       isEnabled: args =>
         typeof args['path'] === 'string' || selectedFile() !== null,
       isVisible: args =>
@@ -189,7 +201,7 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
         return reportErrors('Could not restore the environment', async () => {
           if (!path) {
             throw new Error(
-              'Select an environment*.yml file in the file browser first.'
+              'Select an environment*.yml, conda-lock.yml or pixi.lock file in the file browser first.'
             );
           }
           await actions.restoreFromFile(path);
@@ -234,6 +246,7 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
       for (const command of [
         CommandIDs.openPanel,
         CommandIDs.exportEnvironment,
+        CommandIDs.lock,
         CommandIDs.restoreEnvironment,
         CommandIDs.restoreFromFile,
         CommandIDs.toggleStripOnSave,
@@ -436,7 +449,10 @@ namespace Private {
         : DEFAULT_SETTINGS.defaultExportMode,
       defaultExportTarget: EXPORT_TARGETS.includes(target as ExportTarget)
         ? (target as ExportTarget)
-        : DEFAULT_SETTINGS.defaultExportTarget
+        : DEFAULT_SETTINGS.defaultExportTarget,
+      lockPlatforms: lockPlatformsSetting(
+        settings.get('lockPlatforms').composite
+      )
     };
   }
 }

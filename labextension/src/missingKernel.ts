@@ -15,9 +15,39 @@ import { IRestoreResult, RestoreSource } from './tokens';
 export const MISSING_KERNEL_TESTID = 'repro-missing-kernel';
 
 /**
+ * The files beside a notebook a restore can start from, in the server's order
+ * of preference: its own lock, a folder's lock, then the spec.
+ */
+export function besideCandidates(notebookPath: string): string[] {
+  const folder = PathExt.dirname(notebookPath);
+  const stem = PathExt.basename(notebookPath, PathExt.extname(notebookPath));
+  return [
+    `${stem}.conda-lock.yml`,
+    'conda-lock.yml',
+    'pixi.lock',
+    'environment.yml'
+  ].map(name => PathExt.join(folder, name));
+}
+
+async function besideFile(
+  app: JupyterFrontEnd,
+  notebookPath: string
+): Promise<string | null> {
+  for (const candidate of besideCandidates(notebookPath)) {
+    try {
+      await app.serviceManager.contents.get(candidate, { content: false });
+      return candidate;
+    } catch {
+      // not there: the next one
+    }
+  }
+  return null;
+}
+
+/**
  * Offer to restore the environment of every opened notebook whose kernel is
- * not installed here but which carries its environment (embedded, or an
- * `environment.yml` beside it), instead of JupyterLab's list of every
+ * not installed here but which carries its environment (embedded, or a lock
+ * file or `environment.yml` beside it), instead of JupyterLab's list of every
  * kernel: the reason, then "Restore environment" (plan, progress, then the
  * notebook switches to the new kernel).
  */
@@ -78,13 +108,11 @@ namespace Private {
       panel.sessionContext.kernelPreference = { ...before, canStart: false };
     }
     if (!carried) {
-      const beside = PathExt.join(PathExt.dirname(path), 'environment.yml');
-      try {
-        await app.serviceManager.contents.get(beside, { content: false });
-        carried = { source: { file: beside }, description: beside };
-      } catch {
+      const beside = await besideFile(app, path);
+      if (beside === null) {
         return; // nothing to restore from: JupyterLab's kernel choice
       }
+      carried = { source: { file: beside }, description: beside };
       panel.sessionContext.kernelPreference = { ...before, canStart: false };
     }
     await offer(app, panel, actions, name, carried, before);

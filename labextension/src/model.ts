@@ -4,6 +4,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ReproClient } from './client';
 import { RestoreJob, toReproError } from './jobs';
+import { DEFAULT_LOCK_PLATFORMS } from './lock';
 import { ReproRequestError } from './request';
 import {
   ExportMode,
@@ -29,7 +30,8 @@ import { FRONTEND_VERSION } from './version';
  */
 export const DEFAULT_SETTINGS: Readonly<IReproSettings> = Object.freeze({
   defaultExportMode: 'portable',
-  defaultExportTarget: 'download'
+  defaultExportTarget: 'download',
+  lockPlatforms: [...DEFAULT_LOCK_PLATFORMS]
 });
 
 /**

@@ -58,6 +58,12 @@ export namespace CommandIDs {
    * repository (local scope), after a confirmation.
    */
   export const installGitFilter = 'jupyter-repro:install-git-filter';
+
+  /**
+   * Lock the environment of the active notebook's kernel for several
+   * platforms: the export dialog, opened on its "Lock for platforms" choice.
+   */
+  export const lock = 'jupyter-repro:lock';
 }
 
 /**
@@ -100,6 +106,13 @@ export interface IServerStatus {
    * `mamba`, `micromamba`, ...): an absolute path when found, `null` if not.
    */
   clis: Record<string, string | null>;
+
+  /**
+   * This machine's conda platform (`linux-64`, `osx-arm64`, ...), the one a
+   * lock made here takes from the installed records; absent from older
+   * servers.
+   */
+  platform?: string;
 }
 
 /**
@@ -149,6 +162,12 @@ export interface IReproSettings {
    * Export target preselected in the export dialog.
    */
   defaultExportTarget: ExportTarget;
+
+  /**
+   * Conda platforms preselected when locking (besides the environment's own
+   * platform, when the server has reported it).
+   */
+  lockPlatforms: string[];
 }
 
 /**
@@ -523,6 +542,99 @@ export interface IEmbeddedEnvironment {
    * The `@EXPLICIT` package URLs, by platform, when they were embedded too.
    */
   explicit?: Record<string, string[]>;
+}
+
+/**
+ * Where the export dialog's lock goes: embedded in the open notebook, a
+ * lock file beside the notebook, or both.
+ */
+export type LockTarget =
+  'metadata' | 'conda-lock' | 'pixi' | 'metadata+conda-lock' | 'metadata+pixi';
+
+/**
+ * The lock file formats the server writes beside a notebook.
+ */
+export type LockFileFormat = 'conda-lock' | 'pixi';
+
+/**
+ * What a lock covered: the `summary` of the lock routes' answers.
+ */
+export interface ILockSummary {
+  /**
+   * The platforms locked.
+   */
+  platforms: string[];
+
+  /**
+   * The platforms asked for but not locked, with why.
+   */
+  skipped: Record<string, string>;
+
+  /**
+   * What else the user should know (a pip requirement left out, ...).
+   */
+  warnings: string[];
+
+  /**
+   * The date the other platforms were solved as of (ISO 8601), if any.
+   */
+  as_of: string | null;
+
+  /**
+   * The number of packages locked, by platform.
+   */
+  packages: Record<string, number>;
+}
+
+/**
+ * Answer to `GET {baseUrl}repro/notebooks/{path}/lock?format=metadata`.
+ */
+export interface ILockMetadataAnswer {
+  /**
+   * The whole value to put in the notebook's `metadata.jupyter_repro`, with
+   * its `lock`.
+   */
+  metadata: JSONObject;
+
+  /**
+   * What was locked.
+   */
+  summary: ILockSummary;
+}
+
+/**
+ * Body of `POST {baseUrl}repro/notebooks/{path}/lock`.
+ */
+export interface IWriteLockRequest {
+  /**
+   * The platforms to lock.
+   */
+  platforms: string[];
+
+  /**
+   * Only `file` from the frontend: it embeds through the open notebook.
+   */
+  target: 'file';
+
+  /**
+   * The format of the file, `conda-lock.yml` or `pixi.lock`.
+   */
+  format: LockFileFormat;
+}
+
+/**
+ * Answer to `POST {baseUrl}repro/notebooks/{path}/lock`.
+ */
+export interface IWriteLockResult {
+  /**
+   * Server-root-relative paths of the files written.
+   */
+  written: string[];
+
+  /**
+   * What was locked.
+   */
+  summary: ILockSummary;
 }
 
 /**

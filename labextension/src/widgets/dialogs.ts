@@ -1,7 +1,20 @@
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { ExportMode, ExportTarget, INameCheck, IRestorePlan } from '../tokens';
+import {
+  lockedText,
+  lockingText,
+  MAX_LOCK_PLATFORMS,
+  platformChoices
+} from '../lock';
+import {
+  ExportMode,
+  ExportTarget,
+  ILockSummary,
+  INameCheck,
+  IRestorePlan,
+  LockTarget
+} from '../tokens';
 import { el, labelledSelect } from './dom';
 
 /**
@@ -12,6 +25,19 @@ export namespace DialogTestIds {
   export const exportMode = 'repro-export-mode';
   export const exportTarget = 'repro-export-target';
   export const exportConfirm = 'repro-export-confirm';
+  export const exportSpec = 'repro-export-spec';
+  export const exportLock = 'repro-export-lock';
+  export const lockOptions = 'repro-lock-options';
+  export const lockPlatformPrefix = 'repro-lock-platform-';
+  export const lockTarget = 'repro-lock-target';
+  export const lockHint = 'repro-lock-hint';
+  export const lockDialog = 'repro-lock-dialog';
+  export const lockProgress = 'repro-lock-progress';
+  export const lockResult = 'repro-lock-result';
+  export const lockSkipped = 'repro-lock-skipped';
+  export const lockWarning = 'repro-lock-warning';
+  export const lockError = 'repro-lock-error';
+  export const lockClose = 'repro-lock-close';
   export const restoreDialog = 'repro-restore-dialog';
   export const restorePlan = 'repro-restore-plan';
   export const restoreName = 'repro-restore-name';
@@ -80,6 +106,62 @@ export const EXPORT_TARGET_CHOICES: readonly {
 ];
 
 /**
+ * Where a lock can go.
+ */
+export const LOCK_TARGET_CHOICES: readonly {
+  value: LockTarget;
+  label: string;
+  title: string;
+}[] = [
+  {
+    value: 'metadata',
+    label: 'Embed in the notebook',
+    title:
+      "Stored in the notebook's metadata (jupyter_repro.lock), then the notebook is saved"
+  },
+  {
+    value: 'conda-lock',
+    label: 'conda-lock.yml beside the notebook',
+    title: 'A conda-lock file (CEP 37) written next to the notebook'
+  },
+  {
+    value: 'pixi',
+    label: 'pixi.lock beside the notebook',
+    title: 'A pixi lock file written next to the notebook'
+  },
+  {
+    value: 'metadata+conda-lock',
+    label: 'Embed in the notebook and conda-lock.yml beside it',
+    title: 'Both: in the notebook, and a conda-lock file next to it'
+  },
+  {
+    value: 'metadata+pixi',
+    label: 'Embed in the notebook and pixi.lock beside it',
+    title: 'Both: in the notebook, and a pixi lock file next to it'
+  }
+];
+
+/**
+ * What the export dialog offers: a spec (mode and target) or a lock.
+ */
+export type ExportKind = 'spec' | 'lock';
+
+/**
+ * The lock chosen in the export dialog.
+ */
+export interface ILockChoice {
+  /**
+   * The platforms checked, in the order shown.
+   */
+  platforms: string[];
+
+  /**
+   * Where the lock goes.
+   */
+  target: LockTarget;
+}
+
+/**
  * What the export dialog returns.
  */
 export interface IExportChoice {
@@ -92,16 +174,29 @@ export interface IExportChoice {
    * The chosen target.
    */
   target: ExportTarget;
+
+  /**
+   * A spec (the default) or a lock.
+   */
+  kind?: ExportKind;
+
+  /**
+   * The lock's platforms and target (used when `kind` is `lock`).
+   */
+  lock?: ILockChoice;
 }
 
+let dialogCount = 0;
+
 /**
- * The body of the export dialog: a mode and a target.
+ * The body of the export dialog: a mode and a target, or (choice "Lock for
+ * platforms") the platforms to lock for and where the lock goes.
  */
 export class ExportDialogBody
   extends Widget
   implements Dialog.IBodyWidget<IExportChoice>
 {
-  constructor(options: { notebookPath: string; choice: IExportChoice }) {
+  constructor(options: ExportDialogBody.IOptions) {
     super();
     this.addClass('jp-ReproDialog');
     this.node.dataset.testid = DialogTestIds.exportDialog;
@@ -110,6 +205,36 @@ export class ExportDialogBody
       'jp-ReproDialog-intro',
       `The environment of the kernel of ${options.notebookPath}.`
     );
+
+    const kinds = el('div', 'jp-ReproDialog-kinds');
+    kinds.setAttribute('role', 'radiogroup');
+    kinds.setAttribute('aria-label', 'What to export');
+    const group = `jp-ReproDialog-kind-${++dialogCount}`;
+    const radio = (value: ExportKind, label: string, testId: string) => {
+      const row = el('label', 'jp-ReproDialog-kind');
+      const input = el('input', '');
+      input.type = 'radio';
+      input.name = group;
+      input.value = value;
+      input.dataset.testid = testId;
+      row.append(input, el('span', '', label));
+      kinds.append(row);
+      return input;
+    };
+    this._specRadio = radio(
+      'spec',
+      'Export a spec (environment.yml)',
+      DialogTestIds.exportSpec
+    );
+    this._lockRadio = radio(
+      'lock',
+      'Lock for platforms',
+      DialogTestIds.exportLock
+    );
+    const kind = options.choice.kind ?? 'spec';
+    this._specRadio.checked = kind === 'spec';
+    this._lockRadio.checked = kind === 'lock';
+
     const mode = labelledSelect({
       label: 'Mode',
       testId: DialogTestIds.exportMode,
@@ -127,15 +252,129 @@ export class ExportDialogBody
     this._target = target.select;
     this._mode.addEventListener('change', () => this._updateHint());
     this._target.addEventListener('change', () => this._updateHint());
-    this.node.append(intro, mode.row, target.row, this._hint);
+    this._specFields = el('div', 'jp-ReproDialog-specFields');
+    this._specFields.append(mode.row, target.row, this._hint);
+
+    this._lockFields = this._createLockFields(options);
+    this.node.append(intro, kinds, this._specFields, this._lockFields);
+    for (const input of [this._specRadio, this._lockRadio]) {
+      input.addEventListener('change', () => this._updateKind());
+    }
     this._updateHint();
+    this._updateKind(false);
   }
 
   getValue(): IExportChoice {
     return {
       mode: this._mode.value as ExportMode,
-      target: this._target.value as ExportTarget
+      target: this._target.value as ExportTarget,
+      kind: this._lockRadio.checked ? 'lock' : 'spec',
+      lock: {
+        platforms: this._platforms
+          .filter(input => input.checked)
+          .map(input => input.value),
+        target: this._lockTarget.value as LockTarget
+      }
     };
+  }
+
+  protected onAfterAttach(): void {
+    this._updateAcceptButton();
+  }
+
+  private _createLockFields(options: ExportDialogBody.IOptions): HTMLElement {
+    const fields = el('fieldset', 'jp-ReproDialog-lockFields');
+    fields.dataset.testid = DialogTestIds.lockOptions;
+    fields.append(el('legend', 'jp-ReproDialog-fieldLabel', 'Platforms'));
+    const { shown, checked } = platformChoices(
+      options.currentPlatform ?? null,
+      options.lockPlatforms ?? []
+    );
+    const grid = el('div', 'jp-ReproDialog-platforms');
+    for (const platform of shown) {
+      const row = el('label', 'jp-ReproDialog-platform');
+      const input = el('input', '');
+      input.type = 'checkbox';
+      input.value = platform;
+      input.checked = checked.includes(platform);
+      input.dataset.testid = `${DialogTestIds.lockPlatformPrefix}${platform}`;
+      input.addEventListener('change', () => this._updateLockHint());
+      const name = el('span', '', platform);
+      if (platform === options.currentPlatform) {
+        row.title = "The environment's own platform: locked as installed";
+      }
+      row.append(input, name);
+      grid.append(row);
+      this._platforms.push(input);
+    }
+    fields.append(grid);
+    const target = labelledSelect({
+      label: 'Lock goes to',
+      testId: DialogTestIds.lockTarget,
+      choices: LOCK_TARGET_CHOICES,
+      value: options.choice.lock?.target ?? 'metadata'
+    });
+    this._lockTarget = target.select;
+    this._lockTarget.addEventListener('change', () => this._updateLockHint());
+    this._lockHint = el('p', 'jp-ReproDialog-hint');
+    this._lockHint.dataset.testid = DialogTestIds.lockHint;
+    this._lockHint.setAttribute('aria-live', 'polite');
+    this._currentPlatform = options.currentPlatform ?? null;
+    fields.append(target.row, this._lockHint);
+    return fields;
+  }
+
+  private _updateKind(notify = true): void {
+    const lock = this._lockRadio.checked;
+    this._specFields.hidden = lock;
+    this._lockFields.hidden = !lock;
+    this._updateLockHint(notify);
+    this._updateAcceptButton();
+  }
+
+  private _updateLockHint(notify = true): void {
+    const count = this.getValue().lock!.platforms.length;
+    const lock = this._lockRadio.checked;
+    let text: string;
+    let invalid = false;
+    if (count === 0) {
+      text = 'Choose at least one platform.';
+      invalid = lock;
+    } else if (count > MAX_LOCK_PLATFORMS) {
+      text = `At most ${MAX_LOCK_PLATFORMS} platforms can be locked at once.`;
+      invalid = lock;
+    } else {
+      const own = this._currentPlatform
+        ? `The environment's own platform (${this._currentPlatform}) is locked as installed; `
+        : "The environment's own platform is locked as installed; ";
+      text =
+        own +
+        'the others are solved from its portable spec as of its last change. ' +
+        'A platform that cannot be solved is left out and named.';
+    }
+    this._lockHint.textContent = text;
+    // The dialog disables its accept button while an error is shown.
+    this._lockHint.classList.toggle('jp-mod-error', invalid);
+    if (notify) {
+      this.node.dispatchEvent(new Event('input', { bubbles: true }));
+    }
+  }
+
+  private _updateAcceptButton(): void {
+    const accept = this.node
+      .closest('.jp-Dialog')
+      ?.querySelector<HTMLElement>('.jp-Dialog-button.jp-mod-accept');
+    const label = accept?.querySelector('.jp-Dialog-buttonLabel');
+    if (!accept || !label) {
+      return;
+    }
+    const lock = this._lockRadio.checked;
+    label.textContent = lock ? 'Lock' : 'Export';
+    const aria = lock
+      ? 'Lock the environment for the platforms checked'
+      : 'Export the environment';
+    label.setAttribute('aria-label', aria);
+    (label as HTMLElement).title = aria;
   }
 
   private _updateHint(): void {
@@ -154,6 +393,186 @@ export class ExportDialogBody
   private _mode: HTMLSelectElement;
   private _target: HTMLSelectElement;
   private _hint: HTMLElement;
+  private _specRadio: HTMLInputElement;
+  private _lockRadio: HTMLInputElement;
+  private _specFields: HTMLElement;
+  private _lockFields: HTMLElement;
+  private _platforms: HTMLInputElement[] = [];
+  private _lockTarget!: HTMLSelectElement;
+  private _lockHint!: HTMLElement;
+  private _currentPlatform: string | null = null;
+}
+
+/**
+ * A namespace for `ExportDialogBody` statics.
+ */
+export namespace ExportDialogBody {
+  /**
+   * Options of the `ExportDialogBody` constructor.
+   */
+  export interface IOptions {
+    /**
+     * The notebook whose kernel's environment is exported.
+     */
+    notebookPath: string;
+
+    /**
+     * What is chosen at first (`kind` `lock`: the lock choice).
+     */
+    choice: IExportChoice;
+
+    /**
+     * The platforms checked at first (the `lockPlatforms` setting).
+     */
+    lockPlatforms?: readonly string[];
+
+    /**
+     * The environment's own platform as the server reported it, if known:
+     * checked first.
+     */
+    currentPlatform?: string | null;
+  }
+}
+
+/**
+ * What a lock did, for the result message.
+ */
+export interface ILockOutcome {
+  /**
+   * What was locked (the first request's summary).
+   */
+  summary: ILockSummary | null;
+
+  /**
+   * What was done with the lock, one sentence each (`Embedded in a.ipynb
+   * and saved.`, `Wrote dir/conda-lock.yml.`).
+   */
+  done: string[];
+
+  /**
+   * The error that stopped the lock, if one did.
+   */
+  error: string | null;
+}
+
+/**
+ * The body of the lock dialog: progress while locking, then what was
+ * locked, what was left out and why, or the error.
+ */
+export class LockProgressBody extends Widget {
+  constructor(options: { platforms: readonly string[]; notebookPath: string }) {
+    super();
+    this.addClass('jp-ReproDialog');
+    this.addClass('jp-ReproLock');
+    this.node.dataset.testid = DialogTestIds.lockDialog;
+    this.node.append(
+      el(
+        'p',
+        'jp-ReproDialog-intro',
+        `The environment of the kernel of ${options.notebookPath}, for ${options.platforms.join(', ')}.`
+      )
+    );
+    this._progress = el(
+      'p',
+      'jp-ReproLock-progress',
+      lockingText(options.platforms.length)
+    );
+    this._progress.dataset.testid = DialogTestIds.lockProgress;
+    this._progress.dataset.state = 'running';
+    this._progress.setAttribute('role', 'status');
+    this._progress.setAttribute('aria-live', 'polite');
+    this._step = el('p', 'jp-ReproDialog-hint', '');
+    this._result = el('div', 'jp-ReproLock-result');
+    this._result.dataset.testid = DialogTestIds.lockResult;
+    this._result.hidden = true;
+    this.node.append(this._progress, this._step, this._result);
+  }
+
+  /**
+   * Whether the lock is over (done or failed).
+   */
+  get finished(): boolean {
+    return this._progress.dataset.state !== 'running';
+  }
+
+  /**
+   * Say what the lock is doing now (below the progress line).
+   */
+  setStep(text: string): void {
+    this._step.textContent = text;
+  }
+
+  /**
+   * Show the outcome: the platforms locked, each one skipped with its
+   * reason, the warnings, what was written, and the error if any.
+   */
+  showOutcome(outcome: ILockOutcome, elapsedMs: number): void {
+    const { summary, done, error } = outcome;
+    const seconds = Math.max(1, Math.round(elapsedMs / 1000));
+    this._progress.dataset.state = error ? 'failed' : 'done';
+    this._progress.textContent = error
+      ? 'The lock failed.'
+      : `Locked in ${seconds} s.`;
+    this._step.textContent = '';
+    this._step.hidden = true;
+    const result = this._result;
+    result.replaceChildren();
+    result.dataset.state = error ? 'failed' : 'done';
+    result.dataset.locked = (summary?.platforms ?? []).join(' ');
+    result.dataset.skipped = Object.keys(summary?.skipped ?? {}).join(' ');
+    if (summary) {
+      result.append(el('p', 'jp-ReproLock-locked', lockedText(summary)));
+      const skipped = Object.entries(summary.skipped ?? {});
+      if (skipped.length) {
+        result.append(
+          el(
+            'p',
+            'jp-ReproLock-heading',
+            `Not locked for ${skipped.length} platform${skipped.length === 1 ? '' : 's'}:`
+          )
+        );
+        const list = el('ul', 'jp-ReproLock-skipped');
+        for (const [platform, reason] of skipped) {
+          const item = el('li', 'jp-ReproLock-skippedItem');
+          item.dataset.testid = DialogTestIds.lockSkipped;
+          item.dataset.platform = platform;
+          item.append(
+            el('span', 'jp-ReproLock-platform', platform),
+            document.createTextNode(`: ${reason}`)
+          );
+          list.append(item);
+        }
+        result.append(list);
+      }
+      if (summary.warnings?.length) {
+        const list = el('ul', 'jp-ReproLock-warnings');
+        for (const warning of summary.warnings) {
+          const item = el('li', '', warning);
+          item.dataset.testid = DialogTestIds.lockWarning;
+          list.append(item);
+        }
+        result.append(list);
+      }
+    }
+    for (const line of done) {
+      result.append(el('p', 'jp-ReproLock-done', line));
+    }
+    if (error) {
+      const node = el('p', 'jp-ReproPanel-message jp-ReproLock-error', '');
+      node.dataset.testid = DialogTestIds.lockError;
+      node.setAttribute('role', 'alert');
+      node.append(
+        el('strong', '', 'Could not lock the environment: '),
+        document.createTextNode(error)
+      );
+      result.append(node);
+    }
+    result.hidden = false;
+  }
+
+  private _progress: HTMLElement;
+  private _step: HTMLElement;
+  private _result: HTMLElement;
 }
 
 /**
