@@ -61,9 +61,10 @@ class LockedConda:
     build: str
     subdir: str
     url: str
-    """The package URL, without credentials."""
+    """The package URL: without credentials in a lock being written; a lock read from a
+    file keeps what it says (a restore may need it to download), so show it redacted."""
     channel: str
-    """The channel's URL (no subdir), without credentials."""
+    """The channel's URL (no subdir), as `url`."""
     sha256: str | None = None
     md5: str | None = None
     size: int | None = None
@@ -157,9 +158,12 @@ def _check_url(url: Any, source: str, what: str) -> str:
     return url
 
 
-def _check_hash(value: Any, pattern: re.Pattern[str], kind: str, source: str, where: str) -> str:
+def _check_hash(
+    value: Any, pattern: re.Pattern[str], kind: str, source: str, where: str
+) -> str | None:
+    """A hash as lowercase hex (bytes are accepted), None when absent; LockError if bad."""
     if value is None:
-        return None  # type: ignore[return-value]
+        return None
     if isinstance(value, bytes):
         value = value.hex()
     if not isinstance(value, str) or not pattern.fullmatch(value.lower()):
