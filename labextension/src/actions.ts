@@ -12,6 +12,7 @@ import { JSONExt, JSONValue } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { lockedText, lockSteps, reportedPlatform } from './lock';
+import { besideCandidates } from './besideFiles';
 import {
   keepOutputFor,
   kernelNameFor,
@@ -284,22 +285,25 @@ export class ReproActions {
     const panel = this.currentNotebook();
     await panel.context.ready;
     const embedded = panel.model?.getMetadata(METADATA_KEY) as
-      { environment?: unknown } | undefined;
-    if (!embedded || typeof embedded.environment !== 'object') {
-      // The other place a notebook's environment travels: beside it.
-      const beside = PathExt.join(
-        PathExt.dirname(panel.context.path),
-        'environment.yml'
-      );
-      if (await this._exists(beside)) {
-        await this.restoreFromFile(beside);
-        return;
+      { environment?: unknown; lock?: unknown } | undefined;
+    const carries =
+      !!embedded &&
+      (typeof embedded.environment === 'object' ||
+        typeof embedded.lock === 'object');
+    if (!carries) {
+      // The other place a notebook's environment travels: beside it (a lock
+      // first, as the server prefers).
+      for (const beside of besideCandidates(panel.context.path)) {
+        if (await this._exists(beside)) {
+          await this.restoreFromFile(beside);
+          return;
+        }
       }
       throw new Error(
-        'This notebook carries no environment and has no environment.yml ' +
-          'beside it. Export it first (target "Embed in the notebook" or ' +
-          '"Save beside the notebook"), or restore from another environment ' +
-          'file (file browser: right-click it).'
+        'This notebook carries no environment and has no lock file or ' +
+          'environment.yml beside it. Export or lock it first (target "Embed ' +
+          'in the notebook" or "Save beside the notebook"), or restore from ' +
+          'another environment file (file browser: right-click it).'
       );
     }
     // The server reads the embedded spec from the file.

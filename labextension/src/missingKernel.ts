@@ -5,6 +5,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
 import { METADATA_KEY, ReproActions } from './actions';
+import { besideCandidates } from './besideFiles';
 import { resolveBaseAlias } from './kernelAlias';
 import { IRestoreResult, RestoreSource } from './tokens';
 
@@ -13,21 +14,6 @@ import { IRestoreResult, RestoreSource } from './tokens';
  * installed here.
  */
 export const MISSING_KERNEL_TESTID = 'repro-missing-kernel';
-
-/**
- * The files beside a notebook a restore can start from, in the server's order
- * of preference: its own lock, a folder's lock, then the spec.
- */
-export function besideCandidates(notebookPath: string): string[] {
-  const folder = PathExt.dirname(notebookPath);
-  const stem = PathExt.basename(notebookPath, PathExt.extname(notebookPath));
-  return [
-    `${stem}.conda-lock.yml`,
-    'conda-lock.yml',
-    'pixi.lock',
-    'environment.yml'
-  ].map(name => PathExt.join(folder, name));
-}
 
 async function besideFile(
   app: JupyterFrontEnd,

@@ -3,7 +3,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { JSONObject } from '@lumino/coreutils';
 
 import { isEnvironmentFile, ReproActions } from '../actions';
-import { besideCandidates } from '../missingKernel';
+import { besideCandidates } from '../besideFiles';
 import { ReproClient } from '../client';
 import {
   DEFAULT_LOCK_PLATFORMS,
