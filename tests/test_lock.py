@@ -480,7 +480,11 @@ def test_cli_embeds_the_lock_in_the_notebook_and_strip_keeps_it(
     assert stripped["cells"][0]["outputs"] == []
     assert stripped["cells"][0]["execution_count"] is None
     assert "signature" not in stripped["metadata"]
-    assert stripped["metadata"][METADATA_KEY] == repro
+    # Kept, with the stripped outputs' fingerprints recorded (tests/test_fingerprint.py).
+    assert stripped["metadata"][METADATA_KEY] == {
+        **repro,
+        "fingerprints": {"first": stripped["metadata"][METADATA_KEY]["fingerprints"]["first"]},
+    }
 
     options = StripOptions(
         extra_keys=(*NBSTRIPOUT_EXTRA_KEYS, f"metadata.{METADATA_KEY}.lock"),

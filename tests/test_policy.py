@@ -73,12 +73,13 @@ def age_tree(root: Path) -> None:
 def test_without_pyproject_the_defaults_are_nbstripouts_but_on_save_keep_id_and_metadata(
     project,
 ):
+    # ... and fingerprints of removed outputs (not nbstripout's: tests/test_fingerprint.py)
     result = load_policy(project / "a" / "nb.ipynb")
 
     assert result == DEFAULT_POLICY
     assert result.sources == ()
     assert result.on_save is True
-    assert result.options == StripOptions(keep_id=True, notebook_overrides=True)
+    assert result.options == StripOptions(keep_id=True, notebook_overrides=True, fingerprint=True)
     assert result.options.keep_output is None
     assert result.options.extra_keys == NBSTRIPOUT_EXTRA_KEYS
 
@@ -156,6 +157,8 @@ def test_every_key(project):
                 'max_size = "10k"',
                 'keep_output_types = ["stream:stdout", "display_data"]',
                 'drop_output_types = ["stream:stderr"]',
+                "fingerprint = false",
+                'fingerprint_max_text = "2k"',
                 "",
             ]
         ),
@@ -177,6 +180,8 @@ def test_every_key(project):
         keep_output_types=frozenset({"stream:stdout", "display_data"}),
         drop_output_types=frozenset({"stream:stderr"}),
         notebook_overrides=True,
+        fingerprint=False,
+        fingerprint_max_text=2000,
     )
 
 

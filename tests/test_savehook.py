@@ -92,7 +92,9 @@ async def test_a_saved_notebook_is_stripped_on_disk(jp_fetch, jp_root_dir):
     assert code["execution_count"] is None
     assert "collapsed" not in code["metadata"]
     assert "widgets" not in saved["metadata"]
-    assert saved["metadata"]["jupyter_repro"] == ENVIRONMENT  # never stripped
+    embedded = saved["metadata"]["jupyter_repro"]
+    # Never stripped; the removed outputs' fingerprints added (tests/test_fingerprint.py).
+    assert embedded == {**ENVIRONMENT, "fingerprints": {"first": embedded["fingerprints"]["first"]}}
     assert saved["metadata"]["kernelspec"]["name"] == "python3"
     assert [cell["id"] for cell in saved["cells"]] == ["first", "second"]  # valid ids kept
 

@@ -57,7 +57,7 @@ from ..environments.prefix import CondaRecord, PipDistribution, Prefix, normaliz
 from ..specs.environment import EnvironmentSpec, parse_environment_file
 from ..specs.export import platform_of
 from ..specs.lock import Lock, LockedConda, PlatformLock, parse_embedded_lock
-from .embedded import METADATA_KEY, kernel_name, read_notebook
+from .embedded import METADATA_KEY, has_no_environment, kernel_name, read_notebook
 from .environment import KernelEnvironment, KernelNotResolved, kernel_environment
 from .nbjson import NotebookError
 
@@ -336,7 +336,7 @@ def _embedded_lock(notebook: dict[str, Any], where: str) -> Lock | None:
 def _embedded(notebook: dict[str, Any], where: str) -> tuple[EnvironmentSpec, str | None] | None:
     """The notebook's embedded spec and its export mode; None when it has none."""
     embedded = notebook.get("metadata", {}).get(METADATA_KEY)
-    if embedded is None:
+    if has_no_environment(embedded):
         return None
     environment = embedded.get("environment") if isinstance(embedded, dict) else None
     if not isinstance(environment, dict):

@@ -29,6 +29,26 @@ from .nbjson import NotebookError, dumps_json
 METADATA_KEY = "jupyter_repro"
 """The key under the notebook's `metadata` that holds the embedded environment."""
 
+KEPT_KEYS = ("fingerprints", "verified")
+"""Keys of `metadata.jupyter_repro` that are not the environment: embedding keeps them."""
+
+
+def has_no_environment(embedded: Any) -> bool:
+    """Whether a `metadata.jupyter_repro` value embeds no environment: none at all, or only
+    the keys that are not one (output fingerprints, a verification record)."""
+    return embedded is None or (
+        isinstance(embedded, dict)
+        and "environment" not in embedded
+        and set(embedded) <= set(KEPT_KEYS)
+    )
+
+
+def kept_keys(existing: Any) -> dict[str, Any]:
+    """What embedding a new environment keeps of the old `metadata.jupyter_repro`."""
+    if not isinstance(existing, dict):
+        return {}
+    return {key: existing[key] for key in KEPT_KEYS if key in existing}
+
 
 def _is_notebook(data: Any) -> bool:
     if not isinstance(data, dict) or not isinstance(data.get("nbformat"), int):
@@ -113,9 +133,17 @@ def embed_spec(
 
         platform = host_platform()
     notebook = read_notebook(notebook_path)
-    notebook.setdefault("metadata", {})[METADATA_KEY] = embedded_metadata(
-        spec, mode=mode, platform=platform, explicit=explicit, exported_at=exported_at
-    )
+    metadata = notebook.setdefault("metadata", {})
+    metadata[METADATA_KEY] = {
+        **kept_keys(metadata.get(METADATA_KEY)),
+        **embedded_metadata(
+            spec,
+            mode=mode,
+            platform=platform,
+            explicit=explicit,
+            exported_at=exported_at,
+        ),
+    }
     replace_file(notebook_path, dumps_json(notebook))
 
 
@@ -127,7 +155,7 @@ def read_embedded(notebook_path: Path) -> EnvironmentSpec | None:
     """
     notebook = read_notebook(notebook_path)
     embedded = notebook.get("metadata", {}).get(METADATA_KEY)
-    if embedded is None:
+    if has_no_environment(embedded):
         return None
     where = f"{notebook_path}: metadata.{METADATA_KEY}"
     environment = embedded.get("environment") if isinstance(embedded, dict) else None

@@ -29,6 +29,7 @@ from .embedded import (
     METADATA_KEY,
     NotebookError,
     embedded_metadata,
+    kept_keys,
     kernel_name,
     read_embedded,
     read_notebook,
@@ -163,7 +164,7 @@ def with_embedded(notebook: dict[str, Any], export: NotebookExport) -> dict[str,
     metadata = notebook.setdefault("metadata", {})
     if not isinstance(metadata, dict):
         raise NotebookError("not a notebook: its 'metadata' is not an object")
-    metadata[METADATA_KEY] = embedded_value(export)
+    metadata[METADATA_KEY] = {**kept_keys(metadata.get(METADATA_KEY)), **embedded_value(export)}
     return notebook
 
 

@@ -4,8 +4,9 @@ One policy drives the save hook, the git filter, the pre-commit hooks and `jupyt
 strip`. It is resolved in layers, each overriding the one before:
 
 1. defaults: nbstripout's, except that notebooks are stripped on save (`on_save`), valid unique
-   cell ids are kept (`keep_id`) and a notebook's own `metadata.keep_output` beats the
-   configuration (`notebook_overrides`);
+   cell ids are kept (`keep_id`), a notebook's own `metadata.keep_output` beats the
+   configuration (`notebook_overrides`) and removed outputs leave their fingerprints
+   (`fingerprint`, texts kept up to `fingerprint_max_text` characters: see strip.py);
 2. `[tool.jupyter_repro.strip]` of the project's `pyproject.toml`;
 3. the server configuration (`ReproApp.strip_policy`, `ReproApp.strip_on_save`);
 4. at strip time (in `strip_notebook`, not here): the notebook's `metadata.keep_output`, then
@@ -72,7 +73,7 @@ class StripPolicy:
     sources: tuple[str, ...] = ()
 
 
-DEFAULT_OPTIONS = StripOptions(keep_id=True, notebook_overrides=True)
+DEFAULT_OPTIONS = StripOptions(keep_id=True, notebook_overrides=True, fingerprint=True)
 DEFAULT_POLICY = StripPolicy(DEFAULT_OPTIONS, on_save=True, sources=())
 
 
@@ -119,7 +120,8 @@ def _output_types(value: Any) -> frozenset[str]:
 
 
 def parse_size(value: Any) -> int:
-    """`max_size`: an integer, or a string like nbstripout's `--max-size` ("10k", "1M")."""
+    """`max_size`, `fingerprint_max_text`: an integer, or a string like nbstripout's
+    `--max-size` ("10k", "1M")."""
     try:
         return parse_max_size(value)
     except ValueError as error:
@@ -144,6 +146,8 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "max_size": parse_size,
     "keep_output_types": _output_types,
     "drop_output_types": _output_types,
+    "fingerprint": _boolean,
+    "fingerprint_max_text": parse_size,
 }
 POLICY_KEYS: tuple[str, ...] = tuple(_KEYS)
 
@@ -352,5 +356,7 @@ def policy_summary(policy: StripPolicy) -> dict[str, Any]:
             "keep_output_types": sorted(options.keep_output_types),
             "drop_output_types": sorted(options.drop_output_types),
             "notebook_overrides": options.notebook_overrides,
+            "fingerprint": options.fingerprint,
+            "fingerprint_max_text": options.fingerprint_max_text,
         },
     }

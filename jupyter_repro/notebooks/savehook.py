@@ -4,11 +4,19 @@ The hook only changes what is written to disk: the open document in the browser 
 outputs, so nothing is lost while it is open. It never blocks or fails a save: when anything
 goes wrong (a broken pyproject.toml, a cell whose `keep_output` metadata and tag disagree, a
 malformed notebook) the notebook is saved as it came and a warning says why.
+
+Output fingerprints (see strip.py): the open document never receives the fingerprints a save
+records, so a cell whose outputs were cleared after that save would bring back the ones the
+document was opened with. The fingerprints of the file being replaced are more recent: for a
+cell without outputs, the hook takes its entry from there first (cell ids are the same in
+the document and the file only with `keep_id`, the default; otherwise the document's own
+entries are used).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -16,9 +24,17 @@ from typing import Any
 
 from .nbjson import major_version, repair_cell_ids
 from .policy import StripPolicy, load_policy, server_policy
-from .strip import strip_notebook
+from .strip import FINGERPRINTS_KEY, PROTECTED_METADATA_KEY, strip_notebook
 
 _log = logging.getLogger(__name__)
+
+# A file being replaced is read for its fingerprints up to this size; parsed whole (when its
+# metadata cannot be found at its end, as nbformat writes it) only up to the second.
+MAX_PREVIOUS_BYTES = 64 * 1024 * 1024
+MAX_PREVIOUS_PARSED_BYTES = 4 * 1024 * 1024
+# The line that starts the notebook's metadata in a file nbformat wrote (indent=1, sorted
+# keys): only top-level keys are indented by one space.
+_METADATA_LINE = b'\n "metadata": {'
 
 
 class StripOnSave:
@@ -39,9 +55,19 @@ class StripOnSave:
         if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
             return
         try:
-            policy = self.policy_for(path, contents_manager)
+            os_path = notebook_os_path(path, contents_manager)
+            policy = self._policy(os_path)
             if policy.on_save:
-                strip_in_place(model["content"], policy)
+                content = model["content"]
+                previous = None
+                if (
+                    os_path is not None
+                    and policy.options.fingerprint
+                    and policy.options.keep_id
+                    and _has_code_cells_without_outputs(content)
+                ):
+                    previous = fingerprints_in_file(os_path)
+                strip_in_place(content, policy, previous_fingerprints=previous)
         except Exception as error:
             # Anything at all: a hook that raised would still leave the save to go ahead,
             # but this one promises an unchanged notebook and one readable line about it.
@@ -54,10 +80,55 @@ class StripOnSave:
 
     def policy_for(self, path: str, contents_manager: Any) -> StripPolicy:
         """The policy of the notebook at the contents manager's `path`."""
-        os_path = notebook_os_path(path, contents_manager)
+        return self._policy(notebook_os_path(path, contents_manager))
+
+    def _policy(self, os_path: str | None) -> StripPolicy:
         if os_path is None:
             return server_policy(self.overrides)
         return load_policy(os_path, self.overrides)
+
+
+def _has_code_cells_without_outputs(nb: dict[str, Any]) -> bool:
+    cells = nb.get("cells")
+    return isinstance(cells, list) and any(
+        isinstance(cell, dict) and cell.get("cell_type") == "code" and not cell.get("outputs")
+        for cell in cells
+    )
+
+
+def fingerprints_in_file(os_path: str) -> dict[str, Any] | None:
+    """`metadata.jupyter_repro.fingerprints` of the notebook file at `os_path`; None when
+    there is no such file, it has none, it is too large (see MAX_PREVIOUS_BYTES) or
+    unreadable.
+
+    Only the end of the file is parsed, from its metadata on, when the file is laid out as
+    nbformat writes it: the cells, the bulk of it, cost no parsing.
+    """
+    try:
+        if os.path.getsize(os_path) > MAX_PREVIOUS_BYTES:
+            return None
+        with open(os_path, "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    nb: Any = None
+    at = data.rfind(_METADATA_LINE)
+    if at >= 0:
+        nb = _json_or_none(b"{" + data[at + 1 :])
+    if not isinstance(nb, dict) and len(data) <= MAX_PREVIOUS_PARSED_BYTES:
+        nb = _json_or_none(data)
+    try:
+        fingerprints = nb["metadata"][PROTECTED_METADATA_KEY][FINGERPRINTS_KEY]
+    except (KeyError, TypeError):
+        return None
+    return fingerprints if isinstance(fingerprints, dict) else None
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
 
 
 def notebook_os_path(path: str, contents_manager: Any) -> str | None:
@@ -88,14 +159,19 @@ def notebook_os_path(path: str, contents_manager: Any) -> str | None:
     return os_path
 
 
-def strip_in_place(nb: dict[str, Any], policy: StripPolicy) -> bool:
+def strip_in_place(
+    nb: dict[str, Any],
+    policy: StripPolicy,
+    *,
+    previous_fingerprints: Mapping[str, Any] | None = None,
+) -> bool:
     """Strip `nb` by `policy`, all or nothing: on an error `nb` is left exactly as it was.
 
     The stripper edits its input as it goes, so it works on a copy of the structures it
     edits (every dict and list outside the outputs, and each output's own top level); the
     output data, the bulk of a large notebook, is shared, never copied. On success the
     notebook's top-level dict takes the copy's contents, so whoever holds `nb` sees the
-    stripped notebook.
+    stripped notebook. `previous_fingerprints`: see `strip_notebook`.
     """
     # The copy allocates an object per cell and output; on a large notebook that triggers
     # collections that walk the whole notebook again and again (half of the hook's time on
@@ -103,13 +179,15 @@ def strip_in_place(nb: dict[str, Any], policy: StripPolicy) -> bool:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _strip_copy(nb, policy)
+        return _strip_copy(nb, policy, previous_fingerprints)
     finally:
         if collecting:
             gc.enable()
 
 
-def _strip_copy(nb: dict[str, Any], policy: StripPolicy) -> bool:
+def _strip_copy(
+    nb: dict[str, Any], policy: StripPolicy, previous: Mapping[str, Any] | None
+) -> bool:
     work = _editable_copy(nb)
     # The reader of the git filter and the CLI gives cells without an id, or with a taken
     # one, a stable id; do the same here, or nbformat's writer would invent random ones.
@@ -119,7 +197,7 @@ def _strip_copy(nb: dict[str, Any], policy: StripPolicy) -> bool:
         and isinstance(work.get("cells"), list)
         and repair_cell_ids(work["cells"])
     )
-    changed = strip_notebook(work, policy.options) or repaired
+    changed = strip_notebook(work, policy.options, previous_fingerprints=previous) or repaired
     if changed:
         nb.clear()
         nb.update(work)

@@ -6,18 +6,41 @@ callers never deep-copy a notebook to compare. Differences from nbstripout 0.9.1
 
 - every tag given to `drop_tagged_cells` drops cells (nbstripout honours only the last one);
 - `metadata.jupyter_repro` (the embedded environment) is never removed, whatever `extra_keys`;
-- cells that need a new id get a stable one instead of nbformat's random one (see nbjson).
+- cells that need a new id get a stable one instead of nbformat's random one (see nbjson);
+- with `fingerprint` (the strip policy's default, never the drop-in's), a code cell whose
+  outputs are removed leaves their fingerprints in `metadata.jupyter_repro.fingerprints`.
+
+Fingerprints (see `fingerprint.py` for an entry's shape), keyed by the cell's id after
+stripping, follow these rules, which make stripping a stripped notebook change nothing:
+
+- a code cell that had outputs and has none left gets their fingerprints; one that ran and
+  printed nothing (its execution count, cleared by stripping, said it ran) gets an empty
+  list, so a later run must print nothing too;
+- a code cell with outputs left gets none (a stale entry goes), be they all of its outputs
+  or some (`max_size`, `keep_output_types`, `drop_output_types`): its remaining outputs are
+  what `verify` compares with. Fingerprinting all of its outputs instead would make a
+  second strip undo the first: it would find all the remaining outputs kept;
+- a code cell without outputs keeps its entry (from `previous_fingerprints` first, when
+  given), moved to its new id when stripping renumbers it;
+- entries of other ids (cells dropped, cells no longer code) go; cells without a string id
+  (nbformat before 4.5, which the stripper never gives ids) get none, and neither does a
+  notebook before nbformat 4 or whose `metadata.jupyter_repro` is not an object;
+- `metadata.jupyter_repro` is created only when there is something to record, an empty
+  `fingerprints` is removed, and `metadata.jupyter_repro` itself is never removed.
+
+Computing them costs only where outputs are removed: `fingerprint.py` (hashlib, its regexes)
+is imported then and only then.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .nbjson import Notebook, NotebookError, dumps_notebook, parse_notebook
+from .nbjson import Notebook, NotebookError, dumps_notebook, major_version, parse_notebook
 
 # The keys nbstripout removes unless told to keep them.
 NBSTRIPOUT_EXTRA_KEYS: tuple[str, ...] = (
@@ -32,6 +55,9 @@ NBSTRIPOUT_EXTRA_KEYS: tuple[str, ...] = (
 )
 # Notebook metadata that stripping never removes: the environment travels with the notebook.
 PROTECTED_METADATA_KEY = "jupyter_repro"
+# fingerprint.FINGERPRINTS_KEY and fingerprint.DEFAULT_MAX_TEXT, without importing that module.
+FINGERPRINTS_KEY = "fingerprints"
+DEFAULT_FINGERPRINT_MAX_TEXT = 1024
 
 _MISSING = object()
 
@@ -71,6 +97,9 @@ class StripOptions:
     # nbstripout lets `metadata.keep_output` of a notebook decide only when the command line
     # said nothing; the strip policy lets the notebook override the configuration.
     notebook_overrides: bool = False
+    # Not nbstripout's: record the fingerprints of removed outputs (see the module doc).
+    fingerprint: bool = False
+    fingerprint_max_text: int = DEFAULT_FINGERPRINT_MAX_TEXT
 
     def metadata_keys_to_remove(self) -> tuple[list[str], list[str]]:
         """(notebook metadata paths, cell paths) to remove, without the kept and invalid ones."""
@@ -126,8 +155,18 @@ def strip_text(text: str | bytes, options: StripOptions) -> StripResult:
     return StripResult(dumps_notebook(nb), changed)
 
 
-def strip_notebook(nb: Notebook, options: StripOptions) -> bool:
-    """Strip `nb` in place according to `options`; True if anything changed."""
+def strip_notebook(
+    nb: Notebook,
+    options: StripOptions,
+    *,
+    previous_fingerprints: Mapping[str, Any] | None = None,
+) -> bool:
+    """Strip `nb` in place according to `options`; True if anything changed.
+
+    `previous_fingerprints` (with `options.fingerprint`): fingerprints by cell id recorded
+    more recently than the notebook's own, such as those of the file a save replaces; a code
+    cell without outputs keeps the entry found there before its own.
+    """
     if not (
         isinstance(nb, dict)
         and isinstance(nb.get("metadata"), dict)
@@ -139,16 +178,23 @@ def strip_notebook(nb: Notebook, options: StripOptions) -> bool:
             "not a notebook: expected a JSON object with 'metadata' and 'cells' (or 'worksheets')"
         )
     try:
-        return _strip(nb, options)
+        return _strip(nb, options, previous_fingerprints)
     except MetadataConflict:
         raise
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise NotebookError(f"cannot strip this notebook: {error!r}") from None
 
 
-def _strip(nb: Notebook, options: StripOptions) -> bool:
+def _strip(nb: Notebook, options: StripOptions, previous: Mapping[str, Any] | None = None) -> bool:
     edits = _Edits()
     metadata = nb["metadata"]
+    fingerprints = (
+        _Fingerprints(metadata, options.fingerprint_max_text, previous)
+        if options.fingerprint
+        and major_version(nb) >= 4
+        and isinstance(metadata.get(PROTECTED_METADATA_KEY, {}), dict)
+        else None
+    )
     keep_output = options.keep_output
     if "keep_output" in metadata and (keep_output is None or options.notebook_overrides):
         keep_output = bool(metadata["keep_output"])
@@ -159,12 +205,71 @@ def _strip(nb: Notebook, options: StripOptions) -> bool:
             edits.changed = True
 
     for index, (number, cell) in enumerate(_kept_cells(nb, options, edits)):
+        old_id, outputs, ran = cell.get("id"), cell.get("outputs"), cell.get("execution_count")
         try:
             _strip_cell(cell, index, keep_output, options, cell_keys, edits)
         except MetadataConflict:
             # Where the user finds the cell: its place in the file as read, and its id.
             raise MetadataConflict(number, cell.get("id")) from None
+        if fingerprints is not None and cell.get("cell_type") == "code":
+            # Ran and printed nothing, and stripping forgets that it ran: "no output" is
+            # what a later run must match, so it is recorded (as an empty list).
+            silent = ran is not None and cell.get("execution_count") is None
+            fingerprints.cell(old_id, cell.get("id"), outputs, cell.get("outputs"), silent)
+    if fingerprints is not None and fingerprints.write():
+        edits.changed = True
     return edits.changed
+
+
+class _Fingerprints:
+    """The fingerprints of one notebook, made anew cell by cell as it is stripped."""
+
+    def __init__(
+        self, metadata: Notebook, max_text: int, previous: Mapping[str, Any] | None
+    ) -> None:
+        self.metadata = metadata
+        self.max_text = max_text
+        embedded = metadata.get(PROTECTED_METADATA_KEY)
+        self.current: Any = (
+            embedded.get(FINGERPRINTS_KEY, _MISSING) if isinstance(embedded, dict) else _MISSING
+        )
+        self.own: Mapping[str, Any] = self.current if isinstance(self.current, dict) else {}
+        self.previous: Mapping[str, Any] = previous or {}
+        self.entries: dict[str, Any] = {}
+
+    def cell(self, old_id: Any, new_id: Any, before: Any, after: Any, silent: bool = False) -> None:
+        """A code cell: its id and outputs before and after stripping; `silent`: it had run,
+        printed nothing, and stripping cleared its execution count."""
+        if not isinstance(new_id, str):
+            return
+        count = len(before) if isinstance(before, list) else 0
+        if count == 0:
+            # An entry recorded earlier wins: outputs cleared in the editor (the count stays)
+            # look like a silent run, and must not erase what the last strip recorded.
+            if isinstance(old_id, str):
+                for source in (self.previous, self.own):
+                    if old_id in source:
+                        self.entries[new_id] = source[old_id]
+                        return
+            if silent:
+                self.entries[new_id] = []
+        elif not after:
+            from .fingerprint import fingerprint_outputs
+
+            self.entries[new_id] = fingerprint_outputs(before, max_text=self.max_text)
+
+    def write(self) -> bool:
+        """Put the entries into the metadata; True if that changed it."""
+        if self.entries:
+            if isinstance(self.current, dict) and self.current == self.entries:
+                return False
+            embedded = self.metadata.setdefault(PROTECTED_METADATA_KEY, {})
+            embedded[FINGERPRINTS_KEY] = self.entries
+            return True
+        if self.current is _MISSING:
+            return False
+        del self.metadata[PROTECTED_METADATA_KEY][FINGERPRINTS_KEY]
+        return True
 
 
 def _kept_cells(nb: Notebook, options: StripOptions, edits: _Edits) -> list[tuple[int, Notebook]]:
