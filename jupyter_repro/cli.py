@@ -652,6 +652,149 @@ def _strip(args: argparse.Namespace) -> int:
     return 1 if failed or (args.verify and changed) else 0
 
 
+class _VerifyProblem(Exception):
+    """A usage error of `jupyter repro verify`, with the message to print (exit status 2)."""
+
+
+def report_paths(report: Path, notebooks: Sequence[Path]) -> list[Path]:
+    """Where the reports of `notebooks` go for `--report report`: the file itself for one
+    notebook; for several, one file each, the notebook's stem added to the name
+    (`out.html` -> `out-analysis.html`, then `out-analysis-2.html` for a second `analysis`)."""
+    if len(notebooks) == 1:
+        return [report]
+    paths: list[Path] = []
+    for notebook in notebooks:
+        candidate = report.with_name(f"{report.stem}-{notebook.stem}{report.suffix}")
+        number = 1
+        while candidate in paths:
+            number += 1
+            candidate = report.with_name(f"{report.stem}-{notebook.stem}-{number}{report.suffix}")
+        paths.append(candidate)
+    return paths
+
+
+class VerifyTextProgress:
+    """The verify service's progress on the terminal: a line per cell as it gets its verdict
+    (stdout, flushed: a reader sees each cell at once); a restore's bars and, with
+    `verbose`, the service's log on stderr."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, verbose: bool = False) -> None:
+        self.out = out
+        self.bars = TextProgress(err, verbose=verbose)
+
+    def cell(self, index: int, total: int, cell_id: str | None, status: str | None) -> None:
+        if status is None:
+            return
+        self.bars.end_line()
+        self.out.write(f"  cell {index:>3}  {cell_id or '-':<14} {status}\n")
+        self.out.flush()
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        self.bars.phase(name, done, total)
+
+    def log(self, line: str) -> None:
+        self.bars.log(line)
+
+
+def _print_details(report: Any) -> None:
+    """The diff or error of every cell that has one, indented under its cell."""
+    for cell in report.cells:
+        text = cell.error if cell.error is not None else cell.diff
+        if text is None or cell.status not in ("differs", "error"):
+            continue
+        print(f"  cell {cell.index} ({cell.id or 'no id'}) {cell.status}:")
+        for line in text.rstrip("\n").splitlines():
+            print(f"      {line}")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Run notebooks again and compare their outputs: 0 when every compared cell matches, 1
+    when a cell differs or fails (or a notebook cannot be run), 2 for a usage error.
+
+    SIGTERM, like Ctrl-C, cancels the run: the kernel is stopped and a temporary environment
+    (--restore) removed before the command ends (status 143, or 130 for Ctrl-C).
+    """
+    import asyncio
+    import signal
+    import time
+
+    from .verify.report import REPORT_SUFFIXES
+    from .verify.service import VerifyError, VerifyOptions, VerifyService
+
+    def usage(message: str) -> int:
+        print(f"jupyter repro verify: error: {message}", file=sys.stderr)
+        return 2
+
+    notebooks = [Path(name) for name in args.notebooks]
+    for notebook in notebooks:
+        if not notebook.is_file():
+            return usage(f"no notebook {notebook}")
+    if args.timeout is not None and not args.timeout > 0:
+        return usage("--timeout must be a number of seconds greater than 0")
+    report = Path(args.report) if args.report else None
+    if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
+        return usage(f"--report {report}: the name must end with {', '.join(REPORT_SUFFIXES)}")
+    destinations = report_paths(report, notebooks) if report is not None else []
+    options = VerifyOptions(kernel=args.kernel, restore=args.restore, timeout=args.timeout)
+    service = VerifyService(kernel_spec_manager=_manager() if not args.restore else None)
+    progress = VerifyTextProgress(sys.stdout, sys.stderr, verbose=args.verbose)
+    failed = False
+
+    async def run_all() -> None:
+        nonlocal failed
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        terminate = task.cancel if task is not None else None
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            if terminate is not None:
+                loop.add_signal_handler(signal.SIGTERM, terminate)
+        try:
+            for number, notebook in enumerate(notebooks):
+                print(notebook)
+                sys.stdout.flush()
+                started = time.monotonic()
+                try:
+                    result = await service.verify(notebook, options, progress)
+                except VerifyError as error:
+                    progress.bars.end_line()
+                    print(f"jupyter repro verify: {notebook}: {error}", file=sys.stderr)
+                    failed = True
+                    continue
+                progress.bars.end_line()
+                _print_details(result)
+                environment = result.environment
+                where = ", ".join(
+                    str(v) for v in (environment.get("kernel"), environment.get("platform")) if v
+                )
+                elapsed = format_duration(time.monotonic() - started)
+                print(f"  ran on {where} in {elapsed}")
+                print(result.headline)
+                sys.stdout.flush()
+                failed = failed or not result.ok
+                if destinations:
+                    written = result.write(destinations[number])
+                    print(f"report written to {written}", file=sys.stderr)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        asyncio.run(run_all())
+    except asyncio.CancelledError:
+        progress.bars.end_line()
+        print("jupyter repro verify: terminated; nothing was left behind", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        progress.bars.end_line()
+        print("jupyter repro verify: interrupted; nothing was left behind", file=sys.stderr)
+        return 130
+    except OSError as error:
+        # Writing a report: a missing folder, no permission.
+        print(f"jupyter repro verify: error: {error}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
 def _pip_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--find-links",
@@ -827,6 +970,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--textconv", "-t", action="store_true", help="print the stripped notebooks to stdout"
     )
     strip.set_defaults(run=_strip)
+
+    verify = commands.add_parser(
+        "verify",
+        help="run notebooks again and check that their outputs reproduce",
+        description=(
+            "Run each notebook top to bottom on a fresh kernel and compare every code cell "
+            "with its outputs, or with the fingerprints stripping recorded (sanitized, numbers "
+            "within the [tool.jupyter_repro.verify] tolerance). The notebook is only read. "
+            "Prints a line per cell and a summary; exit status 0 when nothing differs or "
+            "fails, 1 otherwise, 2 for a usage error."
+        ),
+    )
+    verify.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="notebooks (.ipynb)")
+    where = verify.add_mutually_exclusive_group()
+    where.add_argument("--kernel", metavar="NAME", help="run on this kernel (default: its own)")
+    where.add_argument(
+        "--restore",
+        action="store_true",
+        help="rebuild the notebook's environment from its lock (else its spec) in a temporary "
+        "folder, run there, and remove the folder afterwards",
+    )
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="seconds a cell may run (default: the policy's timeout, else no limit); a cell "
+        "past it is interrupted and counts as an error, and the run goes on",
+    )
+    verify.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the report to FILE.json, FILE.html or FILE.md; with several notebooks, "
+        "one file each, named FILE-<notebook name>.<suffix>",
+    )
+    verify.add_argument("--verbose", "-v", action="store_true", help="print the run's log")
+    verify.set_defaults(run=_verify)
 
     from .git.command import register as register_git_commands
 
