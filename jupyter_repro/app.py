@@ -18,13 +18,14 @@ from .environments.channels import redact_log
 from .environments.discovery import EnvironmentDiscovery
 from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
 from .handlers import default_handlers
-from .jobs import JobManager, RestoreJobs
+from .jobs import JobManager, RestoreJobs, VerifyJobs
 from .notebooks.policy import POLICY_KEYS, PolicyError, check_overrides
 from .notebooks.savehook import StripOnSave
 from .restore.errors import RestoreError
 from .restore.service import RestoreOptions, RestoreService
 from .specs.environment import SpecError
 from .status import StatusService
+from .verify.service import VerifyError, VerifyService
 
 
 class ReproApp(ExtensionApp):
@@ -147,8 +148,8 @@ class ReproApp(ExtensionApp):
         3600.0,
         config=True,
         help=(
-            "How long a finished restore job stays readable at repro/jobs/{id} before it is "
-            "forgotten. Running jobs are always kept."
+            "How long a finished restore or verify job stays readable at repro/jobs/{id} "
+            "before it is forgotten. Running jobs are always kept."
         ),
     )
 
@@ -241,9 +242,16 @@ class ReproApp(ExtensionApp):
             # The names the kernels have: a restore may not take one (see name_conflict).
             catalog=catalog,
         )
+        # Verifications run kernels through the server's own kernel spec manager: the
+        # kernels of JupyterLab's kernel picker, conda environments' included.
+        self.verify_service = VerifyService(
+            kernel_spec_manager=getattr(self.serverapp, "kernel_spec_manager", None),
+            restore_service=self.restore_service,
+            log=self.log,
+        )
         self.job_manager = JobManager(
             retention_seconds=self.job_retention_seconds,
-            expected_errors=(RestoreError, SpecError),
+            expected_errors=(RestoreError, SpecError, VerifyError),
             log=self.log,
         )
         self.save_hook = StripOnSave(self._strip_overrides(), log=self.log)
@@ -255,6 +263,7 @@ class ReproApp(ExtensionApp):
             "catalog": catalog,
             "jobs": self.job_manager,
             "restore": RestoreJobs(self.restore_service, self.job_manager),
+            "verify": VerifyJobs(self.verify_service, self.job_manager),
             # Locks resolve pip sections with the same index settings as restores.
             "restore_options": self.restore_service.options,
             "strip_overrides": self.save_hook.overrides,

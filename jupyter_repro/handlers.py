@@ -11,6 +11,7 @@ import base64
 import contextlib
 import errno
 import json
+import math
 import os
 import posixpath
 from collections.abc import Awaitable, Callable, Collection, Iterator
@@ -18,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -29,9 +31,16 @@ from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
 from .environments.channels import redact_text
 from .environments.platforms import check_platform
 from .git.service import GitService, GitServiceError
-from .jobs import JobManager, JobNotFound, RestoreJobs, error_reason
+from .jobs import (
+    JobManager,
+    JobNotFound,
+    RestoreJobs,
+    VerificationRunning,
+    VerifyJobs,
+    error_reason,
+)
 from .notebooks.drift import FROM_FILE, DriftCache
-from .notebooks.embedded import METADATA_KEY, NotebookError, read_notebook
+from .notebooks.embedded import METADATA_KEY, NotebookError, kept_keys, kernel_name, read_notebook
 from .notebooks.environment import (
     MEDIA_TYPES,
     ExportFormat,
@@ -62,6 +71,7 @@ from .specs.export import ExportError, ExportMode
 from .specs.locking import LockOptions, LockResult, lock_environment
 from .specs.pip_lock import PipIndex
 from .status import StatusService
+from .verify.service import VerifyOptions
 
 T = TypeVar("T")
 
@@ -80,6 +90,7 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
     (UnsatisfiableSpec, 422, None),
     (TargetExists, 409, None),
     (TargetBusy, 409, None),
+    (VerificationRunning, 409, "verification running"),
     (RestoreError, 400, "restore error"),
     (ExportError, 422, "cannot export"),
     (KernelNotResolved, 404, "kernel not found"),
@@ -498,8 +509,10 @@ class JobHandler(ReproHandler):
     """GET / DELETE `repro/jobs/{id}`.
 
     GET 200: `{id, kind, state: queued|running|succeeded|failed|cancelled, progress: {phase,
-    done, total}, log: [lines], log_dropped, result: {prefix, name, packages, pip} | null,
-    error: {message, reason} | null, cancel_requested, created, started, finished}`.
+    done, total}, log: [lines], log_dropped, result, error: {message, reason} | null,
+    cancel_requested, created, started, finished}`. `result` (null until succeeded): of a
+    `restore` job `{prefix, name, packages, pip}`; of a `verify` job the report (see
+    VerifyHandler, which also describes its `progress.step` and `progress.cells`).
     DELETE 202: cancels; the job (still `running` until its cleanup finished, then
     `cancelled`); a finished job is returned unchanged. 404: no job with that id.
     """
@@ -590,6 +603,125 @@ class _NotebookHandler(_ExportOptions):
         return posixpath.join(folder, name) if folder else name
 
 
+VERIFY_KEYS = frozenset({"notebook", "restore", "timeout", "kernel"})
+
+
+class VerifyHandler(_NotebookHandler):
+    """POST `repro/verify`: run a notebook top to bottom and compare its outputs, as a job.
+
+    Body: `{"notebook": path, "restore"?: false, "timeout"?: seconds, "kernel"?: name}`;
+    `path` is a `.ipynb` relative to the server root. The notebook runs on its own kernel,
+    never in a session of the user, and its file is never written: on `kernel` (a name of
+    the server's kernel picker), else its `metadata.kernelspec.name`, else `python3`; with
+    `restore` true in an environment restored from its lock or spec (embedded, else beside
+    it) into a temporary prefix that is removed afterwards, also when the job is cancelled.
+    `timeout` is in seconds per cell (default: `timeout` of the project's
+    `[tool.jupyter_repro.verify]`, else none). Each code cell's fresh outputs are compared
+    with the notebook's own outputs, else with its fingerprints.
+
+    - 202 with `Location: {base_url}repro/jobs/{id}` and the job (kind `verify`; see
+      JobHandler). While it runs, `progress.phase` is `restore` (with `restore` true:
+      `step` names the restore's phase, `done`/`total` its counts), then `execute` with
+      `done` cells of `total` finished, and `progress.cells`: `[{"index", "id",
+      "status"}]`, every cell reported so far in the order it ran, `status` `running`
+      until it has its result (`match`, `differs`, `error`, `no_reference`, `skipped`).
+      Once succeeded, `result` is the report `{"notebook", "environment": {"kernel",
+      "prefix", "lock_digest", "platform"}, "started", "duration", "summary": {status:
+      count}, "cells": [{"id", "index", "status", "diff"?, "error"?, "duration"}]}` plus
+      `verified_record`: the `metadata.jupyter_repro.verified` value (`{"at", "platform",
+      "environment", "result"}`) a frontend writes into the notebook when its user asks
+      (nothing here writes it). A run that finds differences still succeeds: the
+      summary says so; the job fails (`error.reason` `verify error`) only when the notebook
+      cannot run at all (its kernel does not start, the restore fails, an invalid
+      `[tool.jupyter_repro.verify]`). DELETE `repro/jobs/{id}` stops the run (its kernel,
+      its temporary environment) before the job says `cancelled`.
+    - 400: body not a JSON object, unknown keys, wrong types (`notebook` not a non-empty
+      string, `restore` not a boolean, `timeout` not a number > 0, `kernel` not a kernel
+      name), `kernel` and `restore` both given, a path not ending in `.ipynb`, a file that
+      is not a notebook, or (with `restore`) a notebook with nothing to restore from.
+    - 403: a path outside the server root or hidden, or the Authorizer denying `read` on
+      `contents` (checked before the file is looked at).
+    - 404: no such notebook; the kernel (`kernel`, else the notebook's) is not on this
+      server (`restore` true builds the notebook's environment instead).
+    - 409: this notebook is being verified already.
+    - 422: (with `restore`) the notebook's embedded spec or lock is invalid.
+    """
+
+    @property
+    def verifies(self) -> VerifyJobs:
+        return self.services["verify"]
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body(VERIFY_KEYS)
+        path = body.get("notebook")
+        if not isinstance(path, str) or not path:
+            raise web.HTTPError(400, "'notebook' must be a non-empty path to a .ipynb file")
+        restore = body.get("restore", False)
+        if not isinstance(restore, bool):
+            raise web.HTTPError(400, "'restore' must be true or false")
+        timeout = body.get("timeout")
+        if timeout is not None and not _positive_seconds(timeout):
+            raise web.HTTPError(400, "'timeout' must be a number of seconds greater than 0")
+        kernel = body.get("kernel")
+        if kernel is not None and not _kernel_name_ok(kernel):
+            raise web.HTTPError(
+                400,
+                "'kernel' must be a kernel name: a non-empty string of at most "
+                f"{NAME_MAX} characters without control characters",
+            )
+        if kernel is not None and restore:
+            raise web.HTTPError(
+                400, "give 'kernel' or 'restore', not both: a restored environment has its kernel"
+            )
+        await self.authorize_contents("read")
+        notebook = await self.call(self.notebook_file, path)
+        document = await self.call(read_notebook, notebook)
+        if restore:
+            # Nothing to restore from, or an invalid spec: refused now, not as a failed job.
+            await self.call(lambda: load_source(notebook=notebook))
+        else:
+            # The kernel the service would choose: named, else the notebook's, else python3.
+            await self._check_kernel(kernel or kernel_name(document) or NATIVE_KERNEL_NAME)
+        relative = self.root_relative(notebook)
+        options = VerifyOptions(
+            kernel=kernel, restore=restore, timeout=None if timeout is None else float(timeout)
+        )
+        with self.http_errors():
+            job = self.verifies.start(notebook, options, shown=relative, root=self._server_root())
+        self.set_header("Location", url_path_join(self.base_url, URL_PREFIX, "jobs", job.id))
+        self.write_json(job.to_json(), status=202)
+
+    async def _check_kernel(self, name: str) -> None:
+        """404 when the server's kernel spec manager has no kernel `name`."""
+        manager = self.kernel_spec_manager
+
+        def known() -> bool:
+            try:
+                manager.get_kernel_spec(name)
+            except KeyError:  # jupyter_client's NoSuchKernel
+                return False
+            return True
+
+        if not await self.call(known):
+            raise web.HTTPError(
+                404,
+                f"no kernel {name!r} on this server; choose one of its kernels, or verify with "
+                "'restore': true to rebuild the notebook's environment from its lock or spec",
+                reason="kernel not found",
+            )
+
+
+def _positive_seconds(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 class NotebookEnvironmentHandler(_NotebookHandler):
     """GET / POST `repro/notebooks/{path}/environment`; `path` is relative to the server root.
 
@@ -673,7 +805,10 @@ class NotebookEnvironmentHandler(_NotebookHandler):
             )
         )
         self.set_header("X-Jupyter-Repro-Source", "environment")
-        self.write_json(embedded_value(export))
+        # What the file's value has besides an environment (fingerprints, a verification
+        # record) stays: the frontend replaces the whole value with this answer.
+        existing = await self.call(_embedded_of, notebook)
+        self.write_json({**kept_keys(existing), **embedded_value(export)})
 
     def _explicit_option(self) -> str:
         explicit = self.get_query_argument("explicit", "false")
@@ -1128,6 +1263,7 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
         ),
         (url_path_join("/", URL_PREFIX, "restore"), RestoreHandler),
         (url_path_join("/", URL_PREFIX, "restore", "name"), RestoreNameHandler),
+        (url_path_join("/", URL_PREFIX, "verify"), VerifyHandler),
         (url_path_join("/", URL_PREFIX, "jobs", "([^/]+)"), JobHandler),
         (url_path_join("/", URL_PREFIX, "openapi.json"), _openapi_handler()),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import json
 import logging
 import os
 import time
@@ -24,6 +25,7 @@ from .environments.channels import redact_text
 if TYPE_CHECKING:
     from .restore.service import RestorePlan, RestoreService
     from .restore.source import RestoreSource
+    from .verify.service import VerifyOptions, VerifyService
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -78,6 +80,10 @@ class Job:
     downloaded: int | None = None
     """Packages downloaded so far (of `downloading`: those the package cache lacked)."""
     downloading: int | None = None
+    step: str | None = None
+    """Of a verify job restoring its environment: the restore's own phase (solve, link, ...)."""
+    cells: list[dict[str, Any]] | None = None
+    """Of a verify job: `{"index", "id", "status"}` of each cell reported so far, in order."""
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     created: float = field(default_factory=time.time)
@@ -119,6 +125,10 @@ class Job:
                 downloaded=self.downloaded,
                 downloading=self.downloading,
             )
+        if self.step is not None:
+            progress["step"] = self.step
+        if self.cells is not None:
+            progress["cells"] = [dict(cell) for cell in self.cells]
         return progress
 
     def to_json(self) -> dict[str, Any]:
@@ -144,6 +154,11 @@ class JobProgress:
 
     def __init__(self, job: Job) -> None:
         self._job = job
+
+    @property
+    def job(self) -> Job:
+        """The job this progress writes into."""
+        return self._job
 
     def phase(self, name: str, done: int, total: int) -> None:
         self._job.phase = name
@@ -373,3 +388,142 @@ class RestoreJobs:
 def _target_key(target: Path) -> Path:
     # Two spellings of one folder (a symlinked envs dir, a trailing slash) are one target.
     return Path(os.path.realpath(target))
+
+
+RUNNING_CELL = "running"
+"""The status a verify job shows for a cell that started and has no result yet."""
+
+
+class VerificationRunning(Exception):
+    """A verification of the same notebook is running already."""
+
+
+class VerifyJobProgress:
+    """The verify service's progress (`cell`, `log`) and the restore engine's (`phase`,
+    `transfer`: a verification that restores its environment first), in one verify job.
+
+    The job's progress then reads: `phase` `restore` while the temporary environment is
+    built (`step`: the restore's own phase, `done`/`total` its counts), then `execute` with
+    `done` cells finished of `total`; `cells` lists `{"index", "id", "status"}` for every
+    cell reported so far, in the order they ran, `status` being `running` until the cell
+    has its result (`match`, `differs`, `error`, `no_reference`, `skipped`).
+    """
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+        job.cells = []
+        self._by_index: dict[int, dict[str, Any]] = {}
+        self._finished = 0
+
+    def cell(self, index: int, total: int, cell_id: str | None, status: str | None) -> None:
+        job = self._job
+        cells = job.cells if job.cells is not None else []
+        job.phase, job.step = "execute", None
+        entry = self._by_index.get(index)
+        if entry is None:
+            entry = {"index": index, "id": cell_id, "status": RUNNING_CELL}
+            self._by_index[index] = entry
+            cells.append(entry)
+        if cell_id is not None:
+            entry["id"] = cell_id
+        new_status = status or RUNNING_CELL
+        if entry["status"] == RUNNING_CELL and new_status != RUNNING_CELL:
+            self._finished += 1
+        elif entry["status"] != RUNNING_CELL and new_status == RUNNING_CELL:
+            self._finished -= 1
+        entry["status"] = new_status
+        job.cells = cells
+        job.done, job.total = self._finished, max(total, self._finished)
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        job = self._job
+        job.phase, job.step = "restore", name
+        job.done, job.total = done, total
+
+    def transfer(
+        self, bytes_done: int, bytes_total: int, downloaded: int, downloading: int
+    ) -> None:
+        job = self._job
+        job.bytes_done, job.bytes_total = bytes_done, bytes_total
+        job.downloaded, job.downloading = downloaded, downloading
+
+    def log(self, line: str) -> None:
+        self._job.add_log(line)
+
+
+class VerifyJobs:
+    """Verifications as jobs (kind `verify`): one at a time per notebook.
+
+    A job runs `VerifyService.verify`; its result is the report's JSON plus
+    `verified_record`, the `metadata.jupyter_repro.verified` value a frontend writes into
+    the notebook when its user asks. Cancelling the job cancels the run: the service's
+    own cleanup (its kernel, a temporary environment) has finished before the job says
+    `cancelled`.
+    """
+
+    def __init__(self, service: VerifyService, jobs: JobManager) -> None:
+        self.service = service
+        self.jobs = jobs
+        self._busy: set[Path] = set()
+
+    def busy_notebooks(self) -> frozenset[Path]:
+        """Notebooks that a queued or running verify job is verifying."""
+        return frozenset(self._busy)
+
+    def start(
+        self,
+        notebook: Path,
+        options: VerifyOptions,
+        *,
+        shown: str | None = None,
+        root: str | None = None,
+    ) -> Job:
+        """Verify `notebook` as a job. `shown` is the name a client knows it by (the
+        report's `notebook` then says that instead of the path on disk); `root` a folder
+        whose location the job's error message does not reveal (the server root: paths in
+        it are named relative to it)."""
+        key = _target_key(notebook)
+        name = shown or str(notebook)
+        if key in self._busy:
+            raise VerificationRunning(
+                f"{name} is being verified already; wait for that verification or cancel it"
+            )
+        self._busy.add(key)
+        service = self.service
+
+        async def work(progress: JobProgress) -> dict[str, Any]:
+            from .verify.service import VerifyError
+
+            verify_progress = VerifyJobProgress(progress.job)
+            if options.restore:
+                progress.job.phase = "restore"
+            try:
+                report = await service.verify(notebook, options, verify_progress)
+            except VerifyError as error:
+                if root is None:
+                    raise
+                message = str(error).replace(root + os.sep, "").replace(root, ".")
+                raise VerifyError(message) from error
+            return verify_result(report, shown)
+
+        try:
+            job = self.jobs.submit(
+                "verify", work, on_finish=lambda _job, _state: self._busy.discard(key)
+            )
+        except BaseException:
+            self._busy.discard(key)
+            raise
+        job.add_log(f"verifying {name}")
+        return job
+
+
+def verify_result(report: Any, shown: str | None = None) -> dict[str, Any]:
+    """A verify job's result: the report's JSON, plus `verified_record`."""
+    from .verify.report import verified_record
+
+    document = report.to_json()
+    result: dict[str, Any] = json.loads(document) if isinstance(document, str) else dict(document)
+    if shown is not None:
+        result["notebook"] = shown
+    result["verified_record"] = verified_record(report)
+    return result

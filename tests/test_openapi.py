@@ -435,6 +435,26 @@ def write_body(rng: random.Random) -> Any:
     return body
 
 
+def verify_body(rng: random.Random) -> Any:
+    """Mostly invalid; a valid one starts a job on a notebook without cells (cancelled at
+    once by the fuzz loop)."""
+    if rng.random() < 0.2:
+        return random_json(rng)
+    body: dict[str, Any] = {}
+    if rng.random() < 0.9:
+        body["notebook"] = rng.choice([path_value(rng), 5, None, ""])
+    for key, values in (
+        ("restore", [True, False, "yes", None, 1]),
+        ("timeout", [1, 0.5, 0, -1, "5", None, True, 1e308]),
+        ("kernel", ["conda-env-py-py", "python3", "nope", "", "a\x00b", 7, None]),
+    ):
+        if rng.random() < 0.3:
+            body[key] = rng.choice(values)
+    if rng.random() < 0.1:
+        body[random_text(rng)] = 1
+    return body
+
+
 # Values that exist in the fuzz server's root and rig installation, by parameter.
 PLAUSIBLE = {
     "path": ("nb.ipynb", "folder/nb.ipynb", "embedded.ipynb", "environment.yml"),
@@ -542,6 +562,8 @@ class TestFuzz:
                     body = rng.choice([b"", b"{", b"\xff\xfe", b"[]", b"null", b'{"a":'])
                 elif path == "/restore":
                     body = json.dumps(restore_body(rng, rig_channel.url)).encode()
+                elif path == "/verify":
+                    body = json.dumps(verify_body(rng)).encode()
                 else:
                     body = json.dumps(write_body(rng)).encode()
             request = Sent(method.upper(), url, body)

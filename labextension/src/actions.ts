@@ -26,8 +26,20 @@ import {
   INameConflict,
   IRestoreRequest,
   IRestoreResult,
+  IVerifyCell,
+  IVerifyJob,
+  IVerifyRequest,
   RestoreSource
 } from './tokens';
+import {
+  CellMarks,
+  cellStates,
+  findCellIndex,
+  IMarkableNotebook,
+  sourcesDiffer,
+  withVerified
+} from './verify';
+import { badgeText, cellLabel } from './widgets/verifyView';
 import { downloadText } from './widgets/environmentDetails';
 import {
   DialogTestIds,
@@ -493,6 +505,185 @@ export class ReproActions {
       : false;
   }
 
+  /**
+   * Verify that the active notebook reproduces: the server runs the saved
+   * file on a kernel of its own (the kernel the notebook's session runs,
+   * unless `kernel` or `restore` say otherwise) and compares its outputs.
+   * Progress and the result show in the Environments panel; the notebook's
+   * cells are marked with their status as they run. An unsaved notebook is
+   * saved first if its user agrees (the server reads the file).
+   */
+  async verifyNotebook(
+    options: { restore?: boolean; timeout?: number; kernel?: string } = {}
+  ): Promise<IVerifyJob | null> {
+    const panel = this.currentNotebook();
+    await panel.context.ready;
+    if (await this._unsavedCode(panel)) {
+      const choice = await showDialog({
+        title: 'Verify the saved notebook?',
+        body:
+          'The notebook has unsaved changes to its cells. Verification runs ' +
+          'the notebook as saved; save it first to include them.',
+        buttons: [
+          Dialog.cancelButton(),
+          Dialog.createButton({
+            label: 'Verify saved version',
+            ariaLabel: 'Verify the notebook as it was last saved',
+            accept: false
+          }),
+          Dialog.okButton({
+            label: 'Save and verify',
+            ariaLabel: 'Save the notebook, then verify it'
+          })
+        ]
+      });
+      if (choice.button.accept) {
+        await panel.context.save();
+      } else if (choice.button.label !== 'Verify saved version') {
+        return null;
+      }
+    }
+    const request: IVerifyRequest = { notebook: panel.context.path };
+    if (options.restore) {
+      request.restore = true;
+    } else {
+      const kernel =
+        options.kernel ?? panel.sessionContext.session?.kernel?.name;
+      if (kernel) {
+        request.kernel = kernel;
+      }
+    }
+    if (typeof options.timeout === 'number' && options.timeout > 0) {
+      request.timeout = options.timeout;
+    }
+    this._app.shell.activateById(ENVIRONMENTS_PANEL_ID);
+    const job = await this._model.startVerify(request);
+    this._markCells(job, panel);
+    return job;
+  }
+
+  /**
+   * Select and show the notebook cell a verification reported (by its id,
+   * else its position), opening the notebook if it is not open.
+   */
+  async jumpToCell(job: IVerifyJob, cell: IVerifyCell): Promise<void> {
+    const path = job.request.notebook;
+    let panel = this._notebookAt(path);
+    if (!panel && this._docManager) {
+      const widget = this._docManager.openOrReveal(path);
+      panel = widget instanceof NotebookPanel ? widget : null;
+    }
+    if (!panel) {
+      throw new Error(`Open ${path} to see its cells.`);
+    }
+    await panel.context.ready;
+    this._app.shell.activateById(panel.id);
+    const notebook = panel.content;
+    const index = findCellIndex(
+      notebook.widgets.map(widget => widget.model.id),
+      cell
+    );
+    if (index < 0) {
+      throw new Error(
+        `${cellLabel(cell)} of the verification is no longer in ${PathExt.basename(path)}.`
+      );
+    }
+    notebook.mode = 'command';
+    notebook.deselectAll();
+    notebook.activeCellIndex = index;
+    await notebook.scrollToCell(notebook.widgets[index], 'center');
+    notebook.node.focus();
+  }
+
+  /**
+   * Whether the notebook of a verification is open, so its record can be
+   * written into it.
+   */
+  canRecordVerification(job: IVerifyJob): boolean {
+    return this._notebookAt(job.request.notebook) !== null;
+  }
+
+  /**
+   * Write the record of a succeeded verification (the last one by default)
+   * into its open notebook's `metadata.jupyter_repro.verified`, then save
+   * the notebook. Only ever on the user's request. Resolves with `true`.
+   */
+  async recordVerification(
+    job: IVerifyJob | null = this._model.verifyJob
+  ): Promise<boolean> {
+    const report = job?.job.state === 'succeeded' ? job.job.result : null;
+    if (!job || !report?.verified_record) {
+      throw new Error(
+        'There is no finished verification to record: verify the notebook first.'
+      );
+    }
+    const path = job.request.notebook;
+    const panel = this._notebookAt(path);
+    if (!panel) {
+      throw new Error(`Open ${path} to record its verification.`);
+    }
+    await panel.context.ready;
+    const notebook = panel.model;
+    if (!notebook || panel.isDisposed) {
+      throw new Error(`${path} was closed.`);
+    }
+    // Into the open model, then saved by its context: no "file changed on
+    // disk" conflict as a write on the server would cause.
+    notebook.setMetadata(
+      METADATA_KEY,
+      withVerified(notebook.getMetadata(METADATA_KEY), report.verified_record)
+    );
+    await panel.context.save();
+    Notification.success(
+      `Recorded in ${PathExt.basename(path)}: ${badgeText(report)}.`,
+      { autoClose: 5000 }
+    );
+    return true;
+  }
+
+  /**
+   * Remove the verification's marks from the notebook's cells.
+   */
+  clearVerifyMarks(): void {
+    this._marks.clear();
+  }
+
+  private _markCells(job: IVerifyJob, panel: NotebookPanel): void {
+    this._marks.clear();
+    const update = () => {
+      if (panel.isDisposed || job.isDisposed) {
+        return;
+      }
+      this._marks.show(markable(panel), cellStates(job.job));
+    };
+    job.changed.connect(update);
+    update();
+  }
+
+  /**
+   * Whether the open notebook's code differs from the saved file's (what
+   * the server runs); only asked of a notebook with unsaved changes.
+   */
+  private async _unsavedCode(panel: NotebookPanel): Promise<boolean> {
+    if (!panel.context.model.dirty) {
+      return false;
+    }
+    const saved = await this._app.serviceManager.contents.get(
+      panel.context.path,
+      { content: true, type: 'notebook' }
+    );
+    const cells = (saved.content as { cells?: unknown })?.cells;
+    const open = panel.content.widgets.map(
+      widget =>
+        [widget.model.type, widget.model.sharedModel.getSource()] as const
+    );
+    return !Array.isArray(cells) || sourcesDiffer(cells, open);
+  }
+
+  private _notebookAt(path: string): NotebookPanel | null {
+    return this._tracker?.find(panel => panel.context.path === path) ?? null;
+  }
+
   private async _download(path: string, mode: IExportChoice['mode']) {
     const { text } = await this._model.client.notebookSpec(path, mode);
     const explicit = mode === 'explicit';
@@ -651,11 +842,23 @@ export class ReproActions {
   }
 
   private _docManager: IDocumentManager | null;
+  private _marks = new CellMarks();
   /**
    * The platform of the environments here, as the server last reported it
    * (an export's or a lock's `exported.platform`).
    */
   private _hostPlatform: string | null = null;
+}
+
+/**
+ * The cells of a notebook panel, for `CellMarks`.
+ */
+function markable(panel: NotebookPanel): IMarkableNotebook {
+  const widgets = panel.content.widgets;
+  return {
+    nodes: widgets.map(widget => widget.node),
+    ids: widgets.map(widget => widget.model.id)
+  };
 }
 
 /**

@@ -22,7 +22,10 @@ import {
   INotebookSpecText,
   IRestorePlan,
   IRestoreRequest,
+  IRestoreResult,
   IStripPolicy,
+  IVerifyReport,
+  IVerifyRequest,
   IWriteEnvironmentRequest,
   IWriteEnvironmentResult,
   IWriteLockRequest,
@@ -259,17 +262,32 @@ export class ReproClient {
   }
 
   /**
-   * `GET repro/jobs/{id}`.
+   * `POST repro/verify`: start a verify job (202); the job as first
+   * reported.
    */
-  job(id: string): Promise<IJob> {
-    return this._json<IJob>(`jobs/${encodeURIComponent(id)}`);
+  async startVerify(request: IVerifyRequest): Promise<IJob<IVerifyReport>> {
+    const job = await this._json<IJob<IVerifyReport>>('verify', {
+      method: 'POST',
+      body: JSON.stringify(request)
+    });
+    if (!job || typeof job.id !== 'string') {
+      throw new ReproRequestError('The server started a job but sent no id.');
+    }
+    return job;
+  }
+
+  /**
+   * `GET repro/jobs/{id}`; `TResult` is the result of a job of its kind.
+   */
+  job<TResult = IRestoreResult>(id: string): Promise<IJob<TResult>> {
+    return this._json<IJob<TResult>>(`jobs/${encodeURIComponent(id)}`);
   }
 
   /**
    * `DELETE repro/jobs/{id}`: ask for a cancel; the job as it is now.
    */
-  cancelJob(id: string): Promise<IJob> {
-    return this._json<IJob>(`jobs/${encodeURIComponent(id)}`, {
+  cancelJob<TResult = IRestoreResult>(id: string): Promise<IJob<TResult>> {
+    return this._json<IJob<TResult>>(`jobs/${encodeURIComponent(id)}`, {
       method: 'DELETE'
     });
   }

@@ -46,7 +46,7 @@ export {
   ReproRequestError
 } from './request';
 export { ReproClient } from './client';
-export { RestoreJob } from './jobs';
+export { RestoreJob, ServerJob, VerifyJob } from './jobs';
 export { ReproModel } from './model';
 export { EnvironmentsPanel } from './widgets/environmentsPanel';
 export { environmentsIcon } from './icons';
@@ -102,7 +102,22 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
           actions.switchKernel(result, request)
         ),
       canSwitchKernel: (result, request) =>
-        result !== null && actions.canSwitchKernel(request)
+        result !== null && actions.canSwitchKernel(request),
+      verify: {
+        onJump: (job, cell) =>
+          reportErrors('Could not show the cell', () =>
+            actions.jumpToCell(job, cell)
+          ),
+        onRecord: async job => {
+          let recorded = false;
+          await reportErrors('Could not record the verification', async () => {
+            recorded = await actions.recordVerification(job);
+          });
+          return recorded;
+        },
+        canRecord: job => actions.canRecordVerification(job),
+        onDismiss: () => actions.clearVerifyMarks()
+      }
     });
     app.shell.add(panel, 'left', { rank: 400 });
 
@@ -175,6 +190,45 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
           actions.restoreFromNotebook()
         )
     });
+    commands.addCommand(CommandIDs.verify, {
+      label: args =>
+        args['restore'] === true
+          ? 'Verify reproduction in a restored environment'
+          : 'Verify reproduction',
+      caption:
+        "Run the active notebook top to bottom on a kernel of its own and compare every cell's outputs with those saved (or their fingerprints)",
+      isEnabled: hasNotebook,
+      execute: args =>
+        reportErrors('Could not verify the notebook', () =>
+          actions.verifyNotebook({
+            restore: args['restore'] === true,
+            timeout:
+              typeof args['timeout'] === 'number' ? args['timeout'] : undefined,
+            kernel:
+              typeof args['kernel'] === 'string' ? args['kernel'] : undefined
+          })
+        )
+    });
+    commands.addCommand(CommandIDs.recordVerification, {
+      label: 'Record verification',
+      caption:
+        "Write the last verification (date, platform, environment, result counts) into its notebook's metadata and save it",
+      isEnabled: () => {
+        const job = model.verifyJob;
+        return (
+          !!job &&
+          job.job.state === 'succeeded' &&
+          actions.canRecordVerification(job)
+        );
+      },
+      execute: () =>
+        reportErrors('Could not record the verification', () =>
+          actions.recordVerification()
+        )
+    });
+    model.verifyChanged.connect(() =>
+      commands.notifyCommandChanged(CommandIDs.recordVerification)
+    );
     const selectedFile = (): string | null => {
       const browser = browserFactory?.tracker.currentWidget;
       if (!browser) {
@@ -249,12 +303,19 @@ const plugin: JupyterFrontEndPlugin<IReproModel> = {
         CommandIDs.lock,
         CommandIDs.restoreEnvironment,
         CommandIDs.restoreFromFile,
+        CommandIDs.verify,
+        CommandIDs.recordVerification,
         CommandIDs.toggleStripOnSave,
         CommandIDs.installGitFilter,
         CommandIDs.refresh
       ]) {
         palette.addItem({ command, category: CATEGORY });
       }
+      palette.addItem({
+        command: CommandIDs.verify,
+        args: { restore: true },
+        category: CATEGORY
+      });
     }
 
     app.contextMenu.addItem({

@@ -6,8 +6,11 @@ import { ReproRequestError } from './request';
 import {
   IJob,
   IReproError,
-  IRestoreJob,
   IRestoreRequest,
+  IRestoreResult,
+  IServerJob,
+  IVerifyReport,
+  IVerifyRequest,
   JobState
 } from './tokens';
 
@@ -43,11 +46,14 @@ export function toReproError(reason: unknown): IReproError {
 }
 
 /**
- * A restore job on the server, polled with `GET repro/jobs/{id}` until it
- * reaches a terminal state.
+ * A job on the server, polled with `GET repro/jobs/{id}` until it reaches a
+ * terminal state.
  */
-export class RestoreJob implements IRestoreJob {
-  constructor(options: RestoreJob.IOptions) {
+export class ServerJob<TRequest, TResult> implements IServerJob<
+  TRequest,
+  TResult
+> {
+  constructor(options: ServerJob.IOptions<TRequest, TResult>) {
     this._client = options.client;
     this._job = options.job;
     this.id = options.job.id;
@@ -63,9 +69,9 @@ export class RestoreJob implements IRestoreJob {
 
   readonly id: string;
 
-  readonly request: IRestoreRequest;
+  readonly request: TRequest;
 
-  get job(): IJob {
+  get job(): IJob<TResult> {
     return this._job;
   }
 
@@ -77,11 +83,11 @@ export class RestoreJob implements IRestoreJob {
     return this._pollError;
   }
 
-  get changed(): ISignal<IRestoreJob, void> {
+  get changed(): ISignal<IServerJob<TRequest, TResult>, void> {
     return this._changed;
   }
 
-  get finished(): Promise<IJob> {
+  get finished(): Promise<IJob<TResult>> {
     return this._finished.promise;
   }
 
@@ -102,7 +108,7 @@ export class RestoreJob implements IRestoreJob {
       return;
     }
     try {
-      const job = await this._client.cancelJob(this.id);
+      const job = await this._client.cancelJob<TResult>(this.id);
       this._update(job, null);
     } catch (error) {
       this._update(this._job, toReproError(error));
@@ -125,7 +131,7 @@ export class RestoreJob implements IRestoreJob {
     this._clearTimer();
     this._inFlight = true;
     try {
-      const job = await this._client.job(this.id);
+      const job = await this._client.job<TResult>(this.id);
       this._errors = 0;
       this._update(job, null);
     } catch (error) {
@@ -157,7 +163,7 @@ export class RestoreJob implements IRestoreJob {
     Signal.clearData(this);
   }
 
-  private _update(job: IJob, error: IReproError | null): void {
+  private _update(job: IJob<TResult>, error: IReproError | null): void {
     if (this._isDisposed) {
       return;
     }
@@ -190,7 +196,7 @@ export class RestoreJob implements IRestoreJob {
   }
 
   private _client: ReproClient;
-  private _job: IJob;
+  private _job: IJob<TResult>;
   private _interval: number;
   private _maxErrors: number;
   private _errors = 0;
@@ -198,18 +204,18 @@ export class RestoreJob implements IRestoreJob {
   private _timer: ReturnType<typeof setTimeout> | null = null;
   private _pollError: IReproError | null = null;
   private _isDisposed = false;
-  private _finished = new PromiseDelegate<IJob>();
-  private _changed = new Signal<IRestoreJob, void>(this);
+  private _finished = new PromiseDelegate<IJob<TResult>>();
+  private _changed = new Signal<IServerJob<TRequest, TResult>, void>(this);
 }
 
 /**
- * A namespace for `RestoreJob` statics.
+ * A namespace for `ServerJob` statics.
  */
-export namespace RestoreJob {
+export namespace ServerJob {
   /**
-   * Options of the `RestoreJob` constructor.
+   * Options of the `ServerJob` constructor.
    */
-  export interface IOptions {
+  export interface IOptions<TRequest, TResult> {
     /**
      * The REST client that polls and cancels.
      */
@@ -218,12 +224,12 @@ export namespace RestoreJob {
     /**
      * The job as the server first reported it (the 202 body).
      */
-    job: IJob;
+    job: IJob<TResult>;
 
     /**
-     * What the restore was started from.
+     * What the job was started with.
      */
-    request: IRestoreRequest;
+    request: TRequest;
 
     /**
      * Milliseconds between polls; 500 by default.
@@ -235,4 +241,34 @@ export namespace RestoreJob {
      */
     maxErrors?: number;
   }
+}
+
+/**
+ * A restore job on the server (`POST repro/restore`).
+ */
+export class RestoreJob extends ServerJob<IRestoreRequest, IRestoreResult> {}
+
+/**
+ * A namespace for `RestoreJob` statics.
+ */
+export namespace RestoreJob {
+  /**
+   * Options of the `RestoreJob` constructor.
+   */
+  export type IOptions = ServerJob.IOptions<IRestoreRequest, IRestoreResult>;
+}
+
+/**
+ * A verify job on the server (`POST repro/verify`).
+ */
+export class VerifyJob extends ServerJob<IVerifyRequest, IVerifyReport> {}
+
+/**
+ * A namespace for `VerifyJob` statics.
+ */
+export namespace VerifyJob {
+  /**
+   * Options of the `VerifyJob` constructor.
+   */
+  export type IOptions = ServerJob.IOptions<IVerifyRequest, IVerifyReport>;
 }

@@ -3,7 +3,7 @@ import { JSONExt, JSONObject } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ReproClient } from './client';
-import { RestoreJob, toReproError } from './jobs';
+import { RestoreJob, toReproError, VerifyJob } from './jobs';
 import { DEFAULT_LOCK_PLATFORMS } from './lock';
 import { ReproRequestError } from './request';
 import {
@@ -21,6 +21,8 @@ import {
   IRestoreRequest,
   IServerStatus,
   IStripPolicy,
+  IVerifyJob,
+  IVerifyRequest,
   StatusPhase
 } from './tokens';
 import { FRONTEND_VERSION } from './version';
@@ -270,6 +272,14 @@ export class ReproModel implements IReproModel {
     return this._restoreChanged;
   }
 
+  get verifyJob(): IVerifyJob | null {
+    return this._verifyJob;
+  }
+
+  get verifyChanged(): ISignal<IReproModel, void> {
+    return this._verifyChanged;
+  }
+
   get isDisposed(): boolean {
     return this._isDisposed;
   }
@@ -408,17 +418,46 @@ export class ReproModel implements IReproModel {
     return job;
   }
 
+  async startVerify(request: IVerifyRequest): Promise<IVerifyJob> {
+    const running = this._verifyJob;
+    if (running && !running.isFinished && !running.isDisposed) {
+      throw new ReproRequestError(
+        `A verification of ${running.request.notebook} is running: wait for it to finish or cancel it first.`,
+        { reason: 'verification running' }
+      );
+    }
+    const first = await this.client.startVerify(request);
+    if (this._verifyJob) {
+      this._verifyJob.dispose();
+    }
+    const job = new VerifyJob({
+      client: this.client,
+      job: first,
+      request,
+      interval: this._jobInterval
+    });
+    this._verifyJob = job;
+    job.changed.connect(this._onVerifyChanged, this);
+    this._verifyChanged.emit();
+    return job;
+  }
+
   dispose(): void {
     if (this._isDisposed) {
       return;
     }
     this._isDisposed = true;
     this._restoreJob?.dispose();
+    this._verifyJob?.dispose();
     Signal.clearData(this);
   }
 
   private _onJobChanged(): void {
     this._restoreChanged.emit();
+  }
+
+  private _onVerifyChanged(): void {
+    this._verifyChanged.emit();
   }
 
   private async _fetchStatus(): Promise<void> {
@@ -565,12 +604,14 @@ export class ReproModel implements IReproModel {
   private _stripPolicy: IStripPolicy | null = null;
   private _stripPolicyError: IReproError | null = null;
   private _restoreJob: RestoreJob | null = null;
+  private _verifyJob: VerifyJob | null = null;
   private _jobInterval: number;
   private _isDisposed = false;
   private _stateChanged = new Signal<IReproModel, void>(this);
   private _environmentsChanged = new Signal<IReproModel, void>(this);
   private _activeNotebookChanged = new Signal<IReproModel, void>(this);
   private _restoreChanged = new Signal<IReproModel, void>(this);
+  private _verifyChanged = new Signal<IReproModel, void>(this);
 }
 
 /**
@@ -598,7 +639,8 @@ export namespace ReproModel {
     frontendVersion?: string;
 
     /**
-     * Milliseconds between polls of a restore job; 500 by default.
+     * Milliseconds between polls of a restore or verify job; 500 by
+     * default.
      */
     jobInterval?: number;
   }

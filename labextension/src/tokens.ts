@@ -64,6 +64,21 @@ export namespace CommandIDs {
    * platforms: the export dialog, opened on its "Lock for platforms" choice.
    */
   export const lock = 'jupyter-repro:lock';
+
+  /**
+   * Verify that the active notebook reproduces: the server runs it on a
+   * kernel of its own and compares every code cell's outputs with those
+   * saved (or their fingerprints); progress and the result in the
+   * Environments panel. Arguments: `restore` (boolean: in an environment
+   * restored from its lock or spec), `timeout` (seconds per cell), `kernel`.
+   */
+  export const verify = 'jupyter-repro:verify';
+
+  /**
+   * Write the last verification's record into its notebook's
+   * `metadata.jupyter_repro.verified` and save the notebook.
+   */
+  export const recordVerification = 'jupyter-repro:record-verification';
 }
 
 /**
@@ -873,6 +888,43 @@ export interface IJobProgress {
    * Packages downloaded or downloading.
    */
   downloading?: number;
+
+  /**
+   * Of a verify job in its `restore` phase: the restore's own phase
+   * (`solve`, `download`, `link`, ...).
+   */
+  step?: string;
+
+  /**
+   * Of a verify job: every cell reported so far, in the order it ran.
+   */
+  cells?: IVerifyCellProgress[];
+}
+
+/**
+ * What a verification says about one cell.
+ */
+export type VerifyCellStatus =
+  'match' | 'differs' | 'error' | 'no_reference' | 'skipped';
+
+/**
+ * A cell of a running verification.
+ */
+export interface IVerifyCellProgress {
+  /**
+   * The cell's position in the notebook.
+   */
+  index: number;
+
+  /**
+   * The cell's id, when it has one.
+   */
+  id: string | null;
+
+  /**
+   * `running` until the cell has its result.
+   */
+  status: VerifyCellStatus | 'running';
 }
 
 /**
@@ -901,9 +953,10 @@ export interface IRestoreResult {
 }
 
 /**
- * Body of `GET {baseUrl}repro/jobs/{id}` (and of the 202 that starts one).
+ * Body of `GET {baseUrl}repro/jobs/{id}` (and of the 202 that starts one);
+ * `TResult` is what a job of its kind answers when it succeeded.
  */
-export interface IJob {
+export interface IJob<TResult = IRestoreResult> {
   /**
    * The job's id.
    */
@@ -937,7 +990,7 @@ export interface IJob {
   /**
    * The result once it succeeded, else `null`.
    */
-  result: IRestoreResult | null;
+  result: TResult | null;
 
   /**
    * Why it failed, else `null`.
@@ -963,6 +1016,139 @@ export interface IJob {
    * ISO time it finished, `null` until then.
    */
   finished: string | null;
+}
+
+/**
+ * Body of `POST {baseUrl}repro/verify`.
+ */
+export interface IVerifyRequest {
+  /**
+   * The notebook, relative to the server root.
+   */
+  notebook: string;
+
+  /**
+   * Run it in an environment restored from its lock or spec into a
+   * temporary prefix (removed afterwards); not with `kernel`.
+   */
+  restore?: boolean;
+
+  /**
+   * Seconds a cell may run before it counts as an error.
+   */
+  timeout?: number;
+
+  /**
+   * The kernel to run it on; the notebook's `metadata.kernelspec.name` when
+   * absent.
+   */
+  kernel?: string;
+}
+
+/**
+ * One cell of a verification report.
+ */
+export interface IVerifyCell {
+  /**
+   * The cell's id, when it has one.
+   */
+  id: string | null;
+
+  /**
+   * The cell's position in the notebook.
+   */
+  index: number;
+
+  /**
+   * What the comparison found.
+   */
+  status: VerifyCellStatus;
+
+  /**
+   * Of a differing cell: a readable diff, or the changed numbers.
+   */
+  diff?: string | null;
+
+  /**
+   * Of a cell in error: the exception, or that it timed out.
+   */
+  error?: string | null;
+
+  /**
+   * Seconds the cell ran.
+   */
+  duration?: number | null;
+}
+
+/**
+ * The record of a verification, as `metadata.jupyter_repro.verified`.
+ */
+export interface IVerifiedRecord {
+  /**
+   * When it ran (ISO 8601).
+   */
+  at: string;
+
+  /**
+   * The platform it ran on, e.g. `linux-64`.
+   */
+  platform: string | null;
+
+  /**
+   * The digest of the lock its environment came from, or `null`.
+   */
+  environment: string | null;
+
+  /**
+   * Cells by status.
+   */
+  result: Record<string, number>;
+}
+
+/**
+ * The result of a verify job: the report, with the record to write.
+ */
+export interface IVerifyReport {
+  /**
+   * The notebook, relative to the server root.
+   */
+  notebook: string;
+
+  /**
+   * Where it ran.
+   */
+  environment: {
+    kernel?: string | null;
+    prefix?: string | null;
+    lock_digest?: string | null;
+    platform?: string | null;
+  };
+
+  /**
+   * When it started (ISO 8601).
+   */
+  started?: string | null;
+
+  /**
+   * Seconds it took.
+   */
+  duration?: number | null;
+
+  /**
+   * Cells by status.
+   */
+  summary: Partial<Record<VerifyCellStatus, number>>;
+
+  /**
+   * Every cell compared (or skipped), in notebook order.
+   */
+  cells: IVerifyCell[];
+
+  /**
+   * The value "Record verification" writes to
+   * `metadata.jupyter_repro.verified`.
+   */
+  verified_record: IVerifiedRecord;
 }
 
 /**
@@ -1018,9 +1204,9 @@ export interface IActiveNotebook {
 }
 
 /**
- * A restore job followed by the frontend: polls until the job is finished.
+ * A server job followed by the frontend: polls until the job is finished.
  */
-export interface IRestoreJob extends IDisposable {
+export interface IServerJob<TRequest, TResult> extends IDisposable {
   /**
    * The job's id.
    */
@@ -1029,12 +1215,12 @@ export interface IRestoreJob extends IDisposable {
   /**
    * The last state received from the server.
    */
-  readonly job: IJob;
+  readonly job: IJob<TResult>;
 
   /**
-   * What the restore was started from.
+   * What the job was started with.
    */
-  readonly request: IRestoreRequest;
+  readonly request: TRequest;
 
   /**
    * Whether the job reached `succeeded`, `failed` or `cancelled`.
@@ -1049,13 +1235,13 @@ export interface IRestoreJob extends IDisposable {
   /**
    * Emitted whenever `job` or `pollError` changes.
    */
-  readonly changed: ISignal<IRestoreJob, void>;
+  readonly changed: ISignal<IServerJob<TRequest, TResult>, void>;
 
   /**
    * Resolves with the finished job (or the last one known when polling
    * stops on an error or on dispose); never rejects.
    */
-  readonly finished: Promise<IJob>;
+  readonly finished: Promise<IJob<TResult>>;
 
   /**
    * Ask the server to cancel the job (`DELETE`); polling goes on until the
@@ -1063,6 +1249,16 @@ export interface IRestoreJob extends IDisposable {
    */
   cancel(): Promise<void>;
 }
+
+/**
+ * A restore job followed by the frontend.
+ */
+export type IRestoreJob = IServerJob<IRestoreRequest, IRestoreResult>;
+
+/**
+ * A verify job followed by the frontend.
+ */
+export type IVerifyJob = IServerJob<IVerifyRequest, IVerifyReport>;
 
 /**
  * The jupyter-repro frontend model: server state, independent of any view.
@@ -1197,6 +1393,16 @@ export interface IReproModel extends IDisposable {
   readonly restoreChanged: ISignal<IReproModel, void>;
 
   /**
+   * The verify job followed last, `null` before the first.
+   */
+  readonly verifyJob: IVerifyJob | null;
+
+  /**
+   * Emitted when `verifyJob` is replaced or its job changes.
+   */
+  readonly verifyChanged: ISignal<IReproModel, void>;
+
+  /**
    * Fetch the server status and the environments again.
    *
    * Never rejects: a failure is stored in `error`. Calls made while a request
@@ -1262,6 +1468,13 @@ export interface IReproModel extends IDisposable {
    * @throws {ReproRequestError} with the server's message
    */
   startRestore(request: IRestoreRequest): Promise<IRestoreJob>;
+
+  /**
+   * Start a verify job and follow it as `verifyJob` (one at a time).
+   *
+   * @throws {ReproRequestError} with the server's message
+   */
+  startVerify(request: IVerifyRequest): Promise<IVerifyJob>;
 }
 
 /**
@@ -1290,5 +1503,5 @@ export interface IReproError {
  */
 export const IReproModel = new Token<IReproModel>(
   'jupyter-repro:IReproModel',
-  'The jupyter-repro frontend model: server status, environments, the active notebook, restore jobs.'
+  'The jupyter-repro frontend model: server status, environments, the active notebook, restore and verify jobs.'
 );

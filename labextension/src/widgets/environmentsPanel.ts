@@ -24,6 +24,7 @@ import {
   sortEnvironments
 } from './environmentList';
 import { RestoreView } from './restoreView';
+import { VerifyView } from './verifyView';
 
 /**
  * The `data-testid` values of the Environments panel. Browser tests depend
@@ -46,6 +47,7 @@ export namespace TestIds {
   export const driftDetails = 'repro-drift-details';
   export const exportButton = 'repro-export-button';
   export const restoreButton = 'repro-restore-button';
+  export const verifyButton = 'repro-verify-button';
   export const envFilter = 'repro-env-filter';
   export const envCount = 'repro-env-count';
   export const envList = 'repro-env-list';
@@ -196,6 +198,10 @@ export class EnvironmentsPanel extends Widget {
       onSwitchKernel: options.onSwitchKernel,
       canSwitchKernel: options.canSwitchKernel
     });
+    this._verifyView = new VerifyView({
+      model: this.model,
+      ...options.verify
+    });
     this._environmentsSection = this._buildEnvironmentsSection();
 
     const body = el('div', 'jp-ReproPanel-body');
@@ -203,6 +209,7 @@ export class EnvironmentsPanel extends Widget {
       this._messages,
       this._activeSection,
       this._restoreView.node,
+      this._verifyView.node,
       server,
       this._environmentsSection
     );
@@ -238,6 +245,7 @@ export class EnvironmentsPanel extends Widget {
     );
     this.model.activeNotebookChanged.disconnect(this._renderActive, this);
     this._restoreView.dispose();
+    this._verifyView.dispose();
     this._detailsView?.dispose();
     super.dispose();
   }
@@ -303,10 +311,21 @@ export class EnvironmentsPanel extends Widget {
     restoreButton.addEventListener('click', () => {
       this._execute(CommandIDs.restoreEnvironment);
     });
+    const verifyButton = button({
+      label: 'Verify reproduction',
+      ariaLabel:
+        'Run the active notebook on a kernel of its own and compare its outputs with those saved',
+      testId: TestIds.verifyButton,
+      className: 'jp-ReproPanel-verify'
+    });
+    verifyButton.addEventListener('click', () => {
+      this._execute(CommandIDs.verify);
+    });
     this._exportButton = exportButton;
     this._restoreButton = restoreButton;
+    this._verifyButton = verifyButton;
     const actions = el('div', 'jp-ReproPanel-actions');
-    actions.append(exportButton, restoreButton);
+    actions.append(exportButton, restoreButton, verifyButton);
 
     section.append(driftRow, this._driftDetails, actions);
     return section;
@@ -862,6 +881,7 @@ export class EnvironmentsPanel extends Widget {
     const notebook = model.activeNotebook;
     this._exportButton.disabled = notebook === null;
     this._restoreButton.disabled = notebook === null;
+    this._verifyButton.disabled = notebook === null;
     this._markActiveRow();
 
     if (notebook === null) {
@@ -917,6 +937,7 @@ export class EnvironmentsPanel extends Widget {
   private _refreshButton: HTMLButtonElement;
   private _exportButton!: HTMLButtonElement;
   private _restoreButton!: HTMLButtonElement;
+  private _verifyButton!: HTMLButtonElement;
   private _loadingNode: HTMLElement;
   private _errorNode: HTMLElement;
   private _errorText: HTMLElement;
@@ -930,6 +951,7 @@ export class EnvironmentsPanel extends Widget {
   private _driftBadge = document.createElement('span');
   private _driftDetails = document.createElement('details');
   private _restoreView: RestoreView;
+  private _verifyView: VerifyView;
   private _environmentsSection: HTMLElement;
   private _filterInput = document.createElement('input');
   private _kindSelect = document.createElement('select');
@@ -983,6 +1005,12 @@ export namespace EnvironmentsPanel {
      * Whether the switch-kernel button is offered for a finished restore.
      */
     canSwitchKernel?: RestoreView.IOptions['canSwitchKernel'];
+
+    /**
+     * What the verification view does on a jump to a cell, on "Record
+     * verification" and on dismiss.
+     */
+    verify?: Omit<VerifyView.IOptions, 'model'>;
   }
 }
 

@@ -326,7 +326,7 @@ export namespace RestoreView {
 /**
  * " in 4.2 s" from a job's start and end, or "" when unknown.
  */
-function durationOf(job: IJob): string {
+export function durationOf(job: IJob<unknown>): string {
   if (!job.started || !job.finished) {
     return '';
   }
