@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, load, lock, restore, startup, strip
+from . import export, kernels, load, lock, restore, startup, strip, verify
 from ._table import Result, markdown_table
 
 BENCHMARKS = {
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "lock": lock.run,
     "load": load.run,
     "strip": strip.run,
+    "verify": verify.run,
 }
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
 

@@ -56,23 +56,31 @@ class BenchServer:
     """`with BenchServer(base, home, extension=True) as server: server.get_json(path)`."""
 
     def __init__(
-        self, base: Path, home: Path, *, extension: bool, extra_env: dict[str, str] | None = None
+        self,
+        base: Path,
+        home: Path,
+        *,
+        extension: bool,
+        extra_env: dict[str, str] | None = None,
+        config: dict[str, dict[str, object]] | None = None,
     ) -> None:
         self.base = base
         self.port = free_port()
         self.token = secrets.token_hex(8)
         self.spawn_log = base / "spawns.log"
-        config = base / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": _extensions(extension)}})
-        )
+        config_dir = base / "config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        settings: dict[str, dict[str, object]] = {
+            "ServerApp": {"jpserver_extensions": _extensions(extension)}
+        }
+        settings.update(config or {})
+        (config_dir / "jupyter_server_config.json").write_text(json.dumps(settings))
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CONDA", "MAMBA"))
         }
         env.update(
             HOME=str(home),
-            JUPYTER_CONFIG_DIR=str(config),
+            JUPYTER_CONFIG_DIR=str(config_dir),
             JUPYTER_DATA_DIR=str(base / "data"),
             JUPYTER_RUNTIME_DIR=str(base / "runtime"),
             JUPYTER_PLATFORM_DIRS="1",
