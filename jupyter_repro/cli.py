@@ -485,6 +485,9 @@ def _restore(args: argparse.Namespace) -> int:
         return 1
 
     prefix = Path(args.prefix) if args.prefix is not None else None
+    notebooks_dir = Path(args.notebooks_dir or ".")
+    if notebooks_dir.exists() and not notebooks_dir.is_dir():
+        return fail(f"--notebooks-dir {notebooks_dir}: not a folder")
     if (problem := _engine_problem(args.engine)) is not None:
         # Before the plan: a solve, then a prompt, then "not found" would waste the user's time.
         return fail(problem)
@@ -507,6 +510,8 @@ def _restore(args: argparse.Namespace) -> int:
             service.plan(source, name=args.name, prefix=prefix, suggest_name=args.dry_run)
         )
         _print_plan(plan)
+        if source.kind == "capsule":
+            _print_capsule(source, notebooks_dir)
         sys.stdout.flush()
         if args.dry_run:
             print("dry run: nothing was installed", file=sys.stderr)
@@ -543,7 +548,44 @@ def _restore(args: argparse.Namespace) -> int:
         f"restored {result.packages} packages{pip} into {result.prefix}{named} in {elapsed}",
         file=sys.stderr,
     )
+    if result.notebooks:
+        try:
+            _write_capsule_notebooks(result, notebooks_dir)
+        except (OSError, RestoreError) as error:
+            shown = f"{error.filename}: {error.strerror}" if isinstance(error, OSError) else error
+            return fail(
+                f"the environment was restored, but its notebooks were not written: {shown}"
+            )
     return 0
+
+
+def _print_capsule(source: RestoreSource, folder: Path) -> None:
+    """Where a capsule's packages come from, its notebooks and where they are written."""
+    print(
+        "from:     the capsule's own archives (offline: no channel is read), each checked "
+        "against its lock's sha256"
+    )
+    notebooks = source.capsule_notebooks
+    if notebooks:
+        print(f"notebooks ({len(notebooks)}), written into {folder} (never over a file):")
+        for member in notebooks:
+            print(f"  {member.rsplit('/', 1)[-1]}")
+
+
+def _write_capsule_notebooks(result: Any, folder: Path) -> None:
+    """Write a restored capsule's notebooks into `folder`, on the new environment's kernel."""
+    from .restore.notebooks import restored_kernel, write_notebooks
+
+    manager = _manager()
+    kernel = restored_kernel(result.prefix, manager.catalog, manager)
+    if kernel is None:
+        print(
+            f"warning: {result.prefix} has no kernel; the notebooks keep the kernel they had",
+            file=sys.stderr,
+        )
+    for path in write_notebooks(folder, result.notebooks, kernel):
+        on = f" (kernel {kernel.name})" if kernel is not None else ""
+        print(f"wrote {path}{on}", file=sys.stderr)
 
 
 def _engine_problem(engine: str | None) -> str | None:
@@ -795,6 +837,211 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _human_bytes(size: int) -> str:
+    """`512 B`, `3.4 KB`, `1.2 MB`, `2.0 GB` (powers of 1000, as file managers show them)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"  # pragma: no cover - the loop returns
+
+
+def _pack_environment(args: argparse.Namespace) -> tuple[Path | None, str | None, str | None]:
+    """The environment to pack (prefix, name) and, when it is not known, why."""
+    if args.prefix is not None:
+        return Path(args.prefix), None, None
+    if args.env is not None:
+        entry = _environment_named(args.env)
+        return entry.environment.prefix, entry.name, None
+    try:
+        prefix, name = _notebook_environment(Path(args.notebooks[0]))
+    except _ExportProblem as error:
+        return None, None, str(error)
+    return prefix, name, None
+
+
+def _print_pack_plan(plan: Any, output: Path) -> None:
+    unique = plan.unique()
+    packed = "the notebook's lock" if plan.lock_source == "notebook" else "a lock made now"
+    if plan.lock_source == "given":
+        packed = "the lock given"
+    print(f"would write {output} for {', '.join(plan.platforms)} from {packed}:")
+    rows = [("platform", "kind", "package", "version", "size", "from")]
+    for item in plan.files:
+        size = "?" if item.size is None else _human_bytes(item.size)
+        rows.append((item.platform, item.kind, item.name, item.version, size, item.source))
+    for line in table(rows):
+        print(f"  {line}")
+    total = _human_bytes(plan.known_bytes)
+    unknown = f" (+{plan.unknown_sizes} of unknown size)" if plan.unknown_sizes else ""
+    print(f"{len(unique)} files, {total}{unknown}; {len(plan.notebooks)} notebook(s)")
+    _print_missing(plan.missing)
+
+
+def _print_missing(missing: Sequence[Any]) -> None:
+    if not missing:
+        return
+    print(f"not packed ({len(missing)}):")
+    for item in missing:
+        print(f"  {item.platform}  {item.name}: {redact_text(item.why)}")
+
+
+def _pack(args: argparse.Namespace) -> int:
+    """`jupyter repro pack`: a capsule (or a conda-pack archive) of notebooks and their env."""
+    import asyncio
+    import time
+
+    started = time.monotonic()
+
+    from .environments.catalog import EnvironmentNotFound
+    from .environments.platforms import check_platform
+    from .notebooks.embedded import NotebookError
+    from .specs.environment import SpecError
+    from .specs.export import ExportError, platform_of
+    from .specs.pack import PackError, PackRequest, default_capsule_name, pack, plan_pack
+    from .specs.pip_lock import PipIndex
+
+    def fail(message: str, status: int = 1) -> int:
+        print(f"jupyter repro pack: error: {redact_text(message)}", file=sys.stderr)
+        return status
+
+    if not args.notebooks and args.env is None and args.prefix is None:
+        return fail("give NOTEBOOK..., --env NAME or --prefix PATH", 2)
+    for platform in args.platform:
+        try:
+            check_platform(platform)
+        except ValueError as error:
+            return fail(str(error).replace("cannot lock for", "cannot pack for"), 2)
+    notebooks = tuple(Path(n) for n in args.notebooks)
+    for notebook in notebooks:
+        if notebook.suffix != ".ipynb":
+            return fail(f"{notebook} is not a notebook (.ipynb)", 2)
+        if not notebook.is_file():
+            return fail(f"{notebook}: no such notebook")
+    if args.format == "conda-pack" and notebooks:
+        return fail("--format conda-pack packs an environment only: use --env or --prefix", 2)
+    if args.output is not None:
+        if (problem := _output_problem(args.output)) is not None:
+            return fail(problem)
+        if Path(args.output).exists() and not args.force and not args.dry_run:
+            return fail(f"{args.output} exists; choose another name or use --force to replace it")
+    try:
+        prefix, name, unknown = _pack_environment(args)
+        if args.format == "conda-pack":
+            # conda-pack's own archive: the environment as installed, for its own platform.
+            from .specs.conda_pack_format import pack_conda_pack
+
+            assert prefix is not None
+            own = platform_of(prefix)
+            if any(p != own for p in args.platform):
+                return fail(f"--format conda-pack packs the environment as installed ({own})", 2)
+            output = Path(args.output or f"{name or prefix.name}.tar.gz")
+            progress = TextProgress(sys.stderr)
+            written = pack_conda_pack(prefix, output, progress=progress.phase, force=args.force)
+            progress.end_line()
+            size = _human_bytes(written.stat().st_size)
+            print(f"wrote {written} (conda-pack format, {size}); unpack it and run conda-unpack")
+            return 0
+        request = PackRequest(
+            notebooks=notebooks,
+            prefix=prefix,
+            name=name,
+            platforms=tuple(args.platform),
+            pip_index=PipIndex(
+                index_url=args.index_url, find_links=tuple(args.find_links), no_index=args.no_index
+            ),
+            environment_problem=unknown,
+        )
+        progress = TextProgress(sys.stderr)
+
+        def say(line: str) -> None:
+            progress.end_line()
+            print(redact_text(line), file=sys.stderr)
+
+        plan = asyncio.run(plan_pack(request, progress=progress.phase, log=say))
+        progress.end_line()
+        output = Path(args.output or default_capsule_name(request, plan.lock))
+        if args.dry_run:
+            _print_pack_plan(plan, output)
+            return 0
+        if output.exists() and not args.force:
+            return fail(f"{output} exists; choose another name (-o) or use --force")
+        result = asyncio.run(pack(request, output, plan=plan, progress=progress.phase, log=say))
+        progress.end_line()
+        manifest = result.manifest
+        conda = len({c.path for c in manifest.conda})
+        wheels = len({p.path for p in manifest.pypi})
+        print(
+            f"wrote {result.output} for {', '.join(manifest.platforms)}: {conda} conda "
+            f"archives, {wheels} wheels, {len(manifest.notebooks)} notebook(s)"
+        )
+        print(
+            f"  {_human_bytes(result.capsule_bytes)} (packages and files: "
+            f"{_human_bytes(result.content_bytes)}) in "
+            f"{format_duration(time.monotonic() - started)}"
+        )
+        for warning in plan.warnings:
+            print(f"warning: {redact_text(warning)}", file=sys.stderr)
+        _print_missing(manifest.missing)
+        return 0
+    except (
+        _ExportProblem,
+        PackError,
+        ExportError,
+        SpecError,
+        NotebookError,
+        EnvironmentNotFound,
+    ) as error:
+        return fail(str(error))
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        return fail(f"{error.filename}: {error.strerror}" if error.filename else str(error))
+
+
+def _pack_parser(commands: Any) -> None:
+    pack = commands.add_parser(
+        "pack",
+        help="pack notebooks, their lock and every package into one offline capsule",
+        description=(
+            "Pack a capsule (NAME.capsule.tar.zst): the notebooks, their lock (the one "
+            "embedded in the notebook when it covers the platforms, else made now from the "
+            "environment) and every conda archive and pip wheel the lock names for each "
+            "platform, each checked against the lock's sha256. `jupyter repro restore "
+            "CAPSULE` installs from it with no network. What cannot be packed (editable or "
+            "local pip installs, archives no channel has) is listed, never dropped. "
+            "--format conda-pack writes conda-pack's own archive of the environment instead."
+        ),
+    )
+    pack.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to carry")
+    where = pack.add_mutually_exclusive_group()
+    where.add_argument("--env", metavar="NAME", help="the environment by name (see `envs`)")
+    where.add_argument("--prefix", metavar="PATH", help="the environment at PATH")
+    pack.add_argument(
+        "--platform",
+        metavar="P",
+        action="append",
+        default=[],
+        help="a platform to pack for (repeatable; default: the environment's own)",
+    )
+    pack.add_argument(
+        "--format",
+        choices=["capsule", "conda-pack"],
+        default="capsule",
+        help="a capsule (default) or conda-pack's archive (one platform, no notebooks)",
+    )
+    pack.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write (default: NAME.capsule.tar.zst)"
+    )
+    pack.add_argument("--force", action="store_true", help="replace an existing output file")
+    pack.add_argument(
+        "--dry-run", action="store_true", help="show what would be packed, with sizes"
+    )
+    _pip_index_arguments(pack)
+    pack.set_defaults(run=_pack)
+
+
 def _pip_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--find-links",
@@ -919,7 +1166,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Restore an environment: SOURCE is a lock (conda-lock.yml, pixi.lock), an "
             "environment.yml, an @EXPLICIT list or a notebook (its embedded lock, a lock "
             "file beside it, its embedded spec, an environment.yml beside it, in that order); "
-            "a lock installs exactly, verifying every package's sha256, without a solve. "
+            "a lock installs exactly, verifying every package's sha256, without a solve; a "
+            "capsule (jupyter repro pack) installs offline from its own archives and writes "
+            "its notebooks (--notebooks-dir), on the new environment's kernel. "
             "The plan is shown first; nothing existing is ever overwritten, and a failed or "
             "interrupted restore leaves no folder behind."
         ),
@@ -927,7 +1176,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "source",
         metavar="SOURCE",
-        help="conda-lock.yml, pixi.lock, environment.yml, explicit file or .ipynb",
+        help="conda-lock.yml, pixi.lock, environment.yml, explicit file, .ipynb or a capsule "
+        "(.capsule.tar.zst)",
     )
     target = restore.add_mutually_exclusive_group()
     target.add_argument("--name", "-n", metavar="N", help="environment name (first envs dir)")
@@ -946,6 +1196,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ENV",
         default="default",
         help="the environment of a pixi.lock to restore (default: default)",
+    )
+    restore.add_argument(
+        "--notebooks-dir",
+        metavar="DIR",
+        help="where a capsule's notebooks are written (default: the current folder); an "
+        "existing file is never replaced (name-1.ipynb, ...)",
     )
     restore.add_argument("--verbose", "-v", action="store_true", help="print the engine's log")
     restore.set_defaults(run=_restore)
@@ -1006,6 +1262,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--verbose", "-v", action="store_true", help="print the run's log")
     verify.set_defaults(run=_verify)
+
+    _pack_parser(commands)
 
     from .git.command import register as register_git_commands
 

@@ -34,6 +34,7 @@ from .git.service import GitService, GitServiceError
 from .jobs import (
     JobManager,
     JobNotFound,
+    JobProgress,
     RestoreJobs,
     VerificationRunning,
     VerifyJobs,
@@ -65,6 +66,7 @@ from .notebooks.lock import (
 from .notebooks.nbjson import dumps_json
 from .notebooks.policy import PolicyError, StripPolicy, load_policy, policy_summary
 from .restore.errors import RefusedSpec, RestoreError, TargetBusy, TargetExists, UnsatisfiableSpec
+from .restore.notebooks import free_name, notebook_file_name, restored_kernel, with_kernel
 from .restore.source import RestoreSource, load_source
 from .specs.environment import SpecError
 from .specs.export import ExportError, ExportMode
@@ -377,7 +379,11 @@ class RestoreHandler(ReproHandler):
     A file may be a lock (conda-lock.yml, pixi.lock: `lock_environment` chooses a pixi
     environment, default `default`); a notebook restores from its embedded lock, a lock file
     beside it, its embedded spec or an environment.yml beside it, in that order. A lock for
-    this platform is installed exactly, every archive's sha256 checked before linking.
+    this platform is installed exactly, every archive's sha256 checked before linking. A file
+    may also be a capsule (`jupyter repro pack`): its part for this platform is installed
+    offline from its own archives, and its notebooks are written beside it (never over a
+    file: `name-1.ipynb`, ...) on the new environment's kernel; the job's result lists them
+    (`notebooks`, root-relative). Restoring a capsule also needs `write` on `contents`.
 
     - `dry_run` true: 200 with the plan `{target, name, engine, packages, pip, channels,
       warnings, conflict, suggested_name}`; nothing is written. A name or prefix that is
@@ -433,12 +439,69 @@ class RestoreHandler(ReproHandler):
             plan = await self.wait_for(self.restores.plan(source, name=name, prefix=target))
             self.write_json(plan.to_json())
             return
-        job = await self.wait_for(self.restores.start(source, name=name, prefix=target))
+        after = None
+        if source.kind == "capsule":
+            # Its notebooks are written beside it.
+            await self.authorize_contents("write")
+            after = self._notebook_writer(source)
+        job = await self.wait_for(
+            self.restores.start(source, name=name, prefix=target, after=after)
+        )
         self.set_header("Location", url_path_join(self.base_url, URL_PREFIX, "jobs", job.id))
         self.write_json(job.to_json(), status=202)
 
     def _body(self) -> dict[str, Any]:
         return self.json_body(RESTORE_KEYS)
+
+    def _notebook_writer(
+        self, source: RestoreSource
+    ) -> Callable[[Any, JobProgress], Awaitable[dict[str, Any]]]:
+        """What a capsule's restore job does once the environment is there: write the
+        capsule's notebooks into the capsule's folder, on the new kernel, through the
+        contents manager's hooks and `replace_beneath` (never outside the root), each under
+        a name no file has. A notebook that cannot be written is said in the job's log."""
+        assert source.capsule is not None
+        root = self._server_root()
+        folder = os.path.relpath(os.path.dirname(source.capsule), root).replace(os.sep, "/")
+        folder = "" if folder == "." else folder
+        catalog: EnvironmentCatalog = self.services["catalog"]
+        manager = getattr(self, "kernel_spec_manager", None)
+
+        def taken(name: str) -> bool:
+            return os.path.lexists(os.path.join(root, *folder.split("/"), name))
+
+        async def write(result: Any, progress: JobProgress) -> dict[str, Any]:
+            try:
+                kernel = await asyncio.to_thread(restored_kernel, result.prefix, catalog, manager)
+            except Exception as error:  # the notebooks are still written, on their own kernel
+                progress.log(f"warning: the new kernel is not known: {error}")
+                kernel = None
+            if kernel is None:
+                progress.log(
+                    "warning: the new environment has no kernel; the notebooks keep theirs"
+                )
+            written: list[str] = []
+            for notebook in result.notebooks:
+                try:
+                    data = with_kernel(notebook.data, kernel).decode("utf-8")
+                    name = await asyncio.to_thread(
+                        free_name, notebook_file_name(notebook.name), taken
+                    )
+                    relative = f"{folder}/{name}" if folder else name
+                    await self.save_text(relative, data)
+                except Exception as error:  # each notebook on its own; the environment stays
+                    why = getattr(error, "log_message", None) or str(error)
+                    progress.log(
+                        f"warning: the notebook {notebook.name} was not written: "
+                        + self.public_message(str(why))
+                    )
+                    continue
+                written.append(relative)
+                on = f" (kernel {kernel.name})" if kernel is not None else ""
+                progress.log(f"wrote {relative}{on}")
+            return {"notebooks": written}
+
+        return write
 
     @staticmethod
     def _optional_string(body: dict[str, Any], key: str) -> str | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .environments.channels import redact_text
 
 if TYPE_CHECKING:
-    from .restore.service import RestorePlan, RestoreService
+    from .restore.service import RestorePlan, RestoreResult, RestoreService
     from .restore.source import RestoreSource
     from .verify.service import VerifyOptions, VerifyService
 
@@ -348,9 +348,16 @@ class RestoreJobs:
         return plan
 
     async def start(
-        self, source: RestoreSource, *, name: str | None = None, prefix: Path | None = None
+        self,
+        source: RestoreSource,
+        *,
+        name: str | None = None,
+        prefix: Path | None = None,
+        after: Callable[[RestoreResult, JobProgress], Awaitable[dict[str, Any]]] | None = None,
     ) -> Job:
-        """Plan (which refuses existing targets), then run the restore as a job."""
+        """Plan (which refuses existing targets), then run the restore as a job; `after`
+        runs once the environment is restored (a capsule's notebooks are written there) and
+        what it returns is added to the job's result."""
         plan = await self.plan(source, name=name, prefix=prefix, suggest_name=False)
         # No await between the check in plan() and here: two requests cannot both pass.
         target = _target_key(plan.target)
@@ -359,12 +366,15 @@ class RestoreJobs:
 
         async def work(progress: JobProgress) -> dict[str, Any]:
             result = await service.restore(source, name=name, prefix=prefix, progress=progress)
-            return {
+            document: dict[str, Any] = {
                 "prefix": str(result.prefix),
                 "name": result.name,
                 "packages": result.packages,
                 "pip": result.pip,
             }
+            if after is not None:
+                document.update(await after(result, progress))
+            return document
 
         try:
             job = self.jobs.submit(

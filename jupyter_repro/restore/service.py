@@ -15,13 +15,16 @@ this module keeps the promises of a restore:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import itertools
 import json
 import logging
 import os
 import shlex
+import shutil
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ from ..environments.channels import (
 from ..environments.discovery import EnvironmentDiscovery
 from ..environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
 from ..environments.matchspec import InvalidMatchSpec, parse_match_spec
+from ..specs.capsule import ExtractedCapsule, extract_capsule
 from ..specs.environment import (
     EnvironmentSpec,
     SpecError,
@@ -62,6 +66,7 @@ from .disk import (
     ClaimMoved,
     ClaimRefused,
     claim_target,
+    disk_errno,
     disk_problem,
     find_leftovers,
     is_within_any,
@@ -91,6 +96,7 @@ from .errors import (
     TargetExists,
     UnsatisfiableSpec,
 )
+from .notebooks import CapsuleNotebook
 from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
 from .source import RestoreSource, load_source
@@ -185,6 +191,8 @@ class RestoreResult:
     name: str | None
     packages: int
     pip: int
+    notebooks: tuple[CapsuleNotebook, ...] = ()
+    """A capsule's notebooks, as packed: the caller writes them where they belong."""
 
 
 class Progress(Protocol):
@@ -688,6 +696,14 @@ class RestoreService:
                 f"{source.origin} lists packages for {source.platform}, but this machine is "
                 f"{host_platform()}; restore from an environment.yml instead"
             )
+        if source.kind == "capsule" and host_platform() not in source.capsule_platforms:
+            # No dated solve: a capsule restores offline, from its own archives only.
+            have = ", ".join(source.capsule_platforms) or "none"
+            raise RestoreError(
+                f"the capsule {source.origin} has no packages for this machine's platform "
+                f"{host_platform()}; it has packages for: {have}. Pack it for "
+                f"{host_platform()} too (jupyter repro pack --platform {host_platform()} ...)"
+            )
 
     # -- solving -----------------------------------------------------------------------------
 
@@ -816,7 +832,8 @@ class RestoreService:
             pip = tuple(_pypi_line(p) for p in locked.pypi) or source.spec.pip
             channels = sorted({redact_url(p.channel) for p in locked.conda})
             specs = list(source.spec.dependencies)
-            return _Prepared(target, result_name, [], specs, channels, pip, source.warnings, locked)
+            warnings = source.warnings + _capsule_notes(source)
+            return _Prepared(target, result_name, [], specs, channels, pip, warnings, locked)
         warnings = source.warnings + self._fallback_notes(source)
         if source.kind == "explicit":
             records, specs, channels = await self._explicit_records(source, config)
@@ -932,6 +949,8 @@ class RestoreService:
         # starts while the first one solves is refused at once.
         self._active.add(target)
         created = False
+        # A capsule's archives, unpacked for this restore only (removed in any case).
+        extraction: Path | None = None
         # What the restore is doing, for the message of a full or read-only file system.
         doing = "creating the environment folder"
         try:
@@ -958,16 +977,28 @@ class RestoreService:
             progress.log(f"restoring {source.origin} into {target}")
             config = await asyncio.to_thread(self._config)
             history: _History | None = None
+            installing = source
+            notebooks: tuple[CapsuleNotebook, ...] = ()
+            if source.kind == "capsule":
+                doing = "extracting the capsule"
+                extraction = Path(tempfile.mkdtemp(prefix="jupyter-repro-capsule-"))
+                extracted = await self._extract(source, extraction, progress)
+                installing = dataclasses.replace(
+                    source, archives=dict(extracted.conda_paths), wheels=extracted.wheels_dir
+                )
+                notebooks = await asyncio.to_thread(_read_notebooks, extracted)
             doing = "installing the packages"
             if self.options.engine == EMBEDDED_ENGINE or source.lock is not None:
                 # A lock is installed by the embedded engine, which verifies every archive
                 # against it before linking (a CLI would solve or trust its cache).
-                packages, history = await self._install_rattler(source, target, config, progress)
+                packages, history = await self._install_rattler(
+                    installing, target, config, progress
+                )
                 history.cmd = self._command_line(source, prefix, target)
             else:
                 packages = await self._install_cli(source, target, config, progress)
             doing = "installing the pip section"
-            pip = await self._install_pip(source, target, progress)
+            pip = await self._install_pip(installing, target, progress)
             doing = "registering the environment"
             progress.phase("register", 0, 1)
             # The CLI engines write the spec's variables themselves (they get the whole spec).
@@ -978,7 +1009,9 @@ class RestoreService:
             progress.phase("register", 1, 1)
             progress.log(f"restored {packages} packages into {target}")
             created = False
-            return RestoreResult(prefix=target, name=result_name, packages=packages, pip=pip)
+            return RestoreResult(
+                prefix=target, name=result_name, packages=packages, pip=pip, notebooks=notebooks
+            )
         except Exception as error:
             problem = self._disk_error(error, target, doing)
             if problem is None:
@@ -987,6 +1020,10 @@ class RestoreService:
             raise problem from error
         finally:
             try:
+                if extraction is not None:
+                    await asyncio.shield(
+                        asyncio.to_thread(shutil.rmtree, extraction, ignore_errors=True)
+                    )
                 if created:
                     progress.log(f"removing the partial environment {target}")
                     # Shielded: a second cancellation must not leave half a prefix behind.
@@ -995,6 +1032,45 @@ class RestoreService:
             finally:
                 self._active.discard(target)
                 self._linking.discard(target)
+
+    @staticmethod
+    async def _extract(
+        source: RestoreSource, extraction: Path, progress: Progress
+    ) -> ExtractedCapsule:
+        """Unpack the capsule into `extraction`, checking every member against its manifest
+        (and the manifest against the lock). A cancel stops the unpacking and returns once
+        it stopped, so the folder can be removed after."""
+        assert source.capsule is not None
+        loop = asyncio.get_running_loop()
+        cancel = threading.Event()
+
+        def report(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(progress.phase, "extract", done, total)
+
+        progress.log(f"extracting {source.origin} (offline: no channel is used)")
+        progress.phase("extract", 0, 1)
+        task = asyncio.ensure_future(
+            asyncio.to_thread(
+                extract_capsule, source.capsule, extraction, progress=report, cancel=cancel
+            )
+        )
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancel.set()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        except OSError as error:
+            found = disk_errno(error)
+            if found is None:
+                raise
+            # The extraction folder, not the environment's, is where room is missing.
+            what = os.strerror(found[0]).lower()
+            raise DiskError(
+                f"{what} in {extraction.parent} (while extracting the capsule); free some "
+                "space there, or point TMPDIR at a folder with room for the capsule's "
+                "archives"
+            ) from error
 
     @staticmethod
     def _disk_error(error: Exception, target: Path, doing: str) -> DiskError | None:
@@ -1061,15 +1137,29 @@ class RestoreService:
             progress.log(f"installing the lock of {host_platform()} exactly: no solve")
             progress.phase("verify", 0, len(locked.conda))
             staging = tempfile.TemporaryDirectory(prefix="jupyter-repro-lock-")
+            # A capsule's archives are read where they were extracted (file://), checked
+            # against the lock's sha256 like any other.
+            wanted = [
+                dataclasses.replace(p, url=source.archives[p.url].as_uri())
+                if p.url in source.archives
+                else p
+                for p in locked.conda
+            ]
             try:
                 verified = await fetch_verified(
-                    locked.conda,
+                    wanted,
                     Path(staging.name),
                     on_done=lambda done, total: progress.phase("verify", done, total),
                 )
             except BaseException:
                 staging.cleanup()
                 raise
+            if source.archives:
+                # Named by the lock's URLs again: the extraction folder is gone afterwards.
+                verified = [
+                    Verified(package, v.path, v.record)
+                    for package, v in zip(locked.conda, verified, strict=True)
+                ]
             records = [v.record for v in verified]
         else:
             for note in self._fallback_notes(source):
@@ -1101,7 +1191,9 @@ class RestoreService:
         try:
             await task
             if verified:
-                await asyncio.to_thread(restore_origins, target, verified)
+                await asyncio.to_thread(
+                    restore_origins, target, verified, installed_elsewhere=bool(source.archives)
+                )
         except BaseException:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -1210,6 +1302,8 @@ class RestoreService:
         locked = source.lock.platform(host_platform()) if source.lock is not None else None
         if locked is not None and locked.pypi:
             return await self._install_locked_pip(source, locked, target, progress)
+        if source.kind == "capsule":
+            return 0  # offline: a capsule installs what it holds, never a pip section
         entries = source.spec.pip if source.spec else ()
         if not entries:
             return 0
@@ -1251,11 +1345,26 @@ class RestoreService:
                 "install them for"
             )
         index = self._pip_index()
-        total = len(locked.pypi)
+        packages = locked.pypi
+        if source.kind == "capsule":
+            # Offline, from the capsule's wheels only; what could not be packed is said.
+            left_out = {m.name for m in source.capsule_missing if m.platform == locked.platform}
+            for package in packages:
+                if package.name in left_out:
+                    progress.log(
+                        f"warning: the pip package {package.name} {package.version} is not in "
+                        "the capsule (see its manifest); install it yourself"
+                    )
+            packages = tuple(p for p in packages if p.name not in left_out)
+            if not packages:
+                return 0
+            assert source.wheels is not None
+            index = PipIndex(no_index=True, find_links=(str(source.wheels),))
+        total = len(packages)
         progress.phase("pip", 0, total)
         with tempfile.TemporaryDirectory(prefix="jupyter-repro-pip-") as tmp:
             argv = pip_install_command(
-                python, locked.pypi, index=index, requirements_file=Path(tmp) / "locked.txt"
+                python, packages, index=index, requirements_file=Path(tmp) / "locked.txt"
             )
             outcome = await run_process(
                 argv, env=_pip_environment(self.environ), on_line=progress.log
@@ -1277,6 +1386,36 @@ class RestoreService:
             self.log.info("removing %s, left by an interrupted restore", prefix)
             remove_prefix(prefix)
         return leftovers
+
+
+def _read_notebooks(extracted: ExtractedCapsule) -> tuple[CapsuleNotebook, ...]:
+    """The capsule's notebooks as bytes (the extraction folder does not outlive the restore)."""
+    return tuple(
+        CapsuleNotebook(path.name, path.read_bytes()) for path in sorted(extracted.notebooks)
+    )
+
+
+def _capsule_notes(source: RestoreSource) -> tuple[str, ...]:
+    """What a capsule lacks for this platform, said in the plan."""
+    if source.kind != "capsule":
+        return ()
+    locked = source.lock.platform(host_platform()) if source.lock is not None else None
+    conda = {p.name for p in locked.conda} if locked is not None else set()
+    notes = []
+    for missing in source.capsule_missing:
+        if missing.platform != host_platform():
+            continue
+        if missing.name in conda:
+            notes.append(
+                f"{missing.name} is not in the capsule ({missing.why}): it is downloaded from "
+                "its channel (and checked against the lock), which needs the network"
+            )
+        else:
+            notes.append(
+                f"the pip package {missing.name} is not in the capsule ({missing.why}): it is "
+                "left out; install it yourself"
+            )
+    return tuple(notes)
 
 
 # What pip needs of the server's environment: where things are, language, proxies,

@@ -1,18 +1,26 @@
-"""What a restore starts from: a lock, an environment.yml, an explicit list or a notebook.
+"""What a restore starts from: a lock, an environment.yml, an explicit list, a notebook or a
+capsule.
 
 A notebook offers, in this order: its embedded lock, a lock file beside it (`<notebook
 stem>.conda-lock.yml`, `conda-lock.yml`, `pixi.lock`, another `*.conda-lock.yml`), its embedded
 spec, an `environment.yml` beside it. A lock restores exactly, without a solve; a spec re-solves.
 Parsing here only reads and validates; whether the server's policy allows what a source asks
 for is the service's decision.
+
+A capsule (`NAME.capsule.tar.zst`, see `specs/capsule.py`) is binary: it is recognised by its
+head (zstd magic, a tar whose first member is `capsule.json`) or its suffix before anything
+is read as text. Only its manifest and lock are read here (checked against each other); the
+restore extracts the archives, and removes them, itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..specs.capsule import CAPSULE_SUFFIX, MissingPackage, is_capsule, read_capsule_head
 from ..specs.environment import (
     EnvironmentSpec,
     ParsedSpec,
@@ -33,7 +41,7 @@ from ..specs.lock import (
 )
 from .errors import RestoreError
 
-SourceKind = Literal["yaml", "explicit", "notebook", "lock"]
+SourceKind = Literal["yaml", "explicit", "notebook", "lock", "capsule"]
 _EXPLICIT_MARKER = "@EXPLICIT"
 
 
@@ -52,7 +60,20 @@ class RestoreSource:
     pip_urls: tuple[str, ...] = ()
     lock: Lock | None = None
     """For `kind == "lock"`: the lock; `spec` then holds its portable spec (for policy checks
-    and for the dated solve of a platform the lock lacks)."""
+    and for the dated solve of a platform the lock lacks). For `kind == "capsule"`: the
+    capsule's lock, with the URLs of the original channels."""
+    capsule: Path | None = None
+    """For `kind == "capsule"`: the capsule file (extracted when the restore runs)."""
+    capsule_platforms: tuple[str, ...] = ()
+    """The platforms the capsule holds packages for."""
+    capsule_missing: tuple[MissingPackage, ...] = ()
+    """Packages of the capsule's lock that were not packed, and why."""
+    capsule_notebooks: tuple[str, ...] = ()
+    """The capsule's notebooks (`notebooks/<file>.ipynb`)."""
+    archives: Mapping[str, Path] = field(default_factory=dict, hash=False, compare=False)
+    """Set by the restore once the capsule is extracted: lock URL -> the extracted archive."""
+    wheels: Path | None = None
+    """Set by the restore once the capsule is extracted: the folder of its wheels."""
 
 
 def _is_explicit(text: str) -> bool:
@@ -101,6 +122,30 @@ def _source_from_text(
             kind="explicit", origin=origin, explicit=tuple(entries), platform=platform
         )
     return _from_parsed("yaml", origin, parse_environment_yaml(data, source=origin))
+
+
+def looks_like_capsule(path: Path) -> bool:
+    """A capsule by its name (`*.capsule.tar.zst`) or by its head (a tar, zstd-compressed or
+    not, whose first member is `capsule.json`); reads a few KB, never raises."""
+    return path.name.endswith(CAPSULE_SUFFIX) or is_capsule(path)
+
+
+def _source_from_capsule(path: Path) -> RestoreSource:
+    """The capsule's lock as a source; only the head of the file is read (the manifest and
+    the lock, checked against each other: CapsuleError, a SpecError, when they disagree)."""
+    origin = str(path)
+    manifest, lock = read_capsule_head(path)
+    base = _from_lock(lock, origin)
+    return RestoreSource(
+        kind="capsule",
+        origin=origin,
+        spec=base.spec,
+        lock=lock,
+        capsule=path,
+        capsule_platforms=tuple(manifest.platforms),
+        capsule_missing=tuple(manifest.missing),
+        capsule_notebooks=tuple(manifest.notebooks),
+    )
 
 
 def sibling_lock(notebook: Path) -> Path | None:
@@ -177,11 +222,13 @@ def load_source(
     notebook: Path | None = None,
     lock_environment: str = "default",
 ) -> RestoreSource:
-    """Parse one source: a lock, an environment.yml, an explicit list, or a notebook.
+    """Parse one source: a lock, an environment.yml, an explicit list, a notebook or a
+    capsule.
 
-    A `file` ending in `.ipynb` is read as a notebook; `lock_environment` chooses the
-    environment of a pixi.lock. Raises `SpecError` for an invalid spec or lock and
-    `RestoreError` for a notebook with nothing to restore from.
+    A `file` ending in `.ipynb` is read as a notebook, a capsule (by its suffix or head) as a
+    capsule; `lock_environment` chooses the environment of a pixi.lock. Raises `SpecError`
+    for an invalid spec, lock or capsule and `RestoreError` for a notebook with nothing to
+    restore from.
     """
     given = [v for v in (file, content, notebook) if v is not None]
     if len(given) != 1:
@@ -192,6 +239,8 @@ def load_source(
         path = Path(file)
         if path.suffix == ".ipynb":
             return _source_from_notebook(path, lock_environment)
+        if looks_like_capsule(path):
+            return _source_from_capsule(path)
         kind = lock_format_of(path)
         limit = MAX_LOCK_BYTES if kind is not None else None
         data = (

@@ -188,14 +188,17 @@ async def fetch_verified(
     return [Verified(p, paths[p.url], r) for p, r in zip(packages, records, strict=True)]
 
 
-def restore_origins(prefix: Path, verified: Sequence[Verified]) -> None:
+def restore_origins(
+    prefix: Path, verified: Sequence[Verified], *, installed_elsewhere: bool = False
+) -> None:
     """Point the installed records back at the lock's URLs (rattler recorded the staged file).
 
     Only for archives that were downloaded to a staging folder; local channel files were
-    installed from where the lock says.
+    installed from where the lock says. With `installed_elsewhere` (a capsule: every archive
+    came from its extraction folder, gone afterwards) every record is pointed back.
     """
     for item in verified:
-        if _local_path(item.package.url) is not None:
+        if not installed_elsewhere and _local_path(item.package.url) is not None:
             continue
         path = prefix / "conda-meta" / f"{item.package.dist_name}.json"
         try:

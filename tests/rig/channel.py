@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import sys
 import sysconfig
+import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +89,14 @@ ENVVARS_PKG_NAME, ENVVARS_PKG_VERSION = "rig-envvars", "1.0"
 ENVVARS_FILE = f"etc/conda/env_vars.d/{ENVVARS_PKG_NAME}.json"
 ENVVARS = {"REPRO_RIG_ENV_VAR": "from-env-vars-d", "REPRO_RIG_OTHER": "42"}
 
+# --- prefix placeholders ------------------------------------------------------------------
+PREFIX_PLACEHOLDER = "/opt/rig-build-env_placehold_placehold_placehold_placehold"
+"""What a package's prefix files hold where the environment's path goes (as conda-build
+leaves its long build prefix in them); the installer writes the real prefix instead."""
+NOARCH_PYTHON_LINK_JSON = {"noarch": {"type": "python"}, "package_metadata_version": 1}
+"""``info/link.json`` of every noarch python package, as conda-build and rattler-build write
+it (conda-pack, among others, reads a package's noarch type from it)."""
+
 # Fixed build times (repodata ``timestamp``) so records are stable across runs; later
 # versions get later times, as on a real channel.
 _EPOCH = _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc)
@@ -106,6 +117,10 @@ class PackageDef:
     symlinks: dict[str, str] = field(default_factory=dict)
     """Relative path -> link target (as stored in the package)."""
     timestamp: _dt.datetime = _EPOCH
+    prefix_files: tuple[str, ...] = ()
+    """Paths of ``files`` that hold :data:`PREFIX_PLACEHOLDER`: ``info/paths.json`` marks
+    them (``prefix_placeholder``, ``file_mode: text``), so an installer writes the
+    environment's prefix into them and conda-pack's ``conda-unpack`` rewrites it."""
 
     @property
     def dist_name(self) -> str:
@@ -257,6 +272,9 @@ def assemble(pkg: PackageDef, channel_dir: Path) -> Path:
     """Build ``pkg`` into ``channel_dir/<subdir>/`` and return the archive's path."""
     from rattler_build import assemble_package
 
+    missing = set(pkg.prefix_files) - set(pkg.files)
+    if missing:
+        raise ValueError(f"{pkg.dist_name}: prefix_files not in files: {sorted(missing)}")
     out_dir = channel_dir / pkg.subdir
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"stage-{pkg.name}-") as tmp:
@@ -275,7 +293,54 @@ def assemble(pkg: PackageDef, channel_dir: Path) -> Path:
             compression_level=1,
             compression_threads=1,
         )
-    return Path(out.path)
+    path = Path(out.path)
+    # assemble_package writes neither link.json nor prefix placeholders: add them to the
+    # archive's info/ as conda-build would have.
+    extra = {}
+    if pkg.noarch == "python":
+        extra["info/link.json"] = (json.dumps(NOARCH_PYTHON_LINK_JSON, indent=2) + "\n").encode()
+    if extra or pkg.prefix_files:
+        _amend_info(path, extra, pkg.prefix_files)
+    return path
+
+
+def _amend_info(archive: Path, extra: dict[str, bytes], prefix_files: Sequence[str]) -> None:
+    """Rewrite the ``info-*.tar.zst`` of a ``.conda`` ``archive``: add the ``extra`` files and
+    mark ``prefix_files`` in ``info/paths.json``. Deterministic (members keep their order
+    and times; new ones take ``info/index.json``'s)."""
+    import zstandard
+
+    with zipfile.ZipFile(archive) as zin:
+        entries = [(i, zin.read(i)) for i in zin.infolist()]
+    name = next(i.filename for i, _ in entries if i.filename.startswith("info-"))
+    blob = next(data for i, data in entries if i.filename == name)
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tin, tarfile.open(fileobj=out, mode="w") as tout:
+        members = tin.getmembers()
+        for m in members:
+            fh = tin.extractfile(m) if m.isfile() else None
+            data = fh.read() if fh is not None else None
+            if m.name == "info/paths.json" and data is not None and prefix_files:
+                paths = json.loads(data)
+                for entry in paths["paths"]:
+                    if entry["_path"] in prefix_files:
+                        entry["prefix_placeholder"] = PREFIX_PLACEHOLDER
+                        entry["file_mode"] = "text"
+                data = (json.dumps(paths, indent=2) + "\n").encode()
+                m.size = len(data)
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+        template = next(m for m in members if m.name == "info/index.json")
+        for rel, data in sorted(extra.items()):
+            info = tarfile.TarInfo(rel)
+            info.size, info.mtime, info.mode = len(data), template.mtime, 0o644
+            tout.addfile(info, io.BytesIO(data))
+    packed = zstandard.ZstdCompressor(level=1).compress(out.getvalue())
+    tmp = archive.with_name(archive.name + ".part")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zout:
+        for info, data in entries:
+            zout.writestr(info, packed if info.filename == name else data)
+    os.replace(tmp, archive)
 
 
 def _detect_virtual_packages() -> list:

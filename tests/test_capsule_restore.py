@@ -1,0 +1,477 @@
+"""Restoring from a capsule: offline (the channel and the wheels folder are gone), every archive
+checked, the notebooks written beside the new environment's kernel, tampering refused with
+nothing left behind. The rig's multi-platform `lockme` (plus two pip wheels), packed for
+linux-64 and osx-arm64 with the real `pack`; real rattler and uv installs, a real kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+import zstandard
+
+from jupyter_repro.cli import main
+from jupyter_repro.restore.errors import RestoreError
+from jupyter_repro.restore.notebooks import (
+    CapsuleNotebook,
+    RestoredKernel,
+    free_name,
+    write_notebooks,
+)
+from jupyter_repro.restore.source import load_source
+from jupyter_repro.specs.capsule import CapsuleError, read_manifest
+from jupyter_repro.specs.pack import PackRequest, pack
+from jupyter_repro.specs.pip_lock import PipIndex, uv_binary
+from tests.rig import run_sync
+from tests.rig.channel import RigChannel
+from tests.rig.installation import CondaInstallation
+from tests.rig.platforms import create_dated_env
+from tests.test_lock_restore import Fresh, copy_channel
+from tests.test_pip_lock import write_wheel
+from tests.test_restore import Recorder
+from tests.test_restore_api import poll, post_restore, status_and_body
+
+pytestmark = pytest.mark.timeout(120)
+
+NOTEBOOK_CODE = "import sys, alpha, beta\nprint(sys.prefix)\nprint(alpha.VALUE + beta.VALUE)"
+
+
+@dataclass(frozen=True)
+class Packed:
+    """`lockme` with two pip wheels, packed; the channel and wheels it came from removed."""
+
+    prefix: Path
+    capsule: Path
+    """For linux-64 and osx-arm64, with `analysis.ipynb`."""
+    osx_only: Path
+    """For osx-arm64 only."""
+    notebook: Path
+
+
+def _uv_environ(root: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(root), "UV_CACHE_DIR": str(root / "uv")}
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory, multi_platform_channel: RigChannel) -> Packed:
+    root = tmp_path_factory.mktemp("capsule")
+    channel = copy_channel(multi_platform_channel, root / "channel")
+    inst = CondaInstallation.create(root / "home", channel, root / "pkgs")
+    prefix = create_dated_env(inst)
+    wheels = root / "wheels"
+    wheels.mkdir()
+    write_wheel(wheels, "alpha", "1.0", requires=["beta>=1"], payload="VALUE = 40\n")
+    write_wheel(wheels, "beta", "1.0", payload="VALUE = 2\n")
+    uv = uv_binary()
+    assert uv is not None
+    python = str(prefix / "bin" / "python")
+    install = [uv, "pip", "install", "--python", python, "--no-config", "--no-index"]
+    subprocess.run(
+        [*install, "--find-links", str(wheels), "alpha", "beta"],
+        check=True,
+        capture_output=True,
+        env=_uv_environ(root),
+    )
+    notebook = root / "project" / "analysis.ipynb"
+    notebook.parent.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(NOTEBOOK_CODE))
+    nb.metadata["kernelspec"] = {
+        "name": "conda-env-lockme-py",
+        "display_name": "Python [conda env:lockme]",
+        "language": "python",
+    }
+    nbformat.write(nb, notebook)
+
+    def request(platforms: tuple[str, ...]) -> PackRequest:
+        return PackRequest(
+            notebooks=(notebook,),
+            prefix=prefix,
+            name="lockme",
+            platforms=platforms,
+            pip_index=PipIndex(find_links=(str(wheels),), no_index=True),
+            environ=_uv_environ(root),
+            package_dirs=(root / "pkgs",),
+        )
+
+    capsule = root / "out" / "lockme.capsule.tar.zst"
+    capsule.parent.mkdir()
+    run_sync(pack(request(("linux-64", "osx-arm64")), capsule))
+    osx_only = root / "out" / "osx.capsule.tar.zst"
+    run_sync(pack(request(("osx-arm64",)), osx_only))
+    # Nothing it came from is left: the restore has the capsule only.
+    shutil.rmtree(channel.path)
+    shutil.rmtree(wheels)
+    shutil.rmtree(root / "pkgs")
+    return Packed(prefix, capsule, osx_only, notebook)
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Fresh:
+    return Fresh(tmp_path)
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`tempfile`'s folder (where a capsule is extracted), empty at the start."""
+    path = tmp_path / "tmpdir"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+def records(prefix: Path) -> set[tuple[object, ...]]:
+    """Every installed conda record as (name, version, build, sha256, url, md5)."""
+    out = set()
+    for path in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(path.read_text())
+        out.add(tuple(data.get(k) for k in ("name", "version", "build", "sha256", "url", "md5")))
+    return out
+
+
+def run_notebook(path: Path, environ: dict[str, str]) -> nbformat.NotebookNode:
+    """Execute the notebook on the kernel its metadata names, found by our kernel spec
+    manager (the one a server uses), in a process confined to `environ`."""
+    script = (
+        "import sys, nbformat\n"
+        "from jupyter_client import KernelManager\n"
+        "from nbclient import NotebookClient\n"
+        "from jupyter_repro.kernels.manager import CondaKernelSpecManager\n"
+        "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+        "km = KernelManager(kernel_name=nb.metadata.kernelspec.name,\n"
+        "                   kernel_spec_manager=CondaKernelSpecManager())\n"
+        "NotebookClient(nb, km=km, timeout=60).execute()\n"
+        "nbformat.write(nb, sys.argv[2])\n"
+    )
+    out = path.with_name("executed.ipynb")
+    subprocess.run(
+        [sys.executable, "-c", script, str(path), str(out)],
+        check=True,
+        env=environ,
+        cwd=path.parent,
+        capture_output=True,
+        timeout=90,
+    )
+    return nbformat.read(out, as_version=4)
+
+
+# --------------------------------------------------------------------------------------------
+# rewriting a capsule (the tampering tests)
+
+
+def _members(capsule: Path) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
+    with open(capsule, "rb") as raw:
+        reader = zstandard.ZstdDecompressor().stream_reader(raw)
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
+            for info in tar:
+                stream = tar.extractfile(info)
+                assert stream is not None
+                yield info, stream.read()
+
+
+def rewrite(
+    capsule: Path, output: Path, change: Callable[[str, bytes], bytes], *, fix_manifest: bool
+) -> Path:
+    """`capsule` with `change(name, data)` applied to every member; with `fix_manifest` the
+    manifest then gives each changed archive its new size and sha256 (consistent again)."""
+    import hashlib
+
+    members = [(info, change(info.name, data)) for info, data in _members(capsule)]
+    if fix_manifest:
+        manifest = json.loads(members[0][1])
+        for entry in manifest["conda"] + manifest["pypi"]:
+            data = next(d for i, d in members if i.name == entry["path"])
+            entry["sha256"] = hashlib.sha256(data).hexdigest()
+            entry["size"] = len(data)
+        text = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
+        members[0] = (members[0][0], text)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    output.write_bytes(zstandard.ZstdCompressor(level=3).compress(buffer.getvalue()))
+    return output
+
+
+def one_byte_changed(member: str) -> Callable[[str, bytes], bytes]:
+    def change(name: str, data: bytes) -> bytes:
+        if name != member:
+            return data
+        middle = len(data) // 2
+        return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+    return change
+
+
+def libplat_member(capsule: Path) -> str:
+    manifest = read_manifest(capsule)
+    return next(
+        c.path for c in manifest.conda if c.platform == "linux-64" and "/libplat-" in c.path
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 1. offline, exactly, with the notebook on the new kernel
+
+
+def test_the_cli_restores_a_capsule_offline_and_its_notebook_runs_on_the_new_kernel(
+    tmp_path: Path,
+    packed: Packed,
+    fresh: Fresh,
+    private_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh.confine(monkeypatch)
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-restore"))
+    # Any network use fails at once (the channel is a removed folder anyway).
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    notebooks = tmp_path / "work"
+    notebooks.mkdir()
+    mine = notebooks / "analysis.ipynb"
+    mine.write_text("{}\n")
+    target = tmp_path / "restored"
+
+    argv = ["restore", str(packed.capsule), "-p", str(target), "--yes"]
+    status = main([*argv, "--notebooks-dir", str(notebooks)])
+
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "analysis.ipynb" in out  # the plan names the notebook it will write
+    # Exactly the original's conda records (where from included: the original channel's
+    # URLs, not the extraction folder) and its pip packages.
+    assert records(target) == records(packed.prefix)
+    assert len(records(target)) == 4
+    assert "and 2 pip packages" in err
+    # Nothing of the extraction is left.
+    assert list(private_tmp.iterdir()) == []
+    # An existing notebook is never replaced: the capsule's is written beside it.
+    assert mine.read_text() == "{}\n"
+    written = notebooks / "analysis-1.ipynb"
+    assert f"wrote {written} (kernel conda-env-restored-py)" in err
+    nb = nbformat.read(written, as_version=4)
+    assert nb.metadata.kernelspec == {
+        "name": "conda-env-restored-py",
+        "display_name": "Python [conda env:restored]",
+        "language": "python",
+    }
+    assert nb.cells[0].source == NOTEBOOK_CODE
+
+    executed = run_notebook(written, {**fresh.environ, "PATH": os.environ["PATH"]})
+
+    printed = "".join(o.get("text", "") for o in executed.cells[0].outputs)
+    assert printed.split() == [str(target), "42"]
+
+
+def test_a_second_restore_numbers_the_notebook_again(tmp_path: Path) -> None:
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    (folder / "a.ipynb").write_text("{}")
+    (folder / "a-1.ipynb").symlink_to(tmp_path / "nowhere.ipynb")  # dangling: still taken
+    kernel = RestoredKernel("conda-env-x-py", "Python [conda env:x]", "python")
+    data = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+
+    written = write_notebooks(folder, [CapsuleNotebook("a.ipynb", data)], kernel)
+
+    assert written == [folder / "a-2.ipynb"]
+    assert not (tmp_path / "nowhere.ipynb").exists()
+    assert json.loads(written[0].read_text())["metadata"]["kernelspec"]["name"] == "conda-env-x-py"
+    assert free_name("b.ipynb", lambda n: n in {"b.ipynb", "b-1.ipynb"}) == "b-2.ipynb"
+    with pytest.raises(RestoreError):
+        write_notebooks(folder, [CapsuleNotebook("../x.ipynb/.hidden.ipynb", data)], kernel)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. tampering, and a capsule for other platforms
+
+
+def test_an_archive_changed_with_a_consistent_manifest_is_refused_naming_the_package(
+    tmp_path: Path,
+    packed: Packed,
+    fresh: Fresh,
+    private_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    member = libplat_member(packed.capsule)
+    tampered = rewrite(
+        packed.capsule,
+        tmp_path / "tampered.capsule.tar.zst",
+        one_byte_changed(member),
+        fix_manifest=True,
+    )
+    fresh.confine(monkeypatch)
+    target = tmp_path / "never"
+
+    status = main(["restore", str(tampered), "-p", str(target), "--yes"])
+
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert "is not the lock's" in err
+    assert "for libplat-1.1-0 (linux-64)" in err
+    assert not target.exists()
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_an_archive_that_differs_from_the_manifest_is_refused_and_nothing_is_left(
+    tmp_path: Path, packed: Packed, fresh: Fresh, private_tmp: Path
+) -> None:
+    member = libplat_member(packed.capsule)
+    tampered = rewrite(
+        packed.capsule,
+        tmp_path / "tampered.capsule.tar.zst",
+        one_byte_changed(member),
+        fix_manifest=False,
+    )
+    source = load_source(file=tampered)  # the head is intact: planned like any capsule
+    assert source.kind == "capsule"
+    target = tmp_path / "never"
+
+    with pytest.raises(CapsuleError, match=r"libplat-1\.1-0\.conda was changed"):
+        await fresh.service().restore(source, prefix=target)
+
+    assert not target.exists()
+    assert list(private_tmp.iterdir()) == []
+    assert not (fresh.home / ".conda" / "environments.txt").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_restore_cancelled_while_extracting_leaves_nothing_behind(
+    tmp_path: Path, packed: Packed, fresh: Fresh, private_tmp: Path
+) -> None:
+    source = load_source(file=packed.capsule)
+    target = tmp_path / "never"
+    loop = asyncio.get_running_loop()
+
+    class CancelOnExtract(Recorder):
+        task: asyncio.Task[object] | None = None
+
+        def phase(self, name: str, done: int, total: int) -> None:
+            super().phase(name, done, total)
+            if name == "extract" and done == 0 and self.task is not None:
+                loop.call_soon(self.task.cancel)
+
+    progress = CancelOnExtract()
+    task = asyncio.ensure_future(fresh.service().restore(source, prefix=target, progress=progress))
+    progress.task = task
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert ("extract", 0, 1) in progress.phases
+    assert not any(name == "link" for name, _, _ in progress.phases)
+    assert not target.exists()
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_capsule_without_this_platform_says_which_platforms_it_has(
+    tmp_path: Path,
+    packed: Packed,
+    fresh: Fresh,
+    private_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh.confine(monkeypatch)
+    target = tmp_path / "never"
+
+    status = main(["restore", str(packed.osx_only), "-p", str(target), "--dry-run"])
+
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert "no packages for this machine's platform linux-64" in err
+    assert "it has packages for: osx-arm64" in err
+    assert not target.exists()
+    assert list(private_tmp.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# 3. the server: plan, then restore with the notebook written beside the capsule
+
+
+@pytest.fixture
+def installation(conda_installation_factory) -> CondaInstallation:
+    return conda_installation_factory()
+
+
+@pytest.fixture
+def jp_home_dir(installation: CondaInstallation) -> Path:
+    return installation.home
+
+
+async def test_the_server_plans_and_restores_a_capsule_writing_its_notebook_beside_it(
+    jp_fetch, jp_root_dir: Path, packed: Packed, installation: CondaInstallation, monkeypatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(jp_root_dir.parent / "uv-server"))
+    folder = jp_root_dir / "shared"
+    folder.mkdir()
+    shutil.copy(packed.capsule, folder / "x.capsule.tar.zst")
+    (folder / "analysis.ipynb").write_text("{}\n")
+    body = {"source": {"file": "shared/x.capsule.tar.zst"}, "name": "fromcapsule"}
+
+    status, plan = await status_and_body(post_restore(jp_fetch, {**body, "dry_run": True}))
+
+    assert status == 200, plan
+    manifest = read_manifest(packed.capsule)
+    packed_urls = {c.url for c in manifest.conda if c.platform == "linux-64"}
+    assert {p["url"] for p in plan["packages"]} == packed_urls
+    assert len(plan["packages"]) == 4
+    assert sorted(line.split("==")[0] for line in plan["pip"]) == ["alpha", "beta"]
+    assert not Path(plan["target"]).exists()
+
+    status, job = await status_and_body(post_restore(jp_fetch, body))
+    assert status == 202, job
+    final, _ = await poll(jp_fetch, job["id"], {"succeeded", "failed", "cancelled"})
+
+    assert final["state"] == "succeeded", final["error"]
+    result = final["result"]
+    assert result["notebooks"] == ["shared/analysis-1.ipynb"]
+    assert result["pip"] == 2
+    prefix = Path(result["prefix"])
+    assert {r[:4] for r in records(prefix)} == {r[:4] for r in records(packed.prefix)}
+    assert (folder / "analysis.ipynb").read_text() == "{}\n"
+    nb = json.loads((folder / "analysis-1.ipynb").read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "conda-env-fromcapsule-py"
+    assert nb["metadata"]["kernelspec"]["display_name"] == "Python [conda env:fromcapsule]"
+    assert any("wrote shared/analysis-1.ipynb" in line for line in final["log"])
+
+
+async def test_the_server_refuses_a_tampered_capsule_and_one_for_other_platforms(
+    jp_fetch, jp_root_dir: Path, packed: Packed, installation: CondaInstallation
+) -> None:
+    rewrite(
+        packed.capsule,
+        jp_root_dir / "tampered.capsule.tar.zst",
+        one_byte_changed(libplat_member(packed.capsule)),
+        fix_manifest=True,
+    )
+    shutil.copy(packed.osx_only, jp_root_dir / "osx.capsule.tar.zst")
+
+    status, answer = await status_and_body(
+        post_restore(jp_fetch, {"source": {"file": "tampered.capsule.tar.zst"}, "name": "t"})
+    )
+    assert status == 422
+    assert "for libplat-1.1-0 (linux-64)" in answer["message"]
+
+    status, answer = await status_and_body(
+        post_restore(jp_fetch, {"source": {"file": "osx.capsule.tar.zst"}, "dry_run": True})
+    )
+    assert status == 400
+    assert "it has packages for: osx-arm64" in answer["message"]
+    assert str(jp_root_dir) not in answer["message"]
+    assert not installation.env_prefix("t").exists()
