@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, load, lock, restore, startup, strip, verify
+from . import export, kernels, load, lock, pack, restore, startup, strip, verify
 from ._table import Result, markdown_table
 
 BENCHMARKS = {
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "export": export.run,
     "restore": restore.run,
     "lock": lock.run,
+    "pack": pack.run,
     "load": load.run,
     "strip": strip.run,
     "verify": verify.run,

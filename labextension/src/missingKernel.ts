@@ -137,20 +137,30 @@ namespace Private {
         })
       ]
     });
-    // From now on the notebook starts kernels as it would have.
-    panel.sessionContext.kernelPreference = {
-      ...panel.sessionContext.kernelPreference,
-      canStart: preference.canStart
+    // From then on the notebook starts kernels as it would have. While a restore
+    // runs it must not: JupyterLab would ask for another kernel over the plan.
+    const startAsBefore = (): void => {
+      panel.sessionContext.kernelPreference = {
+        ...panel.sessionContext.kernelPreference,
+        canStart: preference.canStart
+      };
     };
     if (result.button.accept) {
-      const done = await actions.restore(carried.source, carried.description);
-      if (done?.state === 'succeeded' && done.result) {
-        await actions.switchKernel(done.result as unknown as IRestoreResult, {
-          source: carried.source
-        });
+      try {
+        const done = await actions.restore(carried.source, carried.description);
+        if (done?.state === 'succeeded' && done.result) {
+          await actions.switchKernel(done.result as unknown as IRestoreResult, {
+            source: carried.source
+          });
+        }
+      } finally {
+        startAsBefore();
       }
-    } else if (result.button.label === 'Choose another kernel') {
-      await app.commands.execute('notebook:change-kernel');
+    } else {
+      startAsBefore();
+      if (result.button.label === 'Choose another kernel') {
+        await app.commands.execute('notebook:change-kernel');
+      }
     }
   }
 }
