@@ -18,7 +18,7 @@ from .environments.channels import redact_log
 from .environments.discovery import EnvironmentDiscovery
 from .environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES
 from .handlers import default_handlers
-from .jobs import JobManager, RestoreJobs, VerifyJobs
+from .jobs import JobManager, PackFailed, PackJobs, RestoreJobs, VerifyJobs
 from .notebooks.policy import POLICY_KEYS, PolicyError, check_overrides
 from .notebooks.savehook import StripOnSave
 from .restore.errors import RestoreError
@@ -251,7 +251,7 @@ class ReproApp(ExtensionApp):
         )
         self.job_manager = JobManager(
             retention_seconds=self.job_retention_seconds,
-            expected_errors=(RestoreError, SpecError, VerifyError),
+            expected_errors=(RestoreError, SpecError, VerifyError, PackFailed),
             log=self.log,
         )
         self.save_hook = StripOnSave(self._strip_overrides(), log=self.log)
@@ -264,6 +264,8 @@ class ReproApp(ExtensionApp):
             "jobs": self.job_manager,
             "restore": RestoreJobs(self.restore_service, self.job_manager),
             "verify": VerifyJobs(self.verify_service, self.job_manager),
+            # Archives are written into a private temporary folder, never the server root.
+            "pack": PackJobs(self.job_manager, check_lock=self.restore_service.check_lock_urls),
             # Locks resolve pip sections with the same index settings as restores.
             "restore_options": self.restore_service.options,
             "strip_overrides": self.save_hook.overrides,
@@ -334,6 +336,9 @@ class ReproApp(ExtensionApp):
     async def stop_extension(self) -> None:
         # Cancelled restores remove their partial prefixes; wait for that before exiting.
         await self.job_manager.shutdown()
+        packs = self.settings.get(self.SETTINGS_KEY, {}).get("pack")
+        if packs is not None:
+            packs.close()
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers())

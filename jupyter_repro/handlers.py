@@ -14,6 +14,7 @@ import json
 import math
 import os
 import posixpath
+import urllib.parse
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from functools import partial
 from pathlib import Path
@@ -32,9 +33,12 @@ from .environments.channels import redact_text
 from .environments.platforms import check_platform
 from .git.service import GitService, GitServiceError
 from .jobs import (
+    ArchiveNotReady,
     JobManager,
     JobNotFound,
     JobProgress,
+    PackBusy,
+    PackJobs,
     RestoreJobs,
     VerificationRunning,
     VerifyJobs,
@@ -71,6 +75,7 @@ from .restore.source import RestoreSource, load_source
 from .specs.environment import SpecError
 from .specs.export import ExportError, ExportMode
 from .specs.locking import LockOptions, LockResult, lock_environment
+from .specs.pack import PackError
 from .specs.pip_lock import PipIndex
 from .status import StatusService
 from .verify.service import VerifyOptions
@@ -93,6 +98,9 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
     (TargetExists, 409, None),
     (TargetBusy, 409, None),
     (VerificationRunning, 409, "verification running"),
+    (PackBusy, 409, "packs running"),
+    (ArchiveNotReady, 404, "no archive"),
+    (PackError, 422, "cannot pack"),
     (RestoreError, 400, "restore error"),
     (ExportError, 422, "cannot export"),
     (KernelNotResolved, 404, "kernel not found"),
@@ -1327,9 +1335,171 @@ def default_handlers() -> list[tuple[str, type[ReproHandler]]]:
         (url_path_join("/", URL_PREFIX, "restore"), RestoreHandler),
         (url_path_join("/", URL_PREFIX, "restore", "name"), RestoreNameHandler),
         (url_path_join("/", URL_PREFIX, "verify"), VerifyHandler),
+        (url_path_join("/", URL_PREFIX, "pack"), PackHandler),
         (url_path_join("/", URL_PREFIX, "jobs", "([^/]+)"), JobHandler),
+        (url_path_join("/", URL_PREFIX, "jobs", "([^/]+)", "download"), JobDownloadHandler),
         (url_path_join("/", URL_PREFIX, "openapi.json"), _openapi_handler()),
     ]
+
+
+PACK_KEYS = frozenset({"notebooks", "environment", "platforms", "format"})
+PACK_FORMATS = ("capsule", "conda-pack")
+MAX_PACK_NOTEBOOKS = 64
+
+
+class PackHandler(_LockRoute):
+    """POST `repro/pack`: pack notebooks and their environment for a machine without network.
+
+    Body: `{"notebooks": [path, ...]} | {"environment": name}`, plus `"platforms"?:
+    [conda platforms]` (default: the environment's own platform) and `"format"?: "capsule"
+    (default) | "conda-pack"`. Paths are `.ipynb` files relative to the server root. A
+    capsule holds the notebooks, their lock (the notebooks' embedded lock when it covers the
+    platforms, else one made now from the environment of the first notebook's kernel) and
+    every conda archive and pip wheel of each platform; `conda-pack` is conda-pack's own
+    archive of an environment (`environment` only, its own platform only).
+
+    202 with `Location: {base_url}repro/jobs/{id}` and the job (kind `pack`): its
+    `progress.phase` is `lock`, `fetch`, `write` (capsule) or `scan`, `pack` (conda-pack),
+    with `done` of `total`. The archive is written into a private folder of the server,
+    never into the server root. Once succeeded, `result` is `{"filename", "size",
+    "summary", "missing": [{platform, name, why}]}` (what could not be packed, never
+    dropped silently) and `GET repro/jobs/{id}/download` streams the archive until the job
+    is forgotten (the job retention time), when the archive is removed.
+
+    Errors: 400 a bad body (not an object, unknown keys, both or neither of `notebooks` and
+    `environment`, wrong types, a path not ending in .ipynb, a bad platform or format,
+    conda-pack with notebooks or another platform); 403 a path leaving the root or hidden,
+    or the Authorizer denying `read` on `contents` (for notebooks); 404 no such notebook or
+    environment, or a notebook whose kernel is not here and which embeds no lock; 409 too
+    many packs running; 422 a notebook or lock that cannot be read.
+    """
+
+    @property
+    def packs(self) -> PackJobs:
+        return self.services["pack"]
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from .specs.export import platform_of
+        from .specs.pack import PackRequest, notebook_lock
+
+        body = self.json_body(PACK_KEYS)
+        notebooks = body.get("notebooks")
+        environment = body.get("environment")
+        if (notebooks is None) == (environment is None):
+            raise web.HTTPError(400, "give 'notebooks' (a list of paths) or 'environment'")
+        fmt = body.get("format", "capsule")
+        if fmt not in PACK_FORMATS:
+            raise web.HTTPError(
+                400, f"'format' must be one of {', '.join(PACK_FORMATS)}, not {fmt!r}"
+            )
+        platforms = self.checked_platforms(body.get("platforms", []))
+        options = self.services["restore_options"]
+        pip_index = PipIndex(
+            index_url=options.pip_index_url,
+            find_links=tuple(options.pip_find_links),
+            no_index=options.pip_no_index,
+        )
+        if environment is not None:
+            if not isinstance(environment, str) or not environment:
+                raise web.HTTPError(400, "'environment' must be a non-empty environment name")
+            catalog: EnvironmentCatalog = self.services["catalog"]
+            entry = await self.call(catalog.get, environment)
+            prefix: Path | None = entry.environment.prefix
+            request = PackRequest(
+                prefix=prefix, name=entry.name, platforms=platforms, pip_index=pip_index
+            )
+            if fmt == "conda-pack":
+                own = await self.call(platform_of, prefix)
+                if any(p != own for p in platforms):
+                    raise web.HTTPError(
+                        400, f"conda-pack packs the environment as installed ({own}) only"
+                    )
+        else:
+            if fmt == "conda-pack":
+                raise web.HTTPError(400, "conda-pack packs an environment only: give 'environment'")
+            if (
+                not isinstance(notebooks, list)
+                or not notebooks
+                or not all(isinstance(n, str) and n for n in notebooks)
+            ):
+                raise web.HTTPError(400, "'notebooks' must be a non-empty list of paths")
+            if len(notebooks) > MAX_PACK_NOTEBOOKS:
+                raise web.HTTPError(400, f"at most {MAX_PACK_NOTEBOOKS} notebooks at once")
+            await self.authorize_contents("read")
+            files = [await self.call(self.notebook_file, path) for path in notebooks]
+            for file in files:
+                await self.call(read_notebook, file)  # 400 when it is not a notebook
+            prefix, name, problem = None, None, None
+            try:
+                found = await self.call(
+                    environment_of, files[0], self.kernel_spec_manager, notebooks[0]
+                )
+                prefix, name = found.prefix, found.name
+            except web.HTTPError as error:
+                if error.status_code != 404:
+                    raise
+                problem = error.log_message or "the notebook's kernel is not on this server"
+                locks = [await self.call(notebook_lock, file) for file in files]
+                if not any(lock is not None for lock in locks):
+                    raise web.HTTPError(
+                        404,
+                        f"{problem}; and the notebook embeds no lock to pack from",
+                        reason="kernel not found",
+                    ) from None
+            request = PackRequest(
+                notebooks=tuple(files),
+                prefix=prefix,
+                name=name,
+                platforms=platforms,
+                pip_index=pip_index,
+                environment_problem=problem,
+            )
+        with self.http_errors():
+            job = self.packs.start(request, fmt=fmt, hide=(self._server_root(),))
+        self.set_header("Location", url_path_join(self.base_url, URL_PREFIX, "jobs", job.id))
+        self.write_json(job.to_json(), status=202)
+
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class JobDownloadHandler(ReproHandler):
+    """GET `repro/jobs/{id}/download`: the archive a finished `pack` job wrote.
+
+    200: the file, streamed (`Content-Disposition: attachment; filename=...`,
+    `Content-Type` `application/zstd` for a capsule, `application/gzip` for conda-pack).
+    404: no job with that id (or forgotten: its archive is removed then), or a job with no
+    archive (another kind, not finished, failed or cancelled).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        packs: PackJobs = self.services["pack"]
+        with self.http_errors():
+            archive = packs.archive(job_id)
+            stream = await asyncio.to_thread(open, archive.path, "rb")
+        try:
+            size = os.fstat(stream.fileno()).st_size
+            quoted = urllib.parse.quote(archive.filename)
+            self.set_header(
+                "Content-Disposition",
+                f"attachment; filename=\"{archive.filename}\"; filename*=UTF-8''{quoted}",
+            )
+            self.set_header("Content-Length", str(size))
+            self.set_header("Content-Type", archive.media_type)
+            self.set_header("Cache-Control", "no-store")
+            while True:
+                chunk = await asyncio.to_thread(stream.read, DOWNLOAD_CHUNK)
+                if not chunk:
+                    break
+                self.write(chunk)
+                await self.flush()
+        finally:
+            stream.close()
+        self.finish(set_content_type=archive.media_type)
 
 
 def _openapi_handler() -> type[ReproHandler]:

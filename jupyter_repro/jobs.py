@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -205,18 +206,28 @@ class JobManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         # Set once a job's final state is recorded, for wait() and on_finish ordering.
         self._finished: dict[str, asyncio.Event] = {}
+        # What to do when a job is forgotten (e.g. remove the archive it wrote).
+        self._on_forget: dict[str, Callable[[Job], None]] = {}
 
     def submit(
-        self, kind: str, work: JobWork, *, on_finish: Callable[[Job, JobState], None] | None = None
+        self,
+        kind: str,
+        work: JobWork,
+        *,
+        on_finish: Callable[[Job, JobState], None] | None = None,
+        on_forget: Callable[[Job], None] | None = None,
     ) -> Job:
         """Start `work(progress)` as a task; its returned dict becomes the job's result.
 
         `on_finish(job, state)` runs once the work is over, whatever the outcome, just
-        before the job shows its final `state`.
+        before the job shows its final `state`. `on_forget(job)` runs when the finished job
+        is forgotten (after the retention time).
         """
         self._prune()
         job = Job(kind=kind, max_log_lines=self.max_log_lines, created=self._clock())
         self._jobs[job.id] = job
+        if on_forget is not None:
+            self._on_forget[job.id] = on_forget
         self._finished[job.id] = asyncio.Event()
         task = asyncio.get_running_loop().create_task(self._run(job, work, on_finish))
         self._tasks[job.id] = task
@@ -316,6 +327,12 @@ class JobManager:
         for job_id, job in list(self._jobs.items()):
             if job.is_finished and job.finished is not None and job.finished < horizon:
                 del self._jobs[job_id]
+                forget = self._on_forget.pop(job_id, None)
+                if forget is not None:
+                    try:
+                        forget(job)
+                    except Exception:
+                        self.log.exception("jupyter-repro: on_forget of job %s failed", job_id)
 
 
 class RestoreJobs:
@@ -537,3 +554,190 @@ def verify_result(report: Any, shown: str | None = None) -> dict[str, Any]:
         result["notebook"] = shown
     result["verified_record"] = verified_record(report)
     return result
+
+
+class PackBusy(Exception):
+    """Too many packs are running on this server at once."""
+
+
+class ArchiveNotReady(Exception):
+    """The job has no archive to download (not a pack, not finished, failed, or expired)."""
+
+
+@dataclass(frozen=True)
+class PackArchive:
+    """A finished pack job's archive, for the download route."""
+
+    path: Path
+    filename: str
+    media_type: str
+
+
+PACK_MEDIA_TYPES = {"capsule": "application/zstd", "conda-pack": "application/gzip"}
+
+
+class PackJobs:
+    """Packs as jobs (kind `pack`): a capsule (`specs.pack.pack`) or a conda-pack archive
+    (`specs.conda_pack_format.pack_conda_pack`), written into a private folder of this
+    server (never its root), one sub-folder per job. A failed or cancelled job's folder is
+    removed at once, a finished one's when the job is forgotten (the retention time of the
+    JobManager) or the server stops. At most `max_running` packs run at once.
+    """
+
+    def __init__(
+        self,
+        jobs: JobManager,
+        *,
+        workdir: Path | None = None,
+        max_running: int = 2,
+        check_lock: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        # The server's channel policy, applied to every URL of the lock before anything is
+        # fetched: a notebook's embedded lock must not make the server download from
+        # anywhere a restore would refuse.
+        self.check_lock = check_lock
+        self.max_running = max_running
+        self._workdir = workdir
+        self._running: set[str] = set()
+        self._archives: dict[str, PackArchive] = {}
+
+    @property
+    def workdir(self) -> Path:
+        """The private folder (mode 0700) holding every job's archive; made on first use."""
+        if self._workdir is None:
+            import tempfile
+
+            self._workdir = Path(tempfile.mkdtemp(prefix="jupyter-repro-packs-"))
+        return self._workdir
+
+    def start(
+        self,
+        request: Any,
+        *,
+        fmt: str = "capsule",
+        filename: str | None = None,
+        hide: tuple[str, ...] = (),
+    ) -> Job:
+        """Pack `request` (a `PackRequest`) as a job. `fmt` `conda-pack` packs
+        `request.prefix` with conda-pack into `filename` (default `<name>.tar.gz`). `hide`:
+        folders whose location the job's messages do not reveal (the server root, ...)."""
+        import shutil
+
+        from .specs.pack import PackError, default_capsule_name, pack, plan_pack
+
+        if len(self._running) >= self.max_running:
+            raise PackBusy(
+                f"{len(self._running)} packs are running on this server already; wait for "
+                "one to finish or cancel it"
+            )
+        folder_box: list[Path] = []
+
+        def public(message: str) -> str:
+            for folder in (*folder_box, self.workdir, *hide):
+                message = message.replace(str(folder) + os.sep, "").replace(str(folder), ".")
+            return message
+
+        async def work(progress: JobProgress) -> dict[str, Any]:
+            folder = folder_box[0]
+
+            def phase(name: str, done: int, total: int) -> None:
+                progress.phase(name, done, total)
+
+            try:
+                if fmt == "conda-pack":
+                    from .specs.conda_pack_format import pack_conda_pack
+
+                    name = _safe_file_name(filename or f"{request.name or 'environment'}.tar.gz")
+                    output = folder / name
+                    cancelled = threading.Event()
+
+                    def thread_phase(name: str, done: int, total: int) -> None:
+                        # Raised in conda-pack's thread: it stops and leaves no file.
+                        if cancelled.is_set():
+                            raise PackFailed("cancelled")
+                        phase(name, done, total)
+
+                    loop = asyncio.get_running_loop()
+                    try:
+                        written = await loop.run_in_executor(
+                            None,
+                            lambda: pack_conda_pack(request.prefix, output, progress=thread_phase),
+                        )
+                    except asyncio.CancelledError:
+                        cancelled.set()
+                        raise
+                    size = written.stat().st_size
+                    summary: dict[str, Any] = {
+                        "format": "conda-pack",
+                        "name": request.name,
+                        "capsule_bytes": size,
+                    }
+                    missing: list[dict[str, Any]] = []
+                else:
+                    plan = await plan_pack(request, progress=phase, log=progress.log)
+                    if self.check_lock is not None:
+                        await asyncio.to_thread(self.check_lock, plan.lock)
+                    name = filename or default_capsule_name(request, plan.lock)
+                    output = folder / name
+                    result = await pack(
+                        request, output, plan=plan, progress=phase, log=progress.log
+                    )
+                    size = result.capsule_bytes
+                    summary = {"format": "capsule", **result.summary()}
+                    summary.pop("output", None)
+                    missing = summary["missing"]
+            except (PackError, ExportError, RefusedSpec) as error:
+                raise PackFailed(public(str(error))) from error
+            self._archives[progress.job.id] = PackArchive(output, name, PACK_MEDIA_TYPES[fmt])
+            progress.log(f"packed {name} ({size} bytes)")
+            return {"filename": name, "size": size, "summary": summary, "missing": missing}
+
+        def finished(job: Job, state: JobState) -> None:
+            self._running.discard(job.id)
+            if state != "succeeded":
+                self._archives.pop(job.id, None)
+                shutil.rmtree(folder_box[0], ignore_errors=True)
+
+        def forget(job: Job) -> None:
+            self._archives.pop(job.id, None)
+            shutil.rmtree(folder_box[0], ignore_errors=True)
+
+        from .restore.errors import RefusedSpec
+        from .specs.export import ExportError
+
+        job = self.jobs.submit("pack", work, on_finish=finished, on_forget=forget)
+        folder = self.workdir / job.id
+        folder.mkdir(mode=0o700)
+        folder_box.append(folder)
+        self._running.add(job.id)
+        return job
+
+    def archive(self, job_id: str) -> PackArchive:
+        """The archive of a finished pack job; JobNotFound, or ArchiveNotReady."""
+        job = self.jobs.get(job_id)  # forgets expired jobs (and removes their archives)
+        if job.kind != "pack":
+            raise ArchiveNotReady(f"job {job_id!r} is a {job.kind} job: it has nothing to download")
+        archive = self._archives.get(job_id)
+        if job.state != "succeeded" or archive is None or not archive.path.is_file():
+            raise ArchiveNotReady(f"job {job_id!r} has no archive to download (it is {job.state})")
+        return archive
+
+    def close(self) -> None:
+        """Remove every archive (the server stops)."""
+        import shutil
+
+        self._archives.clear()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class PackFailed(Exception):
+    """A pack job failed for a reason its user can act on (the message says it)."""
+
+
+def _safe_file_name(name: str) -> str:
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return safe or "environment.tar.gz"

@@ -322,3 +322,23 @@ def test_download_bytes_appear_in_the_progress_once_known():
         "downloaded": 1,
         "downloading": 2,
     }
+
+
+@pytest.mark.asyncio
+async def test_on_forget_runs_once_when_a_finished_job_is_forgotten():
+    clock = FakeClock()
+    manager = JobManager(retention_seconds=60, clock=clock)
+    forgotten: list[str] = []
+
+    async def quick(progress: JobProgress) -> dict[str, Any]:
+        return {}
+
+    job = manager.submit("pack", quick, on_forget=lambda j: forgotten.append(j.id))
+    await manager.wait(job.id)
+    clock.now += 59
+    manager.jobs()
+    assert forgotten == []
+    clock.now += 2
+    manager.jobs()
+    manager.jobs()
+    assert forgotten == [job.id]

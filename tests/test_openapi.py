@@ -455,6 +455,31 @@ def verify_body(rng: random.Random) -> Any:
     return body
 
 
+def pack_body(rng: random.Random) -> Any:
+    """Mostly invalid; a valid one starts a pack job (cancelled at once by the fuzz loop)."""
+    if rng.random() < 0.2:
+        return random_json(rng)
+    body: dict[str, Any] = {}
+    choice = rng.random()
+    if choice < 0.45:
+        body["notebooks"] = rng.choice(
+            [[path_value(rng)], [path_value(rng), path_value(rng)], [], "nb.ipynb", [5], None]
+        )
+    elif choice < 0.9:
+        body["environment"] = rng.choice([path_value(rng, "name"), "", 3, None])
+    if rng.random() < 0.3:
+        body["notebooks" if "environment" in body else "environment"] = "py"
+    if rng.random() < 0.4:
+        body["platforms"] = rng.choice(
+            [["linux-64"], ["linux-64", "osx-arm64"], ["noarch"], ["beos-68k"], "linux-64", []]
+        )
+    if rng.random() < 0.3:
+        body["format"] = rng.choice(["capsule", "conda-pack", "zip", 1, None])
+    if rng.random() < 0.1:
+        body[random_text(rng)] = 1
+    return body
+
+
 # Values that exist in the fuzz server's root and rig installation, by parameter.
 PLAUSIBLE = {
     "path": ("nb.ipynb", "folder/nb.ipynb", "embedded.ipynb", "environment.yml"),
@@ -564,6 +589,8 @@ class TestFuzz:
                     body = json.dumps(restore_body(rng, rig_channel.url)).encode()
                 elif path == "/verify":
                     body = json.dumps(verify_body(rng)).encode()
+                elif path == "/pack":
+                    body = json.dumps(pack_body(rng)).encode()
                 else:
                     body = json.dumps(write_body(rng)).encode()
             request = Sent(method.upper(), url, body)

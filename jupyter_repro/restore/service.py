@@ -652,6 +652,16 @@ class RestoreService:
             self._check_package_url(url, config)
         return list(dict.fromkeys(url for _, url in pairs))
 
+    def check_lock_urls(self, lock: Any) -> None:
+        """Refuse (RefusedSpec) a lock naming a package outside `allowed_channels`, on any of
+        its platforms: what a pack would download from, checked before anything is."""
+        if self.options.allowed_channels is None:
+            return
+        config = self._config()
+        for part in lock.platforms:
+            for package in part.conda:
+                self._check_package_url(package.url, config)
+
     def _check_package_url(self, url: str, config: CondaConfig) -> None:
         """A package named by URL comes from inside an allowed channel, or is refused."""
         allowed = self.options.allowed_channels

@@ -12,6 +12,13 @@ import { JSONExt, JSONValue } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { lockedText, lockSteps, reportedPlatform } from './lock';
+import {
+  packDownloadUrl,
+  packProgressText,
+  packRequest,
+  triggerDownload
+} from './pack';
+import { ServerJob } from './jobs';
 import { besideCandidates } from './besideFiles';
 import {
   keepOutputFor,
@@ -24,6 +31,8 @@ import {
   ENVIRONMENTS_PANEL_ID,
   IJob,
   INameConflict,
+  IPackRequest,
+  IPackResult,
   IRestoreRequest,
   IRestoreResult,
   IVerifyCell,
@@ -48,6 +57,7 @@ import {
   ILockChoice,
   ILockOutcome,
   LockProgressBody,
+  PackProgressBody,
   RestorePlanBody,
   showDialogWithTestId
 } from './widgets/dialogs';
@@ -162,6 +172,10 @@ export class ReproActions {
     }
     if (result.value.kind === 'lock' && result.value.lock) {
       await this.lockEnvironment(panel, result.value.lock);
+      return;
+    }
+    if (result.value.kind === 'capsule') {
+      await this.downloadCapsule(panel, result.value.lock?.platforms ?? []);
       return;
     }
     const { mode, target } = result.value;
@@ -288,6 +302,90 @@ export class ReproActions {
     }
     void this._model.refreshActiveNotebook();
     return outcome;
+  }
+
+  /**
+   * Pack `panel`'s notebook, its lock and every package for `platforms`
+   * into a capsule on the server (`POST repro/pack`, a job), showing its
+   * progress in a dialog, then let the browser download it (`GET
+   * repro/jobs/{id}/download`). Closing the dialog does not stop the pack:
+   * the download starts when it is done. Resolves with the finished job
+   * (`null` when it could not start: the error is shown).
+   */
+  async downloadCapsule(
+    panel: NotebookPanel,
+    platforms: readonly string[]
+  ): Promise<IJob<IPackResult> | null> {
+    const path = panel.context.path;
+    const name = PathExt.basename(path);
+    const body = new PackProgressBody({ platforms, notebookPath: path });
+    const dialog = new Dialog<unknown>({
+      title: 'Download capsule',
+      body,
+      buttons: [
+        Dialog.okButton({
+          label: 'Close',
+          ariaLabel: 'Close this dialog (the pack goes on and downloads)'
+        })
+      ]
+    });
+    dialog.node
+      .querySelector<HTMLElement>('.jp-Dialog-button.jp-mod-accept')
+      ?.setAttribute('data-testid', DialogTestIds.packClose);
+    let shown = true;
+    dialog.launch().then(
+      () => (shown = false),
+      () => (shown = false)
+    );
+    const client = this._model.client;
+    const request: IPackRequest = packRequest(path, platforms);
+    let job: IJob<IPackResult>;
+    try {
+      // The server reads the kernel and the embedded lock from the file.
+      await this._saveIfStale(panel, 'kernelspec');
+      await this._saveIfStale(panel, METADATA_KEY);
+      const started = await client.startPack(request);
+      const poll = new ServerJob<IPackRequest, IPackResult>({
+        client,
+        job: started,
+        request
+      });
+      body.setProgress(packProgressText(started));
+      poll.changed.connect(() => body.setProgress(packProgressText(poll.job)));
+      job = await poll.finished;
+      poll.dispose();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      body.showOutcome('failed', `The pack could not start: ${message}`, []);
+      if (!shown) {
+        Notification.error(`Could not pack ${name}: ${message}`, {
+          autoClose: false
+        });
+      }
+      return null;
+    }
+    const result = job.result;
+    if (job.state !== 'succeeded' || !result) {
+      const text = packProgressText(job);
+      body.showOutcome('failed', text, []);
+      if (!shown) {
+        Notification.error(`${name}: ${text}`, { autoClose: false });
+      }
+      return job;
+    }
+    triggerDownload(
+      packDownloadUrl(client.serverSettings, job.id),
+      result.filename
+    );
+    const text = `${packProgressText(job)} The download has started.`;
+    body.showOutcome('done', text, result.missing ?? []);
+    if (!shown) {
+      const left = result.missing?.length
+        ? ` Not packed: ${result.missing.map(m => m.name).join(', ')}.`
+        : '';
+      Notification.success(`${name}: ${text}${left}`, { autoClose: 8000 });
+    }
+    return job;
   }
 
   /**

@@ -20,6 +20,8 @@ import {
   ILockMetadataAnswer,
   INameCheck,
   INotebookSpecText,
+  IPackRequest,
+  IPackResult,
   IRestorePlan,
   IRestoreRequest,
   IRestoreResult,
@@ -267,6 +269,20 @@ export class ReproClient {
    */
   async startVerify(request: IVerifyRequest): Promise<IJob<IVerifyReport>> {
     const job = await this._json<IJob<IVerifyReport>>('verify', {
+      method: 'POST',
+      body: JSON.stringify(request)
+    });
+    if (!job || typeof job.id !== 'string') {
+      throw new ReproRequestError('The server started a job but sent no id.');
+    }
+    return job;
+  }
+
+  /**
+   * `POST repro/pack`: start a pack job (202); the job as first reported.
+   */
+  async startPack(request: IPackRequest): Promise<IJob<IPackResult>> {
+    const job = await this._json<IJob<IPackResult>>('pack', {
       method: 'POST',
       body: JSON.stringify(request)
     });

@@ -1019,6 +1019,66 @@ export interface IJob<TResult = IRestoreResult> {
 }
 
 /**
+ * The body of `POST repro/pack`.
+ */
+export interface IPackRequest {
+  /**
+   * Notebooks to pack, relative to the server root (not with `environment`).
+   */
+  notebooks?: string[];
+
+  /**
+   * An environment to pack by name (not with `notebooks`).
+   */
+  environment?: string;
+
+  /**
+   * Conda platforms to pack; the environment's own when absent.
+   */
+  platforms?: string[];
+
+  /**
+   * `capsule` (the default) or `conda-pack` (an environment only).
+   */
+  format?: 'capsule' | 'conda-pack';
+}
+
+/**
+ * A package that could not be packed, and why.
+ */
+export interface IPackMissing {
+  platform: string;
+  name: string;
+  why: string;
+}
+
+/**
+ * The result of a finished pack job; its archive is at
+ * `GET repro/jobs/{id}/download`.
+ */
+export interface IPackResult {
+  /**
+   * The archive's file name, e.g. `analysis.capsule.tar.zst`.
+   */
+  filename: string;
+
+  /**
+   * Its size in bytes.
+   */
+  size: number;
+
+  /**
+   * What was packed (platforms, counts, sizes, warnings).
+   */
+  summary: Record<string, unknown>;
+
+  /**
+   * What could not be packed.
+   */
+  missing: IPackMissing[];
+}
+
+/**
  * Body of `POST {baseUrl}repro/verify`.
  */
 export interface IVerifyRequest {

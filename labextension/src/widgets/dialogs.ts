@@ -27,6 +27,10 @@ export namespace DialogTestIds {
   export const exportConfirm = 'repro-export-confirm';
   export const exportSpec = 'repro-export-spec';
   export const exportLock = 'repro-export-lock';
+  export const exportCapsule = 'repro-export-capsule';
+  export const packDialog = 'repro-pack-dialog';
+  export const packProgress = 'repro-pack-progress';
+  export const packClose = 'repro-pack-close';
   export const lockOptions = 'repro-lock-options';
   export const lockPlatformPrefix = 'repro-lock-platform-';
   export const lockTarget = 'repro-lock-target';
@@ -142,9 +146,10 @@ export const LOCK_TARGET_CHOICES: readonly {
 ];
 
 /**
- * What the export dialog offers: a spec (mode and target) or a lock.
+ * What the export dialog offers: a spec (mode and target), a lock, or a
+ * capsule to download (the notebook, its lock and every package, offline).
  */
-export type ExportKind = 'spec' | 'lock';
+export type ExportKind = 'spec' | 'lock' | 'capsule';
 
 /**
  * The lock chosen in the export dialog.
@@ -181,7 +186,8 @@ export interface IExportChoice {
   kind?: ExportKind;
 
   /**
-   * The lock's platforms and target (used when `kind` is `lock`).
+   * The lock's platforms and target (used when `kind` is `lock`; its
+   * platforms also when `kind` is `capsule`).
    */
   lock?: ILockChoice;
 }
@@ -231,9 +237,15 @@ export class ExportDialogBody
       'Lock for platforms',
       DialogTestIds.exportLock
     );
+    this._capsuleRadio = radio(
+      'capsule',
+      'Download capsule (offline)',
+      DialogTestIds.exportCapsule
+    );
     const kind = options.choice.kind ?? 'spec';
     this._specRadio.checked = kind === 'spec';
     this._lockRadio.checked = kind === 'lock';
+    this._capsuleRadio.checked = kind === 'capsule';
 
     const mode = labelledSelect({
       label: 'Mode',
@@ -257,7 +269,11 @@ export class ExportDialogBody
 
     this._lockFields = this._createLockFields(options);
     this.node.append(intro, kinds, this._specFields, this._lockFields);
-    for (const input of [this._specRadio, this._lockRadio]) {
+    for (const input of [
+      this._specRadio,
+      this._lockRadio,
+      this._capsuleRadio
+    ]) {
       input.addEventListener('change', () => this._updateKind());
     }
     this._updateHint();
@@ -268,7 +284,11 @@ export class ExportDialogBody
     return {
       mode: this._mode.value as ExportMode,
       target: this._target.value as ExportTarget,
-      kind: this._lockRadio.checked ? 'lock' : 'spec',
+      kind: this._capsuleRadio.checked
+        ? 'capsule'
+        : this._lockRadio.checked
+          ? 'lock'
+          : 'spec',
       lock: {
         platforms: this._platforms
           .filter(input => input.checked)
@@ -315,6 +335,7 @@ export class ExportDialogBody
       value: options.choice.lock?.target ?? 'metadata'
     });
     this._lockTarget = target.select;
+    this._lockTargetRow = target.row;
     this._lockTarget.addEventListener('change', () => this._updateLockHint());
     this._lockHint = el('p', 'jp-ReproDialog-hint');
     this._lockHint.dataset.testid = DialogTestIds.lockHint;
@@ -326,15 +347,19 @@ export class ExportDialogBody
 
   private _updateKind(notify = true): void {
     const lock = this._lockRadio.checked;
-    this._specFields.hidden = lock;
-    this._lockFields.hidden = !lock;
+    const capsule = this._capsuleRadio.checked;
+    this._specFields.hidden = lock || capsule;
+    // The capsule reuses the platforms; it always goes to a download.
+    this._lockFields.hidden = !lock && !capsule;
+    this._lockTargetRow.hidden = capsule;
     this._updateLockHint(notify);
     this._updateAcceptButton();
   }
 
   private _updateLockHint(notify = true): void {
     const count = this.getValue().lock!.platforms.length;
-    const lock = this._lockRadio.checked;
+    const capsule = this._capsuleRadio.checked;
+    const lock = this._lockRadio.checked || capsule;
     let text: string;
     let invalid = false;
     if (count === 0) {
@@ -343,6 +368,11 @@ export class ExportDialogBody
     } else if (count > MAX_LOCK_PLATFORMS) {
       text = `At most ${MAX_LOCK_PLATFORMS} platforms can be locked at once.`;
       invalid = lock;
+    } else if (capsule) {
+      text =
+        'One archive with the notebook, its lock and every package for the ' +
+        'platforms checked, restored offline with "jupyter repro restore". ' +
+        'Packages that cannot be packed are listed.';
     } else {
       const own = this._currentPlatform
         ? `The environment's own platform (${this._currentPlatform}) is locked as installed; `
@@ -369,10 +399,13 @@ export class ExportDialogBody
       return;
     }
     const lock = this._lockRadio.checked;
-    label.textContent = lock ? 'Lock' : 'Export';
-    const aria = lock
-      ? 'Lock the environment for the platforms checked'
-      : 'Export the environment';
+    const capsule = this._capsuleRadio.checked;
+    label.textContent = capsule ? 'Download' : lock ? 'Lock' : 'Export';
+    const aria = capsule
+      ? 'Pack the notebook and its packages for the platforms checked, then download the capsule'
+      : lock
+        ? 'Lock the environment for the platforms checked'
+        : 'Export the environment';
     label.setAttribute('aria-label', aria);
     (label as HTMLElement).title = aria;
   }
@@ -395,6 +428,8 @@ export class ExportDialogBody
   private _hint: HTMLElement;
   private _specRadio: HTMLInputElement;
   private _lockRadio: HTMLInputElement;
+  private _capsuleRadio: HTMLInputElement;
+  private _lockTargetRow!: HTMLElement;
   private _specFields: HTMLElement;
   private _lockFields: HTMLElement;
   private _platforms: HTMLInputElement[] = [];
@@ -888,4 +923,74 @@ export function showDialogWithTestId<T>(
     accept.dataset.testid = acceptTestId;
   }
   return dialog.launch();
+}
+
+/**
+ * The body of the capsule dialog: the pack job's progress, then what was
+ * packed and what could not be (and why), or the error.
+ */
+export class PackProgressBody extends Widget {
+  constructor(options: { platforms: readonly string[]; notebookPath: string }) {
+    super();
+    this.addClass('jp-ReproDialog');
+    this.addClass('jp-ReproPack');
+    this.node.dataset.testid = DialogTestIds.packDialog;
+    const platforms = options.platforms.length
+      ? options.platforms.join(', ')
+      : "the environment's own platform";
+    this.node.append(
+      el(
+        'p',
+        'jp-ReproDialog-intro',
+        `${options.notebookPath}, its lock and every package for ${platforms}.`
+      )
+    );
+    this._progress = el('p', 'jp-ReproPack-progress', 'Starting…');
+    this._progress.dataset.testid = DialogTestIds.packProgress;
+    this._progress.dataset.state = 'running';
+    this._progress.setAttribute('role', 'status');
+    this._progress.setAttribute('aria-live', 'polite');
+    this._result = el('div', 'jp-ReproPack-result');
+    this._result.hidden = true;
+    this.node.append(this._progress, this._result);
+  }
+
+  /**
+   * Say how far the pack is (one line).
+   */
+  setProgress(text: string): void {
+    this._progress.textContent = text;
+  }
+
+  /**
+   * Show the outcome: `text`, then each package not packed with its reason.
+   */
+  showOutcome(
+    state: 'done' | 'failed',
+    text: string,
+    missing: readonly { platform: string; name: string; why: string }[]
+  ): void {
+    this._progress.dataset.state = state;
+    this._progress.textContent = text;
+    const result = this._result;
+    result.replaceChildren();
+    if (missing.length) {
+      result.append(
+        el(
+          'p',
+          'jp-ReproLock-heading',
+          `Not packed (${missing.length}): restore them by hand on the target.`
+        )
+      );
+      const list = el('ul', 'jp-ReproPack-missing');
+      for (const item of missing) {
+        list.append(el('li', '', `${item.platform} ${item.name}: ${item.why}`));
+      }
+      result.append(list);
+    }
+    result.hidden = missing.length === 0;
+  }
+
+  private _progress: HTMLElement;
+  private _result: HTMLElement;
 }
