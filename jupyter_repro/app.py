@@ -25,7 +25,7 @@ from .restore.errors import RestoreError
 from .restore.service import RestoreOptions, RestoreService
 from .specs.environment import SpecError
 from .status import StatusService
-from .verify.service import VerifyError, VerifyService
+from .verify.errors import VerifyError
 
 
 class ReproApp(ExtensionApp):
@@ -242,13 +242,6 @@ class ReproApp(ExtensionApp):
             # The names the kernels have: a restore may not take one (see name_conflict).
             catalog=catalog,
         )
-        # Verifications run kernels through the server's own kernel spec manager: the
-        # kernels of JupyterLab's kernel picker, conda environments' included.
-        self.verify_service = VerifyService(
-            kernel_spec_manager=getattr(self.serverapp, "kernel_spec_manager", None),
-            restore_service=self.restore_service,
-            log=self.log,
-        )
         self.job_manager = JobManager(
             retention_seconds=self.job_retention_seconds,
             expected_errors=(RestoreError, SpecError, VerifyError, PackFailed),
@@ -263,7 +256,7 @@ class ReproApp(ExtensionApp):
             "catalog": catalog,
             "jobs": self.job_manager,
             "restore": RestoreJobs(self.restore_service, self.job_manager),
-            "verify": VerifyJobs(self.verify_service, self.job_manager),
+            "verify": VerifyJobs(self._verify_service, self.job_manager),
             # Archives are written into a private temporary folder, never the server root.
             "pack": PackJobs(self.job_manager, check_lock=self.restore_service.check_lock_urls),
             # Locks resolve pip sections with the same index settings as restores.
@@ -271,6 +264,19 @@ class ReproApp(ExtensionApp):
             "strip_overrides": self.save_hook.overrides,
         }
         self.log.debug("jupyter-repro %s: engine %s", __version__, self.engine)
+
+    def _verify_service(self) -> Any:
+        """The verify service, made on the first verification (nbclient and the verify
+        modules are not imported for a server that never verifies). It runs kernels through
+        the server's own kernel spec manager: the kernels of JupyterLab's kernel picker,
+        conda environments' included."""
+        from .verify.service import VerifyService
+
+        return VerifyService(
+            kernel_spec_manager=getattr(self.serverapp, "kernel_spec_manager", None),
+            restore_service=self.restore_service,
+            log=self.log,
+        )
 
     def _allowed_prefix_roots(self) -> tuple[Path, ...]:
         """`allowed_prefix_roots` as absolute paths: `~` expanded, relative ones taken in

@@ -73,12 +73,10 @@ from .restore.errors import RefusedSpec, RestoreError, TargetBusy, TargetExists,
 from .restore.notebooks import free_name, notebook_file_name, restored_kernel, with_kernel
 from .restore.source import RestoreSource, load_source
 from .specs.environment import SpecError
-from .specs.export import ExportError, ExportMode
+from .specs.export import ExportError, ExportMode, PackError
 from .specs.locking import LockOptions, LockResult, lock_environment
-from .specs.pack import PackError
 from .specs.pip_lock import PipIndex
 from .status import StatusService
-from .verify.service import VerifyOptions
 
 T = TypeVar("T")
 
@@ -756,6 +754,8 @@ class VerifyHandler(_NotebookHandler):
             # The kernel the service would choose: named, else the notebook's, else python3.
             await self._check_kernel(kernel or kernel_name(document) or NATIVE_KERNEL_NAME)
         relative = self.root_relative(notebook)
+        from .verify.service import VerifyOptions
+
         options = VerifyOptions(
             kernel=kernel, restore=restore, timeout=None if timeout is None else float(timeout)
         )

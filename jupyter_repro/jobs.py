@@ -488,10 +488,20 @@ class VerifyJobs:
     `cancelled`.
     """
 
-    def __init__(self, service: VerifyService, jobs: JobManager) -> None:
-        self.service = service
+    def __init__(
+        self, service: VerifyService | Callable[[], VerifyService], jobs: JobManager
+    ) -> None:
+        # A factory is called on first use: the server need not import nbclient and the
+        # verify modules to start.
+        self._service = service
         self.jobs = jobs
         self._busy: set[Path] = set()
+
+    @property
+    def service(self) -> VerifyService:
+        if not hasattr(self._service, "verify"):
+            self._service = self._service()
+        return self._service  # type: ignore[return-value]
 
     def busy_notebooks(self) -> frozenset[Path]:
         """Notebooks that a queued or running verify job is verifying."""
@@ -519,7 +529,7 @@ class VerifyJobs:
         service = self.service
 
         async def work(progress: JobProgress) -> dict[str, Any]:
-            from .verify.service import VerifyError
+            from .verify.errors import VerifyError
 
             verify_progress = VerifyJobProgress(progress.job)
             if options.restore:

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from ..environments.catalog import EnvironmentCatalog
@@ -44,7 +44,6 @@ from ..environments.channels import (
 from ..environments.discovery import EnvironmentDiscovery
 from ..environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
 from ..environments.matchspec import InvalidMatchSpec, parse_match_spec
-from ..specs.capsule import ExtractedCapsule, extract_capsule
 from ..specs.environment import (
     EnvironmentSpec,
     SpecError,
@@ -101,6 +100,9 @@ from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
 from .source import RestoreSource, load_source
 from .verified import Verified, fetch_verified, restore_origins
+
+if TYPE_CHECKING:
+    from ..specs.capsule import ExtractedCapsule
 
 _RESERVED_NAMES = frozenset({"base", "root"})
 
@@ -1061,7 +1063,7 @@ class RestoreService:
         progress.phase("extract", 0, 1)
         task = asyncio.ensure_future(
             asyncio.to_thread(
-                extract_capsule, source.capsule, extraction, progress=report, cancel=cancel
+                _extract_capsule(), source.capsule, extraction, progress=report, cancel=cancel
             )
         )
         try:
@@ -1396,6 +1398,13 @@ class RestoreService:
             self.log.info("removing %s, left by an interrupted restore", prefix)
             remove_prefix(prefix)
         return leftovers
+
+
+def _extract_capsule() -> Any:
+    """The capsule reader, imported on the first capsule (not at server start)."""
+    from ..specs.capsule import extract_capsule
+
+    return extract_capsule
 
 
 def _read_notebooks(extracted: ExtractedCapsule) -> tuple[CapsuleNotebook, ...]:

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ..specs.capsule import CAPSULE_SUFFIX, MissingPackage, is_capsule, read_capsule_head
 from ..specs.environment import (
     EnvironmentSpec,
     ParsedSpec,
@@ -41,6 +40,10 @@ from ..specs.lock import (
 )
 from .errors import RestoreError
 
+if TYPE_CHECKING:
+    from ..specs.capsule import MissingPackage
+
+# The capsule reader (zstandard, the manifest's checks) is imported when a file may be one.
 SourceKind = Literal["yaml", "explicit", "notebook", "lock", "capsule"]
 _EXPLICIT_MARKER = "@EXPLICIT"
 
@@ -127,6 +130,8 @@ def _source_from_text(
 def looks_like_capsule(path: Path) -> bool:
     """A capsule by its name (`*.capsule.tar.zst`) or by its head (a tar, zstd-compressed or
     not, whose first member is `capsule.json`); reads a few KB, never raises."""
+    from ..specs.capsule import CAPSULE_SUFFIX, is_capsule
+
     return path.name.endswith(CAPSULE_SUFFIX) or is_capsule(path)
 
 
@@ -134,6 +139,8 @@ def _source_from_capsule(path: Path) -> RestoreSource:
     """The capsule's lock as a source; only the head of the file is read (the manifest and
     the lock, checked against each other: CapsuleError, a SpecError, when they disagree)."""
     origin = str(path)
+    from ..specs.capsule import read_capsule_head
+
     manifest, lock = read_capsule_head(path)
     base = _from_lock(lock, origin)
     return RestoreSource(

@@ -68,6 +68,13 @@ class ExportError(Exception):
     """The environment cannot be exported; the message says what is wrong with it."""
 
 
+class PackError(Exception):
+    """Packing cannot go on; the message says why and what to do (credentials removed).
+
+    Defined here, with the export errors, so that the server maps it without importing the
+    pack machinery at start-up."""
+
+
 def host_platform() -> str:
     """The conda subdir of this machine (`linux-64`, `osx-arm64`, `win-64`, ...)."""
     if sys.platform.startswith("linux"):

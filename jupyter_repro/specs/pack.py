@@ -44,7 +44,7 @@ from .capsule import (
     write_capsule,
 )
 from .environment import SpecError
-from .export import ExportError, host_platform, platform_of
+from .export import ExportError, PackError, host_platform, platform_of
 from .lock import Lock, LockedConda, parse_embedded_lock
 from .locking import LockOptions, lock_environment
 from .pip_lock import LockedPypi, PipIndex
@@ -71,10 +71,6 @@ _CHUNK = 1 << 20
 _WHEEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+!-]*\.whl")
 _NOTEBOOK_METADATA_KEY = "jupyter_repro"
 T = TypeVar("T")
-
-
-class PackError(Exception):
-    """Packing cannot go on; the message says why and what to do (credentials removed)."""
 
 
 @dataclass(frozen=True)

@@ -6,35 +6,6 @@
 - `service`: `VerifyService`, which runs, compares and builds the report (for the CLI and REST);
 - `report`: `VerifyReport` as JSON, Markdown or HTML, and the `verified` metadata record.
 
-Only the light modules are re-exported here; import `execute` and `service` (nbclient, kernels)
-from their modules.
+Nothing is imported here: the server imports `errors` at start-up and the rest on first use,
+so import each module by its name.
 """
-
-from .compare import (
-    CELL_STATUSES,
-    CellStatus,
-    Comparison,
-    DirectiveError,
-    Directives,
-    Tolerance,
-    cell_directives,
-    compare_fingerprints,
-    compare_outputs,
-)
-from .report import CellResult, VerifyReport, utc_now, verified_record
-
-__all__ = [
-    "CELL_STATUSES",
-    "CellResult",
-    "CellStatus",
-    "Comparison",
-    "DirectiveError",
-    "Directives",
-    "Tolerance",
-    "VerifyReport",
-    "cell_directives",
-    "compare_fingerprints",
-    "compare_outputs",
-    "utc_now",
-    "verified_record",
-]

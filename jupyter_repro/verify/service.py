@@ -54,6 +54,7 @@ from .compare import (
     compare_fingerprints,
     compare_outputs,
 )
+from .errors import VerifyError
 from .execute import CellRun, ExecuteError, execute_notebook
 from .policy import VerifyPolicy, load_verify_policy
 from .report import CellResult, VerifyReport, utc_now
@@ -73,12 +74,6 @@ OWNER_FILE = "owner.json"
 """`{"pid", "host"}` of the process using a temporary folder: a dead owner's folder goes."""
 RESTORED_KERNEL = "jupyter-repro-restored"
 """The kernel name a restored environment's kernel runs under (a kernelspec of our own)."""
-
-
-class VerifyError(Exception):
-    """The notebook cannot be verified at all (not a notebook, an invalid verify policy, a
-    kernel that is unknown or does not start, nothing to restore from); the message says
-    what to do."""
 
 
 @dataclass(frozen=True)
