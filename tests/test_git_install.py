@@ -336,7 +336,7 @@ def test_the_nbstripout_drop_in_installs_as_quietly_as_nbstripout(
 
 
 def nbstripout_install(*args: str) -> None:
-    pytest.importorskip("nbstripout")
+    # nbstripout is a test dependency: its absence is an error, not a skip.
     result = subprocess.run(
         [sys.executable, "-m", "nbstripout", "--install", *args], capture_output=True, text=True
     )

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
 
 from tests.rig.channel import RigChannel
 from tests.rig.installation import CondaInstallation
 from tests.test_openapi import notebook
-
-schemathesis = pytest.importorskip("schemathesis")
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -29,7 +29,8 @@ from jupyter_repro.restore.pip import (
 from jupyter_repro.specs import pip_lock
 from jupyter_repro.specs.pip_lock import LockedPypi, PipIndex, PipLockError, lock_pip
 
-pytestmark = pytest.mark.skipif(pip_lock.uv_binary() is None, reason="uv is not installed")
+# uv is a dependency of the package: these tests run everywhere the package is installed.
+assert pip_lock.uv_binary() is not None, "uv is a dependency of jupyter-repro; reinstall it"
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"

@@ -10,17 +10,15 @@ and handed to rattler, pointing at the verified file so that nothing is fetched 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ..environments.channels import redact_url
-from ..specs.lock import LockedConda
+from ..specs.lock import LockedConda, archive_digests, file_url_path
 from .errors import RestoreError
 
 _CHUNK = 1 << 20
@@ -39,24 +37,6 @@ class Verified:
     record: Any
 
 
-def _local_path(url: str) -> Path | None:
-    parts = urlsplit(url)
-    if parts.scheme != "file":
-        return None
-    return Path(unquote(parts.path))
-
-
-def _digests(path: Path) -> tuple[int, str, str]:
-    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    size = 0
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            sha256.update(chunk)
-            md5.update(chunk)
-    return size, sha256.hexdigest(), md5.hexdigest()
-
-
 def check_archive(package: LockedConda, path: Path) -> str:
     """Raise `TamperedPackage` unless the archive at `path` is the one the lock names;
     return the archive's md5 (the installed record keeps it, as conda's do)."""
@@ -67,7 +47,7 @@ def check_archive(package: LockedConda, path: Path) -> str:
             "environment (jupyter repro lock) to record hashes"
         )
     try:
-        size, sha256, md5 = _digests(path)
+        size, sha256, md5 = archive_digests(path)
     except OSError as error:
         raise RestoreError(f"cannot read the archive of {shown}: {error.strerror}") from error
     if package.size is not None and size != package.size:
@@ -159,8 +139,8 @@ async def fetch_verified(
     (`concurrency` at a time) and checked there. Nothing is returned unless all match.
     """
     total = len(packages)
-    local = [(p, path) for p in packages if (path := _local_path(p.url)) is not None]
-    remote = [p for p in packages if _local_path(p.url) is None]
+    local = [(p, path) for p in packages if (path := file_url_path(p.url)) is not None]
+    remote = [p for p in packages if file_url_path(p.url) is None]
     paths: dict[str, Path] = {p.url: path for p, path in local}
     if remote:
         from rattler.networking import Client
@@ -198,7 +178,7 @@ def restore_origins(
     came from its extraction folder, gone afterwards) every record is pointed back.
     """
     for item in verified:
-        if not installed_elsewhere and _local_path(item.package.url) is not None:
+        if not installed_elsewhere and file_url_path(item.package.url) is not None:
             continue
         path = prefix / "conda-meta" / f"{item.package.dist_name}.json"
         try:

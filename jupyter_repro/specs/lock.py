@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 from ..environments.channels import is_subdir, redact_text, redact_url
 from ..environments.platforms import virtual_package_specs
@@ -132,6 +133,28 @@ class Lock:
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+_CHUNK = 1 << 20
+
+
+def archive_digests(path: Path) -> tuple[int, str, str]:
+    """Size, sha256 and md5 of a package archive (or wheel), read once: what a lock names."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            sha256.update(chunk)
+            md5.update(chunk)
+    return size, sha256.hexdigest(), md5.hexdigest()
+
+
+def file_url_path(url: str) -> Path | None:
+    """The local path of a `file://` URL, None for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    return Path(unquote(parts.path))
 
 
 def _iso(moment: _dt.datetime) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -45,7 +44,7 @@ from .capsule import (
 )
 from .environment import SpecError
 from .export import ExportError, PackError, host_platform, platform_of
-from .lock import Lock, LockedConda, parse_embedded_lock
+from .lock import Lock, LockedConda, archive_digests, file_url_path, parse_embedded_lock
 from .locking import LockOptions, lock_environment
 from .pip_lock import LockedPypi, PipIndex
 
@@ -331,13 +330,6 @@ async def _choose_lock(
 # the plan
 
 
-def _local_path(url: str) -> Path | None:
-    parts = urlsplit(url)
-    if parts.scheme != "file":
-        return None
-    return Path(unquote(parts.path))
-
-
 def _regular_size(path: Path) -> int | None:
     try:
         status = path.stat()
@@ -381,7 +373,7 @@ def _plan_conda(
         conda=package,
         candidates=candidates,
     )
-    local = _local_path(package.url)
+    local = file_url_path(package.url)
     if local is not None and (size := _regular_size(local)) is not None:
         return dataclasses.replace(planned, source="file", path=local, size=size)
     if candidates:
@@ -427,7 +419,7 @@ def _plan_pypi(platform: str, package: LockedPypi) -> PlannedFile | MissingPacka
         size=None,
         pypi=package,
     )
-    local = _local_path(package.url)
+    local = file_url_path(package.url)
     if local is None:
         return planned
     size = _regular_size(local)
@@ -513,21 +505,10 @@ async def plan_pack(
 # fetching
 
 
-def _digests(path: Path) -> tuple[int, str, str]:
-    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    size = 0
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            sha256.update(chunk)
-            md5.update(chunk)
-    return size, sha256.hexdigest(), md5.hexdigest()
-
-
 def _matches(item: PlannedFile, path: Path) -> str | None:
     """The file's sha256 when it is the one the lock names, else None."""
     try:
-        size, sha256, md5 = _digests(path)
+        size, sha256, md5 = archive_digests(path)
     except OSError:
         return None
     package = item.conda
@@ -604,7 +585,7 @@ async def _fetch_all(
         if package_url is None and item.pypi is not None:
             package_url = item.pypi.url
         assert package_url
-        if _local_path(package_url) is not None:
+        if file_url_path(package_url) is not None:
             # a file:// URL that is gone, and no cached copy matches the lock
             absent[member] = f"{item.url} does not exist any more and no cached copy matches"
             return tick()
