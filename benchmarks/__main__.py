@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import export, kernels, load, lock, pack, restore, startup, strip, verify
+from . import export, hub_cache, kernels, load, lock, pack, restore, startup, strip, verify
 from ._table import Result, markdown_table
 
 BENCHMARKS = {
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "restore": restore.run,
     "lock": lock.run,
     "pack": pack.run,
+    "hub_cache": hub_cache.run,
     "load": load.run,
     "strip": strip.run,
     "verify": verify.run,

@@ -22,13 +22,14 @@ from .jobs import JobManager, PackFailed, PackJobs, RestoreJobs, VerifyJobs
 from .notebooks.policy import POLICY_KEYS, PolicyError, check_overrides
 from .notebooks.savehook import StripOnSave
 from .restore.errors import RestoreError
+from .restore.limits import RestoreLimitsTraits
 from .restore.service import RestoreOptions, RestoreService
 from .specs.environment import SpecError
 from .status import StatusService
 from .verify.errors import VerifyError
 
 
-class ReproApp(ExtensionApp):
+class ReproApp(ExtensionApp, RestoreLimitsTraits):
     """jupyter-repro's server extension.
 
     Configure it as `ReproApp` in any Jupyter config file, e.g. in `jupyter_server_config.py`::
@@ -179,6 +180,40 @@ class ReproApp(ExtensionApp):
         ),
     )
 
+    package_cache_dir = Unicode(
+        "",
+        config=True,
+        help=(
+            "One package cache for every user of the machine, e.g. '/srv/conda/pkgs' (create "
+            "it once: install -d -m 1777 /srv/conda/pkgs; a missing folder is created with "
+            "mode 1777). Each package is downloaded once for all users: every user extracts "
+            "it into their own folder in the cache (<cache>/<user>/pkgs, which their "
+            "environments hard-link to) from the archive a first user downloaded "
+            "(<cache>/<user>/archives), checked against the user's own sha256. No file is "
+            "writable by another user; a folder writable by others without the sticky bit is "
+            "refused. '' (the default): rattler's own cache of each user."
+        ),
+    )
+
+    @validate("package_cache_dir")
+    def _validate_package_cache_dir(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value.strip() and (
+            "\x00" in value or not os.path.isabs(os.path.expanduser(value.strip()))
+        ):
+            raise TraitError(
+                f"ReproApp.package_cache_dir: {value!r} is not an absolute folder; give a "
+                "path such as '/srv/conda/pkgs'"
+            )
+        return value
+
+    def package_cache_options(self) -> dict[str, Any]:
+        """`package_cache_dir` as RestoreOptions fields: a configured cache is shared."""
+        configured = self.package_cache_dir.strip()
+        if not configured:
+            return {}
+        return {"cache_dir": Path(os.path.expanduser(configured)), "shared_package_cache": True}
+
     @validate("strip_policy")
     def _validate_strip_policy(self, proposal: Any) -> dict[str, Any]:
         try:
@@ -237,6 +272,9 @@ class ReproApp(ExtensionApp):
                 pip_index_url=self.pip_index_url,
                 pip_no_index=self.pip_no_index,
                 allowed_prefix_roots=self._allowed_prefix_roots(),
+                # Shared folders and per-user limits (RestoreLimitsTraits).
+                **self.package_cache_options(),
+                **self.restore_limits(),
             ),
             log=self.log,
             # The names the kernels have: a restore may not take one (see name_conflict).
@@ -315,10 +353,16 @@ class ReproApp(ExtensionApp):
         from .kernels.manager import CondaKernelSpecManager
 
         manager = getattr(self.serverapp, "kernel_spec_manager", None)
+        shared = self.shared_dirs()
         if isinstance(manager, CondaKernelSpecManager):
+            # The kernels list the shared environments too (a new catalog when they change).
+            if list(manager.shared_envs_dirs) != list(map(str, shared)):
+                manager.shared_envs_dirs = list(map(str, shared))
             return manager.catalog
         return EnvironmentCatalog(
-            EnvironmentDiscovery(server_prefix=Path(sys.prefix), log=self.log)
+            EnvironmentDiscovery(
+                server_prefix=Path(sys.prefix), log=self.log, shared_envs_dirs=shared
+            )
         )
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:

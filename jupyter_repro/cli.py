@@ -64,14 +64,17 @@ def _status(args: argparse.Namespace) -> int:
 
 def _manager() -> CondaKernelSpecManager:
     from .kernels.manager import CondaKernelSpecManager
+    from .restore.limits import configured_shared_envs_dirs
 
-    return CondaKernelSpecManager()
+    # The server's shared folders (ReproApp.shared_envs_dirs in its config files) too.
+    return CondaKernelSpecManager(shared_envs_dirs=configured_shared_envs_dirs())
 
 
 # The marks of `jupyter repro envs`: the summary key each stands for, and its legend.
 ENV_LEGEND = (
     ("*", "is_server_env", "the environment of this Python (the server's, when it runs here)"),
     ("B", "is_base", "a base environment (the root of a conda installation)"),
+    ("S", "shared", "shared: an administrator's environment, read-only (no restore writes there)"),
 )
 ENV_MARKS = tuple((mark, key) for mark, key, _ in ENV_LEGEND)
 
@@ -491,9 +494,17 @@ def _restore(args: argparse.Namespace) -> int:
     if (problem := _engine_problem(args.engine)) is not None:
         # Before the plan: a solve, then a prompt, then "not found" would waste the user's time.
         return fail(problem)
+    # The administrator's shared folders and per-user limits, from the server's config files.
+    from .restore.limits import configured_limits
+
+    try:
+        limits = configured_limits()
+    except ValueError as error:
+        return fail(f"{error} (in the Jupyter server's configuration)")
     try:
         service = RestoreService(
             RestoreOptions(
+                **limits,
                 engine=args.engine or EMBEDDED_ENGINE,
                 allow_pip_urls=args.allow_pip_urls,
                 pip_find_links=tuple(args.find_links),
@@ -895,6 +906,7 @@ def _pack(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     from .environments.catalog import EnvironmentNotFound
+    from .environments.pkgs_dirs import conda_pkgs_dirs
     from .environments.platforms import check_platform
     from .notebooks.embedded import NotebookError
     from .specs.environment import SpecError
@@ -952,6 +964,8 @@ def _pack(args: argparse.Namespace) -> int:
                 index_url=args.index_url, find_links=tuple(args.find_links), no_index=args.no_index
             ),
             environment_problem=unknown,
+            # Archives conda kept are packed from there (checked), not downloaded again.
+            package_dirs=conda_pkgs_dirs(prefix) if prefix is not None else (),
         )
         progress = TextProgress(sys.stderr)
 

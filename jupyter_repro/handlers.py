@@ -30,6 +30,7 @@ from tornado import web
 from .atomic import OutsideRoot, replace_beneath
 from .environments.catalog import EnvironmentCatalog, EnvironmentNotFound
 from .environments.channels import redact_text
+from .environments.pkgs_dirs import conda_pkgs_dirs
 from .environments.platforms import check_platform
 from .git.service import GitService, GitServiceError
 from .jobs import (
@@ -69,7 +70,15 @@ from .notebooks.lock import (
 )
 from .notebooks.nbjson import dumps_json
 from .notebooks.policy import PolicyError, StripPolicy, load_policy, policy_summary
-from .restore.errors import RefusedSpec, RestoreError, TargetBusy, TargetExists, UnsatisfiableSpec
+from .restore.errors import (
+    LimitReached,
+    RefusedSpec,
+    RestoreError,
+    SharedTarget,
+    TargetBusy,
+    TargetExists,
+    UnsatisfiableSpec,
+)
 from .restore.notebooks import free_name, notebook_file_name, restored_kernel, with_kernel
 from .restore.source import RestoreSource, load_source
 from .specs.environment import SpecError
@@ -95,6 +104,9 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, str | None], ...] = (
     (UnsatisfiableSpec, 422, None),
     (TargetExists, 409, None),
     (TargetBusy, 409, None),
+    # The administrator's policy, not the request's form: a shared folder, a per-user limit.
+    (SharedTarget, 403, None),
+    (LimitReached, 403, None),
     (VerificationRunning, 409, "verification running"),
     (PackBusy, 409, "packs running"),
     (ArchiveNotReady, 404, "no archive"),
@@ -320,7 +332,8 @@ class EnvironmentsHandler(ReproHandler):
     """GET `repro/environments`.
 
     200: `{"environments": [{name, prefix, kind, python_version, kernels, is_base,
-    is_server_env, writable}]}`, base first.
+    is_server_env, writable, shared}]}`, base first. `shared`: in an administrator's shared
+    folder (read-only: no restore writes there).
     """
 
     @web.authenticated
@@ -401,6 +414,9 @@ class RestoreHandler(ReproHandler):
       (unless the contents manager allows hidden files); a notebook or file source when the
       Authorizer denies `read` on `contents` (before the file is looked at); 404: no such
       file.
+    - 403: the target is in a shared folder of administrators' environments (reason `shared
+      target`), or a per-user limit refuses it: `too many environments`
+      (ReproApp.max_user_environments), `not enough space` (ReproApp.min_free_space).
     - 409: the target exists, or another restore job is building it.
     - 422: an invalid spec (the message names the line), a refused or unsatisfiable spec.
     """
@@ -1408,7 +1424,11 @@ class PackHandler(_LockRoute):
             entry = await self.call(catalog.get, environment)
             prefix: Path | None = entry.environment.prefix
             request = PackRequest(
-                prefix=prefix, name=entry.name, platforms=platforms, pip_index=pip_index
+                prefix=prefix,
+                name=entry.name,
+                platforms=platforms,
+                pip_index=pip_index,
+                package_dirs=conda_pkgs_dirs(entry.environment.prefix, root=entry.environment.root),
             )
             if fmt == "conda-pack":
                 own = await self.call(platform_of, prefix)
@@ -1455,6 +1475,7 @@ class PackHandler(_LockRoute):
                 platforms=platforms,
                 pip_index=pip_index,
                 environment_problem=problem,
+                package_dirs=conda_pkgs_dirs(prefix) if prefix is not None else (),
             )
         with self.http_errors():
             job = self.packs.start(request, fmt=fmt, hide=(self._server_root(),))

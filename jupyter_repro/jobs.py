@@ -346,6 +346,8 @@ class RestoreJobs:
         self.service = service
         self.jobs = jobs
         self._busy: set[Path] = set()
+        # Queued restores count against the user's environment limit before they start.
+        service.reserved_targets = self.busy_targets
 
     def busy_targets(self) -> frozenset[Path]:
         """Targets that a queued or running restore job is building."""
@@ -378,6 +380,9 @@ class RestoreJobs:
         plan = await self.plan(source, name=name, prefix=prefix, suggest_name=False)
         # No await between the check in plan() and here: two requests cannot both pass.
         target = _target_key(plan.target)
+        # The per-user limits again, now that the restores accepted while this one was
+        # planned are known (they are counted as busy).
+        self.service.check_limits(plan.target)
         self._busy.add(target)
         service = self.service
 

@@ -475,3 +475,80 @@ async def test_the_server_refuses_a_tampered_capsule_and_one_for_other_platforms
     assert "it has packages for: osx-arm64" in answer["message"]
     assert str(jp_root_dir) not in answer["message"]
     assert not installation.env_prefix("t").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 3. a package cache that already holds the capsule's packages
+
+
+def _extract_total(recorder: Recorder) -> int:
+    return max(total for name, _, total in recorder.phases if name == "extract")
+
+
+def _cache_entries_written(fresh: Fresh) -> set[str]:
+    return {p.name for p in fresh.cache.iterdir() if p.is_dir()}
+
+
+@pytest.mark.asyncio
+async def test_a_second_restore_takes_the_cached_packages_without_unpacking_them(
+    tmp_path: Path, packed: Packed, fresh: Fresh, private_tmp: Path
+) -> None:
+    service = fresh.service()
+    first = Recorder()
+    await service.restore(load_source(file=packed.capsule), prefix=tmp_path / "a", progress=first)
+    manifest = read_manifest(packed.capsule)
+    # Every member was read and checked the first time (the osx-arm64 archives included).
+    assert _extract_total(first) == len(manifest.members())
+    cached_before = _cache_entries_written(fresh)
+    assert len(cached_before) == 4
+
+    second = Recorder()
+    await service.restore(load_source(file=packed.capsule), prefix=tmp_path / "b", progress=second)
+
+    assert any("4 packages are in the package cache" in line for line in second.lines)
+    # Only the lock, the notebook and this platform's wheels were unpacked this time.
+    wheels = [w for w in manifest.pypi if w.platform == "linux-64"]
+    assert _extract_total(second) == 1 + len(manifest.notebooks) + len(wheels)
+    # The same records, named by the lock's URLs (never the cache's or an extraction's).
+    assert records(tmp_path / "b") == records(tmp_path / "a") == records(packed.prefix)
+    assert _cache_entries_written(fresh) == cached_before
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_a_changed_capsule_is_refused_even_when_the_cache_holds_its_packages(
+    tmp_path: Path, packed: Packed, fresh: Fresh, private_tmp: Path
+) -> None:
+    service = fresh.service()
+    await service.restore(load_source(file=packed.capsule), prefix=tmp_path / "a")
+    member = libplat_member(packed.capsule)
+    tampered = rewrite(
+        packed.capsule,
+        tmp_path / "tampered.capsule.tar.zst",
+        one_byte_changed(member),
+        fix_manifest=False,
+    )
+
+    # Another file: its members are all checked again, the cached package's included.
+    with pytest.raises(CapsuleError, match=r"libplat-1\.1-0\.conda was changed"):
+        await service.restore(load_source(file=tampered), prefix=tmp_path / "never")
+
+    assert not (tmp_path / "never").exists()
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cache_entry_of_another_archive_is_not_used(
+    tmp_path: Path, packed: Packed, fresh: Fresh
+) -> None:
+    service = fresh.service()
+    await service.restore(load_source(file=packed.capsule), prefix=tmp_path / "a")
+    # The cache's libplat now claims another archive's sha256 (another build, another channel).
+    entry = next(p for p in fresh.cache.glob("libplat-*.lock"))
+    entry.write_bytes(entry.read_bytes()[:8] + bytes(range(32)))
+
+    second = Recorder()
+    await service.restore(load_source(file=packed.capsule), prefix=tmp_path / "b", progress=second)
+
+    assert any("3 packages are in the package cache" in line for line in second.lines)
+    assert records(tmp_path / "b") == records(packed.prefix)

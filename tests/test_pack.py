@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_repro.cli import main
+from jupyter_repro.environments.pkgs_dirs import conda_pkgs_dirs
 from jupyter_repro.specs.capsule import extract_capsule, read_manifest
 from jupyter_repro.specs.lock import Lock, embedded_lock
 from jupyter_repro.specs.locking import LockOptions, lock_environment
@@ -517,3 +518,51 @@ def test_lock_options_are_passed_when_locking(multi_platform_env):
     plan = run(plan_pack(PackRequest(prefix=multi_platform_env.prefix, platforms=("win-64",))))
     expected = run(lock_environment(multi_platform_env.prefix, LockOptions(platforms=("win-64",))))
     assert plan.lock.digest() == expected.lock.digest()
+
+
+# -- conda's package folders --------------------------------------------------------------------
+
+
+def test_conda_pkgs_dirs_follow_condas_order(tmp_path):
+    root = tmp_path / "miniconda3"
+    prefix = root / "envs" / "work"
+    for folder in (prefix, root / "pkgs", tmp_path / "home" / ".conda" / "pkgs", tmp_path / "p"):
+        folder.mkdir(parents=True)
+    environ = {"CONDA_PKGS_DIRS": f" {tmp_path / 'p'} ,{tmp_path / 'absent'}"}
+
+    found = conda_pkgs_dirs(prefix, environ=environ, home=tmp_path / "home")
+
+    assert found == (tmp_path / "p", root / "pkgs", tmp_path / "home" / ".conda" / "pkgs")
+    # A base environment is its own installation.
+    assert conda_pkgs_dirs(root, environ={}, home=tmp_path / "none") == (root / "pkgs",)
+
+
+def test_cli_packs_from_the_archives_conda_kept_when_the_channel_is_unreachable(
+    multi_platform_env: MultiPlatformEnv, tmp_path, capsys, monkeypatch
+):
+    """An environment whose channel cannot be reached (its records name an address nothing
+    answers), with the archives conda kept in `<root>/pkgs`: packed from there, each checked."""
+    root = tmp_path / "miniconda3"
+    prefix = root / "envs" / "offline"
+    shutil.copytree(multi_platform_env.prefix, prefix, symlinks=True)
+    pkgs = root / "pkgs"
+    pkgs.mkdir()
+    for record in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(record.read_text())
+        source = Path(data["url"].removeprefix("file://"))
+        shutil.copy(source, pkgs / data["fn"])
+        data["url"] = "http://127.0.0.1:9/unreachable/" + data["url"].rsplit("/", 2)[-2] + "/"
+        data["url"] += data["fn"]
+        data["channel"] = "http://127.0.0.1:9/unreachable"
+        record.write_text(json.dumps(data))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = tmp_path / "offline.capsule.tar.zst"
+
+    status = main(["pack", "--prefix", str(prefix), "--platform", "linux-64", "-o", str(out)])
+
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    manifest = read_manifest(out)
+    assert manifest.missing == ()
+    assert len(manifest.conda) == len(list(pkgs.iterdir()))
+    assert all(c.url.startswith("http://127.0.0.1:9/unreachable/") for c in manifest.conda)

@@ -142,7 +142,10 @@ class EnvironmentCatalog:
             "kernels": entry.kernel_names,
             "is_base": entry.is_base,
             "is_server_env": env.is_server_env,
-            "writable": os.access(env.prefix, os.W_OK),
+            # A shared (administrator's) environment is read-only to us even where the file
+            # system would let this process write (a server running as root).
+            "writable": not env.shared and os.access(env.prefix, os.W_OK),
+            "shared": env.shared,
         }
 
     def details(self, entry: CatalogEntry) -> dict[str, Any]:

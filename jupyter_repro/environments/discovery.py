@@ -7,7 +7,11 @@ The sources are the ones conda itself uses, plus a few it does not know:
 - root prefixes (installations) named by `CONDA_ROOT`, `CONDA_EXE`, `MAMBA_ROOT_PREFIX`,
   `MAMBA_EXE`, `CONDA_PREFIX`/`CONDA_PREFIX_1` (when they are roots), the server's own
   prefix and the usual install folders, each with its `envs/`;
-- pixi environments (`.pixi/envs/*`) and venvs under folders the caller names.
+- pixi environments (`.pixi/envs/*`) and venvs under folders the caller names;
+- shared folders: the ones the caller names (`ReproApp.shared_envs_dirs`), and every envs
+  dir of a system condarc (`/etc/conda`, `/var/lib/conda`, the installation's own) that this
+  user cannot write. Environments there are administrators' and marked `shared`: listed
+  like any other, never written into.
 
 Like nb_conda_kernels, it leaves out conda-build's work environments (`_h_env...`,
 `_build_env`, `_test_env...`), however they were found: they live under a build root (every
@@ -98,6 +102,8 @@ class Environment:
     """The envs dir (resolved) it was found in, if any."""
     is_server_env: bool
     """The environment the server itself runs in."""
+    shared: bool = False
+    """In a shared (administrator's, read-only) folder: listed, never written into."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,9 @@ class Discovered:
     """The base environment (what `conda info` calls the root prefix), resolved."""
     envs_dirs: tuple[Path, ...]
     """Where conda would create and look for named environments, in conda's order."""
+    shared_dirs: tuple[Path, ...] = ()
+    """The shared folders (resolved): configured ones, and system condarcs' envs dirs this
+    user cannot write. Some may be in `envs_dirs` too; no restore writes into any."""
 
     def get(self, prefix: str | os.PathLike[str]) -> Environment | None:
         """The environment at `prefix` (compared after resolving symlinks), if listed."""
@@ -201,6 +210,20 @@ class _Candidate:
     is_root: bool = False
     root: Path | None = None
     envs_dir: Path | None = None
+
+
+def _writable(path: str) -> bool:
+    """This user may create folders in `path` (or in its nearest existing parent)."""
+    probe = path
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+    try:
+        return os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK)
+    except (OSError, ValueError):
+        return False
 
 
 # How a root-prefix source is accepted: "exists" (named as a root: any existing folder),
@@ -313,6 +336,7 @@ class _Scan:
         system_condarc_dirs: Sequence[Path],
         condarc_cache: dict[bytes, _Condarc],
         log: logging.Logger,
+        shared_envs_dirs: Sequence[Path] = (),
     ) -> None:
         self.started_ns = time.time_ns()
         self.log = log
@@ -328,6 +352,10 @@ class _Scan:
             else [os.path.join(self.home, n) for n in USUAL_ROOT_NAMES] + [str(SYSTEM_ROOT)]
         )
         self.system_condarc_dirs = [os.fspath(p) for p in system_condarc_dirs]
+        # Relative folders mean nothing here (ReproApp refuses them at start-up).
+        self.shared_envs_dirs = [
+            _norm(os.fspath(p)) for p in shared_envs_dirs if os.path.isabs(os.fspath(p))
+        ]
         self._condarc_cache = condarc_cache
 
         self.watches: dict[str, _Watch] = {}
@@ -379,12 +407,13 @@ class _Scan:
         base = self._scan_roots()
         condarcs = self._read_condarcs(base)
         envs_dirs = self._envs_dirs(base, condarcs)
-        self._scan_envs_dirs(envs_dirs)
+        shared = self._shared_dirs(base, condarcs)
+        self._scan_envs_dirs(envs_dirs + [d for d in shared if d not in envs_dirs])
         self._scan_environments_txt()
         self._scan_server_prefix()
         for folder in self.search_paths:
             self._scan_project(folder, top=True)
-        return self._result(base, envs_dirs, self._build_roots(condarcs))
+        return self._result(base, envs_dirs, self._build_roots(condarcs), shared)
 
     def _path(self, path: str | None) -> Path | None:
         # Hundreds of environments share one root and envs dir: build those Paths once.
@@ -639,6 +668,27 @@ class _Scan:
                 unique.append(path)
         return unique
 
+    def _shared_dirs(self, base: str | None, condarcs: list[tuple[str, _Condarc]]) -> list[str]:
+        """The shared folders, as named: the configured ones, then every envs dir of a
+        system condarc (the system folders' and the installation's own) that this user
+        cannot write (an administrator's: conda would not create environments there)."""
+        shared = list(self.shared_envs_dirs)
+        system = {_norm(folder) for folder in self.system_condarc_dirs}
+        conda_root = self.getenv("CONDA_ROOT") or base
+        if conda_root:
+            system.add(_norm(conda_root))
+        for path, condarc in condarcs:
+            folder = os.path.dirname(path)
+            if os.path.basename(folder) == "condarc.d":
+                folder = os.path.dirname(folder)
+            if _norm(folder) not in system:
+                continue
+            for value in condarc.envs_dirs:
+                expanded = self._expand(value, path)
+                if expanded and expanded not in shared and not _writable(expanded):
+                    shared.append(expanded)
+        return shared
+
     def _build_roots(self, condarcs: list[tuple[str, _Condarc]]) -> list[str]:
         """Where conda-build makes its work environments, resolved: every root's
         `conda-bld`, `~/conda-bld` (its choice when the root is read-only) and every
@@ -786,8 +836,15 @@ class _Scan:
 
     # result ----------------------------------------------------------------------------------
 
-    def _result(self, base: str | None, envs_dirs: list[str], build_roots: list[str]) -> Discovered:
+    def _result(
+        self,
+        base: str | None,
+        envs_dirs: list[str],
+        build_roots: list[str],
+        shared_dirs: Sequence[str] = (),
+    ) -> Discovered:
         server = _realpath(self.server_prefix)
+        shared = list(dict.fromkeys(_realpath(d) for d in shared_dirs))
         environments = []
         # Keys are the resolved prefixes as strings: base first, then in path order.
         for key in sorted(self.candidates, key=lambda k: (k != base, k)):
@@ -807,12 +864,19 @@ class _Scan:
                     root=candidate.root,
                     envs_dir=candidate.envs_dir,
                     is_server_env=key == server,
+                    # Found in a shared folder (also through a symlink there), or inside one.
+                    shared=any(
+                        _is_within(key, folder)
+                        or (candidate.envs_dir is not None and str(candidate.envs_dir) == folder)
+                        for folder in shared
+                    ),
                 )
             )
         return Discovered(
             environments=tuple(environments),
             base_prefix=Path(base) if base else None,
             envs_dirs=tuple(Path(p) for p in envs_dirs),
+            shared_dirs=tuple(Path(p) for p in shared),
         )
 
 
@@ -837,8 +901,12 @@ class EnvironmentDiscovery:
         usual_roots: Sequence[Path] | None = None,
         log: logging.Logger | None = None,
         system_condarc_dirs: Sequence[Path] = SYSTEM_CONDARC_DIRS,
+        shared_envs_dirs: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         """Inputs are explicit so tests can isolate them.
+
+        `shared_envs_dirs` are folders of administrators' environments (absolute; `~` is
+        expanded): scanned like envs dirs, their environments marked `shared`.
 
         `environ` defaults to the live `os.environ`; `home` to `environ["HOME"]` (then
         `Path.home()`); `server_prefix` to `sys.prefix`; `usual_roots` to the usual install
@@ -851,6 +919,9 @@ class EnvironmentDiscovery:
         self.search_paths = tuple(Path(p) for p in search_paths)
         self.usual_roots = None if usual_roots is None else tuple(Path(p) for p in usual_roots)
         self.system_condarc_dirs = tuple(Path(p) for p in system_condarc_dirs)
+        self.shared_envs_dirs = tuple(
+            Path(os.path.expanduser(os.fspath(p))) for p in shared_envs_dirs
+        )
         self.log = log or logging.getLogger(__name__)
         self.rescans = 0
         """How many times `discover()` really scanned (not answered from the cache)."""
@@ -897,6 +968,7 @@ class EnvironmentDiscovery:
             system_condarc_dirs=self.system_condarc_dirs,
             condarc_cache=self._condarc_cache,
             log=self.log,
+            shared_envs_dirs=self.shared_envs_dirs,
         )
         discovered = scan.run()
         return _ScanResult(discovered, dict(scan.env), list(scan.watches.values()))

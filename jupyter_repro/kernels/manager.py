@@ -95,6 +95,14 @@ class CondaKernelSpecManager(KernelSpecManager):
         ),
     )
 
+    shared_envs_dirs = List(
+        Unicode(),
+        help=(
+            "Folders of administrators' environments, listed as kernels and marked shared. "
+            "Set from ReproApp.shared_envs_dirs by the server extension (configure it there)."
+        ),
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._catalog = self._make_catalog()
@@ -108,10 +116,18 @@ class CondaKernelSpecManager(KernelSpecManager):
             server_prefix=Path(sys.prefix),
             search_paths=[Path(p).expanduser() for p in self.search_paths],
             log=self.log,
+            shared_envs_dirs=list(self.shared_envs_dirs),
         )
         return EnvironmentCatalog(discovery, base_name=self.base_name, env_filter=self.env_filter)
 
-    @observe("search_paths", "env_filter", "base_name", "name_format", "enable_debugger")
+    @observe(
+        "search_paths",
+        "env_filter",
+        "base_name",
+        "name_format",
+        "enable_debugger",
+        "shared_envs_dirs",
+    )
     def _configuration_changed(self, change: dict[str, Any]) -> None:
         self._catalog = self._make_catalog()
         self._built_from = None

@@ -93,3 +93,20 @@ class InvalidTarget(RestoreError):
 
 class DiskError(RestoreError):
     """The file system refused a write: full, read-only, or not permitted to this process."""
+
+
+class SharedTarget(InvalidTarget):
+    """The target lies in a shared folder: administrators' environments, never written by
+    a restore (even where the file system would allow it)."""
+
+
+class LimitReached(RestoreError):
+    """A limit the administrator set refuses the restore (before anything is created)."""
+
+
+class TooManyEnvironments(LimitReached):
+    """The user has `ReproApp.max_user_environments` environments already."""
+
+
+class NotEnoughSpace(LimitReached):
+    """Less than `ReproApp.min_free_space` is free where the environment would go."""

@@ -25,7 +25,7 @@ import shlex
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -51,8 +51,18 @@ from ..specs.environment import (
 )
 from ..specs.explicit import ExplicitEntry, explicit_urls
 from ..specs.export import host_platform
-from ..specs.lock import LockedConda, PlatformLock, _pypi_line
+from ..specs.lock import LockedConda, PlatformLock, _pypi_line, file_url_path
 from ..specs.pip_lock import PipIndex
+from .cache import (
+    SharedCache,
+    cached_sha256,
+    is_shared_cache,
+    package_cache_dir,
+    prepare_package_cache,
+    prepare_shared_cache,
+    rattler_cache_dir,
+    secure_install,
+)
 from .channels import (
     CondaConfig,
     channel_urls,
@@ -61,6 +71,7 @@ from .channels import (
     normalized_channel,
     read_conda_config,
 )
+from .checked_capsules import file_sha256, remember_checked, was_checked
 from .disk import (
     ClaimMoved,
     ClaimRefused,
@@ -88,13 +99,17 @@ from .errors import (
     NameCheck,
     NameConflict,
     NameTaken,
+    NotEnoughSpace,
     RefusedSpec,
     RestoreCancelled,
     RestoreError,
+    SharedTarget,
     TargetBusy,
     TargetExists,
+    TooManyEnvironments,
     UnsatisfiableSpec,
 )
+from .limits import existing_folder, format_size, free_space, shared_folder_of
 from .notebooks import CapsuleNotebook
 from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
@@ -126,11 +141,23 @@ class RestoreOptions:
     pip_index_url: str | None = None
     pip_no_index: bool = False
     cache_dir: Path | None = None
-    """rattler's package cache; default `RATTLER_CACHE_DIR`, else rattler's own default."""
+    """rattler's package cache; by default rattler's own (see `restore/cache.py`)."""
+    shared_package_cache: bool = False
+    """`cache_dir` is one cache for every user of the machine (`ReproApp.package_cache_dir`):
+    laid out per user, archives downloaded once for all (see `restore/cache.py`). A cache
+    folder that is sticky or another user's is treated as shared anyway."""
     allowed_prefix_roots: tuple[Path, ...] | None = None
     """Folders a `prefix` must lie inside, besides the envs dirs (found when the prefix is
     checked); compared as real paths. None allows any prefix, as conda does (the CLI); the
     server passes its `allowed_prefix_roots` (empty: the envs dirs only)."""
+    shared_envs_dirs: tuple[Path, ...] = ()
+    """Folders of administrators' environments (`ReproApp.shared_envs_dirs`), for the
+    discovery this service makes when it is given no catalog; with a catalog, its
+    discovery's. System condarcs' envs dirs this user cannot write are shared too."""
+    max_user_environments: int = 0
+    """Most environments the user may have in their own envs dirs; 0: no limit."""
+    min_free_space: int = 0
+    """Bytes that must be free where the environment goes; 0: no check."""
 
 
 @dataclass(frozen=True)
@@ -431,16 +458,91 @@ class RestoreService:
         self._linking: set[Path] = set()
         self._virtual_packages: list[Any] | None = None
         self._catalog = catalog
+        self._own_discovery: EnvironmentDiscovery | None = None
+        self.reserved_targets: Callable[[], Iterable[Path]] = tuple
+        """Targets of restores accepted but not started yet (the job queue's), counted
+        against `max_user_environments`."""
 
     # -- targets -----------------------------------------------------------------------------
 
     def _discovery(self) -> EnvironmentDiscovery:
         if self._catalog is not None:
             return self._catalog.discovery
-        return EnvironmentDiscovery(environ=self.environ, home=self.home, log=self.log)
+        if self._own_discovery is None:
+            self._own_discovery = EnvironmentDiscovery(
+                environ=self.environ,
+                home=self.home,
+                log=self.log,
+                shared_envs_dirs=self.options.shared_envs_dirs,
+            )
+        return self._own_discovery
 
     def _envs_dirs(self) -> tuple[Path, ...]:
         return self._discovery().discover().envs_dirs
+
+    def _shared_dirs(self) -> tuple[Path, ...]:
+        return self._discovery().discover().shared_dirs
+
+    def _own_envs_dirs(self) -> list[Path]:
+        """The envs dirs a named environment may go into: writable, not shared (and not
+        leading into a shared folder through a symlink), in conda's order."""
+        shared = self._shared_dirs()
+        return [
+            d
+            for d in self._envs_dirs()
+            if is_writable_dir(d) and shared_folder_of(d, shared) is None
+        ]
+
+    def _check_not_shared(self, target: Path) -> None:
+        """Refuse a target inside a shared folder, however it was reached."""
+        folder = shared_folder_of(target, self._shared_dirs())
+        if folder is None:
+            return
+        raise SharedTarget(
+            f"{target} is in {folder}, an administrator's shared folder of environments "
+            "(read-only: restores never write there); choose a name or a prefix in your own "
+            f"envs dir{self._own_dir_hint()}"
+        )
+
+    def _own_dir_hint(self) -> str:
+        own = self._own_envs_dirs()
+        return f" (a name goes into {own[0]})" if own else ""
+
+    def check_limits(self, target: Path) -> None:
+        """The administrator's per-user limits for a restore into `target`, before anything
+        is created: TooManyEnvironments, NotEnoughSpace."""
+        limit = self.options.max_user_environments
+        if limit > 0:
+            own = [os.path.realpath(d) for d in self._own_envs_dirs()]
+            mine = [
+                e.prefix
+                for e in self._discovery().discover().environments
+                if not e.shared and e.envs_dir is not None and os.path.realpath(e.envs_dir) in own
+            ]
+            # Restores being built (or queued) count too: they are not listed yet.
+            building = {*self._active, *self.reserved_targets()}
+            counted = {Path(os.path.realpath(p)) for p in (*mine, *building)}
+            counted.discard(Path(os.path.realpath(target)))
+            count = len(counted)
+            if count >= limit:
+                listed = ", ".join(sorted(p.name for p in mine)[:10])
+                raise TooManyEnvironments(
+                    f"you have {count} environments (in {', '.join(own)}), the most this "
+                    f"server allows (ReproApp.max_user_environments = {limit}); delete one "
+                    f"you no longer need (conda env remove -n NAME, or remove its folder) "
+                    f"and restore again{f'; yours: {listed}' if listed else ''}"
+                )
+        wanted = self.options.min_free_space
+        if wanted > 0:
+            where = existing_folder(target.parent)
+            free = free_space(where)
+            if free < wanted:
+                raise NotEnoughSpace(
+                    f"only {format_size(free)} free on the file system of {where}; this "
+                    f"server restores only with at least {format_size(wanted)} free "
+                    "(ReproApp.min_free_space): free some space there (delete environments "
+                    "you no longer need) and restore again"
+                )
 
     def name_conflict(self, name: str) -> NameConflict | None:
         """What already has `name`, as conda sees it: a listed environment of that name, or
@@ -456,7 +558,8 @@ class RestoreService:
                 return NameConflict(
                     name, entry.environment.prefix, "environment", tuple(entry.kernel_names)
                 )
-        for envs_dir in self._envs_dirs():
+        # Shared folders too: an administrator's environment keeps its name for everyone.
+        for envs_dir in dict.fromkeys((*self._envs_dirs(), *self._shared_dirs())):
             if os.path.lexists(envs_dir / name):
                 return NameConflict(name, envs_dir / name, "folder")
         return None
@@ -477,7 +580,7 @@ class RestoreService:
         problem = text_problem(name, "the name") or name_length_problem(name) or _name_problem(name)
         if problem is not None:
             return NameCheck(name, None, problem, None, self.free_name(name) if name else None)
-        writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
+        writable = self._own_envs_dirs()
         if not writable:
             return NameCheck(name, None, "no writable envs directory", None, None)
         target = Path(os.path.realpath(writable[0])) / name
@@ -534,11 +637,13 @@ class RestoreService:
                 )
             if problem is not None:
                 raise RefusedSpec(f"cannot use {chosen!r} as an environment name: {problem}")
-            writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
+            # Never a shared folder, even one listed first that this process may write.
+            writable = self._own_envs_dirs()
             if not writable:
                 raise RestoreError(
-                    "no writable envs directory to put a named environment in; "
-                    "give a prefix, or add a writable folder to envs_dirs in ~/.condarc"
+                    "no writable envs directory of your own to put a named environment in "
+                    "(shared folders are read-only); give a prefix, or add a writable "
+                    "folder to envs_dirs in ~/.condarc"
                 )
             target = writable[0] / chosen
             result_name = chosen
@@ -549,6 +654,8 @@ class RestoreService:
         )
         if problem is not None:
             raise InvalidTarget(f"cannot restore into {_shown(os.fspath(target), 300)}: {problem}")
+        # Also where the target itself is a symlink into a shared folder.
+        self._check_not_shared(target)
         if prefix is not None:
             self._check_prefix_allowed(target)
         if target in self._active:
@@ -560,6 +667,8 @@ class RestoreService:
                 f"a restore is building {target} (or one was interrupted: restarting the "
                 "server removes its leftovers); wait, or choose another name"
             )
+        # Before the name checks: a dry run answers a taken name with a plan, not a limit.
+        self.check_limits(target)
         if result_name is not None:
             conflict = self.name_conflict(result_name)
             if conflict is not None:
@@ -589,7 +698,7 @@ class RestoreService:
     ) -> tuple[Path, str | None]:
         if conflict.reason == "prefix" or prefix is not None:
             return conflict.prefix, conflict.name
-        writable = [d for d in self._envs_dirs() if is_writable_dir(d)]
+        writable = self._own_envs_dirs()
         target = (writable[0] if writable else conflict.prefix.parent) / (conflict.name or "")
         return Path(os.path.realpath(target.parent)) / target.name, conflict.name
 
@@ -598,7 +707,9 @@ class RestoreService:
         roots = self.options.allowed_prefix_roots
         if roots is None:
             return
-        allowed = [*self._envs_dirs(), *roots]
+        shared = self._shared_dirs()
+        envs_dirs = [d for d in self._envs_dirs() if shared_folder_of(d, shared) is None]
+        allowed = [*envs_dirs, *roots]
         if is_within_any(target, allowed):
             return
         raise InvalidTarget(
@@ -719,11 +830,9 @@ class RestoreService:
 
     # -- solving -----------------------------------------------------------------------------
 
-    def _cache_dir(self) -> Path | None:
-        if self.options.cache_dir is not None:
-            return Path(self.options.cache_dir)
-        configured = self.environ.get("RATTLER_CACHE_DIR")
-        return Path(configured) if configured else None
+    def _cache_dir(self) -> Path:
+        """rattler's package cache for this restore, always concrete (see restore/cache.py)."""
+        return package_cache_dir(self.options.cache_dir, self.environ, self.home)
 
     async def _virtual(self) -> list[Any]:
         if self._virtual_packages is None:
@@ -991,20 +1100,42 @@ class RestoreService:
             history: _History | None = None
             installing = source
             notebooks: tuple[CapsuleNotebook, ...] = ()
+            cached: dict[str, Path] = {}
+            checked: dict[str, str] = {}
             if source.kind == "capsule":
                 doing = "extracting the capsule"
+                # What the package cache holds with the lock's sha256 is not unpacked again.
+                cached = await asyncio.to_thread(self._cached, source)
+                if cached:
+                    progress.log(
+                        f"{len(cached)} packages are in the package cache with the lock's "
+                        "sha256; they are not unpacked from the capsule"
+                    )
+                assert source.capsule is not None
+                digest = await asyncio.to_thread(file_sha256, source.capsule)
+                known = await asyncio.to_thread(was_checked, digest, self.environ, self.home)
                 extraction = Path(tempfile.mkdtemp(prefix="jupyter-repro-capsule-"))
-                extracted = await self._extract(source, extraction, progress)
+                extracted = await self._extract(
+                    source, extraction, progress, skip=cached, check_all=not known
+                )
+                if source.lock is None or extracted.lock.digest() != source.lock.digest():
+                    # Its archives were checked against the lock read now, not the one planned.
+                    raise RestoreError(
+                        f"{source.origin} changed while it was being restored; start again"
+                    )
+                if not known and await asyncio.to_thread(file_sha256, source.capsule) == digest:
+                    await asyncio.to_thread(remember_checked, digest, self.environ, self.home)
                 installing = dataclasses.replace(
                     source, archives=dict(extracted.conda_paths), wheels=extracted.wheels_dir
                 )
+                checked = extracted.conda_md5
                 notebooks = await asyncio.to_thread(_read_notebooks, extracted)
             doing = "installing the packages"
             if self.options.engine == EMBEDDED_ENGINE or source.lock is not None:
                 # A lock is installed by the embedded engine, which verifies every archive
                 # against it before linking (a CLI would solve or trust its cache).
                 packages, history = await self._install_rattler(
-                    installing, target, config, progress
+                    installing, target, config, progress, cached=cached, checked=checked
                 )
                 history.cmd = self._command_line(source, prefix, target)
             else:
@@ -1045,9 +1176,37 @@ class RestoreService:
                 self._active.discard(target)
                 self._linking.discard(target)
 
+    async def _shared_cache(self) -> SharedCache | None:
+        """This user's part of the package cache when it is shared, prepared; else None."""
+        cache = self._cache_dir()
+        if not self.options.shared_package_cache and not await asyncio.to_thread(
+            is_shared_cache, cache
+        ):
+            return None
+        return await asyncio.to_thread(prepare_shared_cache, cache)
+
+    def _cached(self, source: RestoreSource) -> dict[str, Path]:
+        """This platform's locked packages the package cache holds, extracted from an archive
+        with the lock's sha256: lock URL -> the cache entry (this user's own part of a shared
+        cache: another user's entries are never linked from)."""
+        locked = source.lock.platform(host_platform()) if source.lock is not None else None
+        if locked is None:
+            return {}
+        cache = rattler_cache_dir(self._cache_dir(), self.options.shared_package_cache)
+        return {
+            p.url: cache / p.dist_name
+            for p in locked.conda
+            if p.sha256 and cached_sha256(cache, p.dist_name) == p.sha256
+        }
+
     @staticmethod
     async def _extract(
-        source: RestoreSource, extraction: Path, progress: Progress
+        source: RestoreSource,
+        extraction: Path,
+        progress: Progress,
+        *,
+        skip: Collection[str] = (),
+        check_all: bool = True,
     ) -> ExtractedCapsule:
         """Unpack the capsule into `extraction`, checking every member against its manifest
         (and the manifest against the lock). A cancel stops the unpacking and returns once
@@ -1063,7 +1222,14 @@ class RestoreService:
         progress.phase("extract", 0, 1)
         task = asyncio.ensure_future(
             asyncio.to_thread(
-                _extract_capsule(), source.capsule, extraction, progress=report, cancel=cancel
+                _extract_capsule(),
+                source.capsule,
+                extraction,
+                progress=report,
+                cancel=cancel,
+                platform=host_platform(),
+                skip=skip,
+                check_all=check_all,
             )
         )
         try:
@@ -1137,41 +1303,79 @@ class RestoreService:
         target: Path,
         config: CondaConfig,
         progress: Progress,
+        *,
+        cached: Mapping[str, Path] | None = None,
+        checked: Mapping[str, str] | None = None,
     ) -> tuple[int, _History]:
+        """Install with rattler: a lock exactly (every archive verified), else a solve.
+
+        `cached` (lock URL -> package cache entry) are locked packages rattler finds in its
+        cache with the lock's sha256: their records are made from the entry, named by the lock's
+        URL, and nothing is fetched or hashed for them. `checked` (archive URL -> md5): local
+        archives already hashed against the lock (a capsule's extraction)."""
         from rattler import InstallerReporter, MatchSpec, install
+
+        cached = cached or {}
 
         locked = self._locked_part(source, config)
         verified: list[Verified] = []
+        relocated: list[Verified] = []
         staging: tempfile.TemporaryDirectory[str] | None = None
         if locked is not None:
             assert source.spec is not None
             specs = list(source.spec.dependencies)
             progress.log(f"installing the lock of {host_platform()} exactly: no solve")
             progress.phase("verify", 0, len(locked.conda))
-            staging = tempfile.TemporaryDirectory(prefix="jupyter-repro-lock-")
+            # With a shared package cache, archives another user downloaded are used (checked)
+            # and this restore's downloads are kept there: staged beside them, so that keeping
+            # one is a rename.
+            shared_cache = await self._shared_cache()
+            staging = tempfile.TemporaryDirectory(
+                prefix="jupyter-repro-lock-",
+                dir=shared_cache.user_dir if shared_cache is not None else None,
+            )
             # A capsule's archives are read where they were extracted (file://), checked
             # against the lock's sha256 like any other.
+            fetching = [p for p in locked.conda if p.url not in cached]
             wanted = [
                 dataclasses.replace(p, url=source.archives[p.url].as_uri())
                 if p.url in source.archives
                 else p
-                for p in locked.conda
+                for p in fetching
             ]
+            # Only archives unpacked from the capsule for this restore were hashed on the way.
+            already = {
+                w.url: checked[p.url]
+                for p, w in zip(fetching, wanted, strict=True)
+                if checked and p.url in checked and p.url in source.archives
+            }
             try:
-                verified = await fetch_verified(
+                fetched = await fetch_verified(
                     wanted,
                     Path(staging.name),
                     on_done=lambda done, total: progress.phase("verify", done, total),
+                    checked=already,
+                    shared=shared_cache,
+                )
+                from_cache = await asyncio.to_thread(
+                    _cached_records, locked.conda, cached, checked or {}
                 )
             except BaseException:
                 staging.cleanup()
                 raise
-            if source.archives:
-                # Named by the lock's URLs again: the extraction folder is gone afterwards.
-                verified = [
-                    Verified(package, v.path, v.record)
-                    for package, v in zip(locked.conda, verified, strict=True)
-                ]
+            # Named by the lock's URLs again: a staging or extraction folder is gone afterwards.
+            by_url = {
+                p.url: Verified(p, v.path, v.record) for p, v in zip(fetching, fetched, strict=True)
+            }
+            by_url.update(from_cache)
+            verified = [by_url[p.url] for p in locked.conda]
+            # Records that name another file than the lock's (a staging folder, a capsule's
+            # extraction) are pointed back at the lock's URL once installed.
+            relocated = [
+                by_url[p.url]
+                for p, w in zip(fetching, wanted, strict=True)
+                if w.url != p.url or file_url_path(p.url) is None
+            ]
             records = [v.record for v in verified]
         else:
             for note in self._fallback_notes(source):
@@ -1189,23 +1393,34 @@ class RestoreService:
         # A task of its own, so that cancelling the restore cancels rattler's future (which
         # drops the Rust work) before the prefix is removed.
         self._linking.add(target)
-        task = asyncio.ensure_future(
-            install(
+
+        async def installing() -> None:
+            # A shared package cache is filled first, each archive downloaded once for all
+            # users; rattler then links from this user's part of it (see restore/cache.py).
+            cache, shared = await prepare_package_cache(
+                self._cache_dir(),
+                records,
+                shared=self.options.shared_package_cache,
+                on_done=lambda done, count: progress.phase("download", done, count),
+                log=progress.log,
+            )
+            await install(
                 records,
                 target_prefix=str(target),
-                cache_dir=self._cache_dir(),
+                cache_dir=cache,
                 show_progress=False,
                 requested_specs=[MatchSpec(s)._match_spec for s in specs],
                 # rattler calls only the callbacks the object has (see `_Reporter`).
                 reporter=cast(InstallerReporter, reporter),
             )
-        )
+            if shared is not None:
+                await asyncio.to_thread(secure_install, shared, records, target)
+
+        task = asyncio.ensure_future(installing())
         try:
             await task
-            if verified:
-                await asyncio.to_thread(
-                    restore_origins, target, verified, installed_elsewhere=bool(source.archives)
-                )
+            if relocated:
+                await asyncio.to_thread(restore_origins, target, relocated)
         except BaseException:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -1393,7 +1608,13 @@ class RestoreService:
 
     def cleanup_leftovers(self) -> list[Path]:
         """Remove prefixes a restore left half-built (its server died); return them."""
-        leftovers = find_leftovers(self._envs_dirs(), registered_prefixes(self.home), self._active)
+        shared = self._shared_dirs()
+        leftovers = [
+            # Never in a shared folder: an administrator's build there is not ours to remove.
+            p
+            for p in find_leftovers(self._envs_dirs(), registered_prefixes(self.home), self._active)
+            if shared_folder_of(p, shared) is None
+        ]
         for prefix in leftovers:
             self.log.info("removing %s, left by an interrupted restore", prefix)
             remove_prefix(prefix)
@@ -1405,6 +1626,36 @@ def _extract_capsule() -> Any:
     from ..specs.capsule import extract_capsule
 
     return extract_capsule
+
+
+def _cached_records(
+    packages: Sequence[LockedConda], cached: Mapping[str, Path], md5s: Mapping[str, str]
+) -> dict[str, Verified]:
+    """Records of the locked packages the package cache holds (see `RestoreService._cached`),
+    made from the cache entry's own `info/index.json` and named by the lock's URL (without
+    credentials: it is what conda-meta keeps). The md5 is the lock's, else `md5s`'s (a
+    capsule's manifest): the cache keeps no archive to hash."""
+    from rattler import PackageRecord, RepoDataRecord
+
+    out: dict[str, Verified] = {}
+    for package in packages:
+        entry = cached.get(package.url)
+        if entry is None:
+            continue
+        record = PackageRecord.from_index_json(
+            entry / "info" / "index.json",
+            size=package.size,
+            sha256=package.sha256,
+            md5=package.md5 or md5s.get(package.url),
+        )
+        repodata = RepoDataRecord(
+            record,
+            package.filename,
+            redact_url(package.url),
+            redact_url(package.channel),
+        )
+        out[package.url] = Verified(package, entry, repodata)
+    return out
 
 
 def _read_notebooks(extracted: ExtractedCapsule) -> tuple[CapsuleNotebook, ...]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..environments.channels import redact_url
 from ..specs.lock import LockedConda, archive_digests, file_url_path
+from .cache import SharedCache, find_archive, keep_archive
 from .errors import RestoreError
 
 _CHUNK = 1 << 20
@@ -75,11 +76,18 @@ def _missing(package: LockedConda) -> RestoreError:
     )
 
 
-def _check_local(items: Sequence[tuple[LockedConda, Path]]) -> dict[str, str]:
+def _check_local(
+    items: Sequence[tuple[LockedConda, Path]], checked: Mapping[str, str]
+) -> dict[str, str]:
     """Check every archive, in one worker thread: hashing is fast, hand-offs are not.
-    Returns each package URL's archive md5."""
+    Returns each package URL's archive md5. Archives in `checked` (URL -> md5) were hashed
+    against the lock's sha256 by whoever wrote them (a capsule's extraction) and are not read
+    again."""
     md5s: dict[str, str] = {}
     for package, path in items:
+        if package.url in checked:
+            md5s[package.url] = checked[package.url]
+            continue
         if not path.is_file():
             raise _missing(package)
         md5s[package.url] = check_archive(package, path)
@@ -98,6 +106,21 @@ async def _download(package: LockedConda, staging: Path, client: Any) -> Path:
             f"cannot download {package.dist_name} from {redact_url(package.url)}: {first}"
         ) from error
     return dest
+
+
+def _shared_archive(shared: SharedCache | None, package: LockedConda) -> Path | None:
+    """Another download of this archive in the shared cache whose bytes are the lock's (a
+    user's folder there may hold anything: checked here, never trusted)."""
+    if shared is None or not package.sha256:
+        return None
+    found = find_archive(shared, package.sha256, package.filename, package.size)
+    if found is None:
+        return None
+    try:
+        _, sha256, _ = archive_digests(found)
+    except OSError:
+        return None
+    return found if sha256 == package.sha256 else None
 
 
 async def _record(package: LockedConda, path: Path, uri: str, md5: str) -> Any:
@@ -132,16 +155,24 @@ async def fetch_verified(
     *,
     on_done: Callable[[int, int], None] | None = None,
     concurrency: int = 8,
+    checked: Mapping[str, str] | None = None,
+    shared: SharedCache | None = None,
 ) -> list[Verified]:
     """Fetch (or find, for `file://`) and verify every archive; records made from them.
 
     Local archives are checked where they are; remote ones are downloaded into `staging`
     (`concurrency` at a time) and checked there. Nothing is returned unless all match.
+    `checked` (package URL -> md5) names local archives already checked against the lock's
+    sha256 while they were written (a capsule's extraction): hashing them twice costs a
+    restore as much as linking them. With a `shared` package cache, an archive any user of it
+    downloaded is used when its bytes hash to the lock's sha256 (else it is downloaded), and
+    what this restore downloads and checks is kept there for the next user.
     """
     total = len(packages)
     local = [(p, path) for p in packages if (path := file_url_path(p.url)) is not None]
     remote = [p for p in packages if file_url_path(p.url) is None]
     paths: dict[str, Path] = {p.url: path for p, path in local}
+    reused: set[str] = set()
     if remote:
         from rattler.networking import Client
 
@@ -152,13 +183,29 @@ async def fetch_verified(
         async def one(package: LockedConda) -> None:
             nonlocal fetched
             async with semaphore:
-                paths[package.url] = await _download(package, staging, client)
+                found = await asyncio.to_thread(_shared_archive, shared, package)
+                if found is not None:
+                    paths[package.url] = found
+                    reused.add(package.url)
+                else:
+                    paths[package.url] = await _download(package, staging, client)
             fetched += 1
             if on_done is not None:
                 on_done(fetched, total)
 
         await _gather([one(p) for p in remote])
-    md5s = await asyncio.to_thread(_check_local, [(p, paths[p.url]) for p in packages])
+    md5s = await asyncio.to_thread(
+        _check_local, [(p, paths[p.url]) for p in packages], checked or {}
+    )
+    if shared is not None:
+        # Checked: kept for every user of the cache after this one.
+        for package in remote:
+            if package.url not in reused and package.sha256:
+                kept = await asyncio.to_thread(
+                    keep_archive, shared, paths[package.url], package.sha256, package.filename
+                )
+                if kept is not None:
+                    paths[package.url] = kept
     if on_done is not None:
         on_done(total, total)
     uris = await asyncio.to_thread(
@@ -168,24 +215,42 @@ async def fetch_verified(
     return [Verified(p, paths[p.url], r) for p, r in zip(packages, records, strict=True)]
 
 
-def restore_origins(
-    prefix: Path, verified: Sequence[Verified], *, installed_elsewhere: bool = False
-) -> None:
-    """Point the installed records back at the lock's URLs (rattler recorded the staged file).
+def restore_origins(prefix: Path, verified: Sequence[Verified]) -> None:
+    """Point the installed records of `verified` back at the lock's URLs, without
+    credentials (rattler recorded the file it installed from: a staging folder's, a capsule
+    extraction's, gone afterwards).
 
-    Only for archives that were downloaded to a staging folder; local channel files were
-    installed from where the lock says. With `installed_elsewhere` (a capsule: every archive
-    came from its extraction folder, gone afterwards) every record is pointed back.
+    Only the two fields change. The record is a few hundred KB of `paths` for big packages:
+    when the old value is found exactly once, it is replaced in the text rattler wrote instead
+    of the whole record being parsed and dumped again.
     """
     for item in verified:
-        if not installed_elsewhere and file_url_path(item.package.url) is not None:
-            continue
         path = prefix / "conda-meta" / f"{item.package.dist_name}.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            text = path.read_text(encoding="utf-8")
+        except OSError:
             continue
-        # Without credentials: conda-meta is read by every tool and exported from.
-        data["url"] = redact_url(item.package.url)
-        data["channel"] = redact_url(item.package.channel)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        # conda-meta is read by every tool and exported from: no credentials there.
+        changes = (
+            ("url", str(item.record.url), redact_url(item.package.url)),
+            ("channel", str(item.record.channel or ""), redact_url(item.package.channel)),
+        )
+        fast: str | None = text
+        for key, old, new in changes:
+            if old == new:
+                continue
+            needle = f'"{key}": {json.dumps(old, ensure_ascii=False)}'
+            if fast is None or fast.count(needle) != 1:
+                fast = None
+                break
+            fast = fast.replace(needle, f'"{key}": {json.dumps(new, ensure_ascii=False)}')
+        if fast is None:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            data["url"] = redact_url(item.package.url)
+            data["channel"] = redact_url(item.package.channel)
+            fast = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        if fast != text:
+            path.write_text(fast, encoding="utf-8")

@@ -36,7 +36,7 @@ import shutil
 import stat
 import tarfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -100,6 +100,7 @@ _NOTEBOOK_MEMBER = re.compile(
 )
 _NOT_IN_NOTEBOOK_NAME = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 Progress = Callable[[int, int], None]
 """`(done, total)` members written or read."""
@@ -131,6 +132,9 @@ class CapsuleConda:
     """The lock's URL, without credentials."""
     sha256: str
     size: int
+    md5: str | None = None
+    """Known when the lock had it (conda's records keep it; the embedded lock does not),
+    checked like the sha256 when the archive is unpacked."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,7 @@ class Manifest:
                 url=_field(item, "url", str, where, source),
                 sha256=_sha(item, where, source),
                 size=_size(item, where, source),
+                md5=_md5(item, where, source),
             )
             for where, item in _objects(data.get("conda", []), "conda", source)
         )
@@ -327,6 +332,15 @@ def _sha(item: Mapping[str, Any], where: str, source: str) -> str:
     if not _SHA256.fullmatch(value):
         raise CapsuleError(f"{where}: 'sha256' is not a lowercase hex sha256", source=source)
     return str(value)
+
+
+def _md5(item: Mapping[str, Any], where: str, source: str) -> str | None:
+    value = item.get("md5")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MD5.fullmatch(value):
+        raise CapsuleError(f"{where}: 'md5' is not a lowercase hex md5", source=source)
+    return value
 
 
 def _size(item: Mapping[str, Any], where: str, source: str) -> int:
@@ -453,17 +467,19 @@ def check_manifest_against_lock(manifest: Manifest, lock: Lock, *, source: str =
         )
     missing = {(m.platform, m.name) for m in manifest.missing}
     packed_conda: set[tuple[str, str]] = set()
+    # The lock's packages by (platform, URL as the manifest writes it), first one kept.
+    by_url: dict[tuple[str, str], LockedConda] = {}
+    for part in lock.platforms:
+        for p in part.conda:
+            by_url.setdefault((part.platform, redact_url(p.url)), p)
     for entry in manifest.conda:
-        part = lock.platform(entry.platform)
-        assert part is not None
-        found = [p for p in part.conda if redact_url(p.url) == entry.url]
-        if not found:
+        package = by_url.get((entry.platform, entry.url))
+        if package is None:
             raise CapsuleError(
                 f"{entry.path} ({entry.url}) is not in the lock for {entry.platform}",
                 source=source,
                 entry=entry.path,
             )
-        package = found[0]
         if package.sha256 != entry.sha256:
             raise CapsuleError(
                 f"{entry.path}: the manifest's sha256 {entry.sha256} is not the lock's "
@@ -480,11 +496,11 @@ def check_manifest_against_lock(manifest: Manifest, lock: Lock, *, source: str =
         packed_conda.add((entry.platform, package.url))
     packed_pypi: set[tuple[str, str, str]] = set()
     for wheel in manifest.pypi:
-        part = lock.platform(wheel.platform)
-        assert part is not None
+        wheel_part = lock.platform(wheel.platform)
+        assert wheel_part is not None
         matches = [
             p
-            for p in part.pypi
+            for p in wheel_part.pypi
             if p.name == wheel.name and p.version == wheel.version and p.sha256 == wheel.sha256
         ]
         if not matches or matches[0].url is None or wheel_member(matches[0].url) != wheel.path:
@@ -657,7 +673,9 @@ def write_capsule(
         _check_member_name(member, str(target), kinds=("conda",))
         add(_Source(member, size, package.sha256, file=Path(file), what=redact_url(package.url)))
         conda_entries.append(
-            CapsuleConda(platform, member, _embedded_url(package), package.sha256, size)
+            CapsuleConda(
+                platform, member, _embedded_url(package), package.sha256, size, package.md5
+            )
         )
     pypi_entries = []
     for platform, wheel, file in pypi:
@@ -782,7 +800,17 @@ def _write_atomically(
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where Linux shows it (another thread
+    creating a file meanwhile must not get the wrong mode)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere: briefly the strictest mask, so a file made meanwhile is private, not public.
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 
@@ -1044,6 +1072,9 @@ class ExtractedCapsule:
     """The folder of the wheels (always there, maybe empty): pip's `--find-links`."""
     wheel_paths: dict[tuple[str, str], Path] = field(default_factory=dict)
     """(platform, pip package name) -> the extracted wheel."""
+    conda_md5: dict[str, str] = field(default_factory=dict)
+    """The lock's package URL -> the md5 of its archive: hashed while it was unpacked (beside
+    the sha256 checked against the manifest), else the manifest's (checked when it was)."""
 
 
 class _Folders:
@@ -1133,8 +1164,18 @@ def extract_capsule(
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    platform: str | None = None,
+    skip: Collection[str] = (),
+    check_all: bool = True,
 ) -> ExtractedCapsule:
     """Unpack the capsule at `path` into `dest` (a new or empty folder), checking everything.
+
+    With `platform`, only what a restore on that platform needs is extracted: the lock, the
+    notebooks, that platform's archives and wheels, less the packages whose lock URLs are in
+    `skip` (the package cache holds them). The rest is still read and checked (a changed
+    byte anywhere refuses the capsule) but not written; with `check_all=False` (a capsule
+    whose every member was checked before, see `restore/cache.py`) it is not read at all:
+    reading stops once everything needed is there.
 
     Refuses (CapsuleError naming the member and the problem, with `dest` left as it was) a
     file that is not a capsule, a manifest that disagrees with the lock, a member that is not a
@@ -1168,11 +1209,18 @@ def extract_capsule(
             with folders.create(LOCK_NAME) as out:
                 out.write(lock_data)
             seen = {LOCK_NAME}
+            only = None if platform is None else _members_for(manifest, lock, platform, skip)
+            wanted = set(expected) if only is None else {LOCK_NAME, *only} & set(expected)
+            md5s: dict[str, str] = {}
+            manifest_md5 = {c.path: c.md5 for c in manifest.conda if c.md5}
             total = len(lock_data)
-            count = len(expected)
+            # The whole capsule is read to its end (extra members are refused) unless only
+            # some members are wanted, unchecked: then reading stops once they are all there.
+            check_all = check_all or only is None
+            count = len(expected) if check_all else len(wanted)
             if progress is not None:
                 progress(1, count)
-            while (info := _next(tar, source)) is not None:
+            while (check_all or not wanted <= seen) and (info := _next(tar, source)) is not None:
                 _check_member(info, source)
                 if info.name not in expected:
                     raise CapsuleError(
@@ -1184,6 +1232,8 @@ def extract_capsule(
                     raise CapsuleError(
                         f"member {info.name!r} comes twice", source=source, entry=info.name
                     )
+                if info.name not in wanted and not check_all:
+                    continue  # not needed and not checked: never written, so never used
                 size, sha256 = expected[info.name]
                 if info.size > max_member_bytes or total + info.size > max_bytes:
                     raise CapsuleError(
@@ -1197,12 +1247,23 @@ def extract_capsule(
                         source=source,
                         entry=info.name,
                     )
-                _extract_member(tar, info, folders, sha256, source, cancel)
+                md5s[info.name] = _extract_member(
+                    tar, info, folders if info.name in wanted else None, sha256, source, cancel
+                )
+                known_md5 = manifest_md5.get(info.name)
+                if known_md5 is not None and md5s[info.name] != known_md5:
+                    raise CapsuleError(
+                        f"{info.name} was changed: its md5 is {md5s[info.name]}, the manifest "
+                        f"says {known_md5}; the capsule is refused",
+                        source=source,
+                        entry=info.name,
+                    )
                 seen.add(info.name)
                 total += info.size
                 if progress is not None:
                     progress(len(seen), count)
-            absent = sorted(set(expected) - seen)
+            absent = sorted((set(expected) if check_all else wanted) - seen)
+            written = wanted & seen
             if absent:
                 raise CapsuleError(
                     f"the capsule lacks {', '.join(absent[:5])}"
@@ -1224,36 +1285,64 @@ def extract_capsule(
     wheels = root / "wheels"
     wheels.mkdir(exist_ok=True)
     conda_paths: dict[str, Path] = {}
+    conda_md5: dict[str, str] = {}
     for part in lock.platforms:
         for package in part.conda:
             member = conda_member(package)
-            if member in expected:
+            if member in written:
                 conda_paths[package.url] = root / member
-    wheel_paths = {(w.platform, w.name): root / w.path for w in manifest.pypi}
+                conda_md5[package.url] = md5s[member]
+            elif member in manifest_md5:
+                conda_md5[package.url] = manifest_md5[member]
+    wheel_paths = {(w.platform, w.name): root / w.path for w in manifest.pypi if w.path in written}
     return ExtractedCapsule(
         manifest=manifest,
         lock=lock,
         root=root,
-        notebooks=[root / name for name in manifest.notebooks],
+        notebooks=[root / name for name in manifest.notebooks if name in written],
         conda_paths=conda_paths,
         wheels_dir=wheels,
         wheel_paths=wheel_paths,
+        conda_md5=conda_md5,
     )
+
+
+def _members_for(manifest: Manifest, lock: Lock, platform: str, skip: Collection[str]) -> set[str]:
+    """The members a restore on `platform` reads (see `extract_capsule`)."""
+    wanted = set(manifest.notebooks)
+    part = lock.platform(platform)
+    if part is not None:
+        wanted.update(conda_member(p) for p in part.conda if p.url not in skip)
+    wanted.update(w.path for w in manifest.pypi if w.platform == platform)
+    return wanted
+
+
+class _Discard(io.RawIOBase):
+    """Where a member that is checked but not needed is written."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
 
 
 def _extract_member(
     tar: tarfile.TarFile,
     info: tarfile.TarInfo,
-    folders: _Folders,
+    folders: _Folders | None,
     sha256: str,
     source: str,
     cancel: threading.Event | None,
-) -> None:
+) -> str:
+    """Write one member (only check it, without `folders`), checking its sha256; returns its
+    md5 (hashed on the way)."""
     stream = tar.extractfile(info)
     assert stream is not None
     digest = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
     left = info.size
-    with folders.create(info.name) as out:
+    with folders.create(info.name) if folders is not None else _Discard() as out:
         while left > 0:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
@@ -1261,6 +1350,7 @@ def _extract_member(
             if not chunk:
                 raise CapsuleError(f"{info.name} is truncated", source=source, entry=info.name)
             digest.update(chunk)
+            md5.update(chunk)
             out.write(chunk)
             left -= len(chunk)
     if digest.hexdigest() != sha256:
@@ -1270,6 +1360,7 @@ def _extract_member(
             source=source,
             entry=info.name,
         )
+    return md5.hexdigest()
 
 
 def is_capsule(path_or_bytes: str | os.PathLike[str] | bytes) -> bool:

@@ -581,11 +581,17 @@ class VerifyService:
     @staticmethod
     def _restore_service_for(base: RestoreService, folder: Path) -> RestoreService:
         """`base`, or a copy allowed to write into `folder` when `base` restricts prefixes
-        (a server's): the folder is ours, made for this verification."""
+        (a server's): the folder is ours, made for this verification. The environment lives
+        only as long as the verification, so it does not count towards
+        `max_user_environments` (the free-space limit still applies)."""
         from ..restore.service import RestoreService
 
         roots = base.options.allowed_prefix_roots
-        if roots is None:
+        if roots is None and not base.options.max_user_environments:
             return base
-        options = replace(base.options, allowed_prefix_roots=(*roots, folder))
+        options = replace(
+            base.options,
+            allowed_prefix_roots=None if roots is None else (*roots, folder),
+            max_user_environments=0,
+        )
         return RestoreService(options, environ=base.environ, home=base.home, log=base.log)

@@ -53,7 +53,9 @@ export function searchText(env: IEnvironmentSummary): string {
     env.kind,
     env.python_version ? `python ${env.python_version}` : '',
     ...env.kernels,
-    env.prefix
+    env.prefix,
+    // Typing "shared" finds the administrator's environments.
+    env.shared ? 'shared' : ''
   ]
     .join(' ')
     .toLowerCase();

@@ -231,9 +231,15 @@ export interface IEnvironmentSummary {
   is_server_env: boolean;
 
   /**
-   * Whether the server may write into it.
+   * Whether the server may write into it (false for a shared environment).
    */
   writable: boolean;
+
+  /**
+   * Whether it is in an administrator's shared folder (read-only: no
+   * restore, lock or pack writes there). Absent from servers before 0.2.
+   */
+  shared?: boolean;
 }
 
 /**

@@ -45,6 +45,36 @@ export namespace DetailsTestIds {
   export const pipPackages = 'repro-env-pip-packages';
   export const packageRow = 'repro-env-package';
   export const packagesNoMatches = 'repro-env-packages-no-matches';
+  export const sharedBadge = 'repro-env-details-shared';
+}
+
+/**
+ * What the "shared" badge of an environment says on hover.
+ */
+export const SHARED_TITLE =
+  'Shared: provided by an administrator for every user, read-only. ' +
+  'Restores never write into it; restore a copy under your own name to change it.';
+
+/**
+ * The badges of an environment, in the order shown: `base`, `server`, and
+ * `shared` (which says read-only itself) or `read-only`.
+ */
+export function environmentBadges(
+  env: IEnvironmentSummary
+): { label: string; title?: string; shared?: boolean }[] {
+  const badges: { label: string; title?: string; shared?: boolean }[] = [];
+  if (env.is_base) {
+    badges.push({ label: 'base' });
+  }
+  if (env.is_server_env) {
+    badges.push({ label: 'server' });
+  }
+  if (env.shared) {
+    badges.push({ label: 'shared', title: SHARED_TITLE, shared: true });
+  } else if (!env.writable) {
+    badges.push({ label: 'read-only' });
+  }
+  return badges;
 }
 
 /**
@@ -441,14 +471,17 @@ export class EnvironmentDetails implements IDisposable {
     }
     this._title.textContent = env.name;
     const badges: HTMLElement[] = [];
-    for (const [flag, label] of [
-      [env.is_base, 'base'],
-      [env.is_server_env, 'server'],
-      [!env.writable, 'read-only']
-    ] as const) {
-      if (flag) {
-        badges.push(el('span', 'jp-ReproPanel-badge', label));
+    for (const badge of environmentBadges(env)) {
+      const node = el('span', 'jp-ReproPanel-badge', badge.label);
+      if (badge.shared) {
+        node.classList.add('jp-mod-shared');
+        node.dataset.testid = DetailsTestIds.sharedBadge;
+        node.setAttribute('aria-label', 'shared, read-only');
       }
+      if (badge.title) {
+        node.title = badge.title;
+      }
+      badges.push(node);
     }
     this._badges.replaceChildren(...badges);
 

@@ -14,7 +14,7 @@ import {
   IReproModel
 } from '../tokens';
 import { button, el, escapeHtml, replaceChildren } from './dom';
-import { EnvironmentDetails } from './environmentDetails';
+import { EnvironmentDetails, environmentBadges } from './environmentDetails';
 import {
   IListFilter,
   isEmptyFilter,
@@ -57,6 +57,7 @@ export namespace TestIds {
   export const envKernelFilter = 'repro-env-kernel-filter';
   export const envNoMatches = 'repro-env-no-matches';
   export const envClearFilters = 'repro-env-clear-filters';
+  export const envSharedBadge = 'repro-env-shared-badge';
 }
 
 /**
@@ -1032,16 +1033,14 @@ namespace Private {
    */
   export function rowHtml(env: IEnvironmentSummary, index: number): string {
     const name = escapeHtml(env.name);
-    const badges: string[] = [];
-    if (env.is_base) {
-      badges.push('<span class="jp-ReproPanel-badge">base</span>');
-    }
-    if (env.is_server_env) {
-      badges.push('<span class="jp-ReproPanel-badge">server</span>');
-    }
-    if (!env.writable) {
-      badges.push('<span class="jp-ReproPanel-badge">read-only</span>');
-    }
+    const badges = environmentBadges(env).map(badge =>
+      badge.shared
+        ? `<span class="jp-ReproPanel-badge jp-mod-shared" ` +
+          `data-testid="${TestIds.envSharedBadge}" ` +
+          `aria-label="shared, read-only" title="${escapeHtml(badge.title ?? '')}">` +
+          `${badge.label}</span>`
+        : `<span class="jp-ReproPanel-badge">${badge.label}</span>`
+    );
     const python = env.python_version
       ? `Python ${escapeHtml(env.python_version)}`
       : 'no Python';
