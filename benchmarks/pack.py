@@ -11,7 +11,8 @@
    extraction removed) with the channel folder renamed away during the restore, against a
    bare `rattler.install` of the same records (the environment's conda-meta PrefixRecords)
    from a WARM package cache (filled by one untimed install first). Target: ours at most 1.3x,
-   ours warm too: the capsule restored once before on this machine (untimed), so its packages
+   ours warm too (one RestoreService for every run, as a server keeps one): the capsule
+   restored once before on this machine (untimed), so its packages
    are in the package cache with the lock's sha256 and its file's sha256 is known to have had
    every member checked; ours then hashes the capsule file, reads its head and installs from
    the cache. For information: ours cold (a fresh package cache and the capsule never seen:
@@ -140,24 +141,29 @@ async def _measure_restore(
     runs.mkdir()
     warm_cache = runs / "cache-bare"
 
-    async def restore(tag: str, cache: Path, xdg: Path) -> None:
-        source = load_source(file=capsule)
+    def service_for(cache: Path, xdg: Path) -> RestoreService:
         # XDG_CACHE_HOME holds the record of capsules checked before (restore/checked_capsules).
-        service = RestoreService(
+        return RestoreService(
             RestoreOptions(cache_dir=cache),
             environ={**environ, "XDG_CACHE_HOME": str(xdg)},
             home=home,
         )
+
+    # Warm: one service for every restore, as a server has (its discovery cache warm too).
+    warm_service = service_for(runs / "cache-ours-warm", runs / "xdg-warm")
+
+    async def restore(tag: str, service: RestoreService) -> None:
+        source = load_source(file=capsule)
         with _channel_away(channel):
             done = await service.restore(source, prefix=str(runs / f"env-{tag}"), progress=_Quiet())
         if done.packages != expected:
             raise RuntimeError(f"restored {done.packages} packages, not {expected}")
 
     async def ours(tag: str) -> None:
-        await restore(tag, runs / "cache-ours-warm", runs / "xdg-warm")
+        await restore(tag, warm_service)
 
     async def ours_cold(tag: str) -> None:
-        await restore(tag, runs / f"cache-{tag}", runs / f"xdg-{tag}")
+        await restore(tag, service_for(runs / f"cache-{tag}", runs / f"xdg-{tag}"))
 
     async def bare(tag: str) -> None:
         await lock_bench._bare_install(records, specs, runs / f"env-{tag}", warm_cache)

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from jupyter_repro.environments.prefix import RESTORE_MARKER
-from jupyter_repro.restore.cache import (
+from jupyter_repro.restore.errors import RestoreError
+from jupyter_repro.restore.service import RestoreOptions, RestoreService
+from jupyter_repro.restore.shared_cache import (
     PackageCacheRefused,
     SharedCache,
     cache_user_name,
@@ -33,8 +35,6 @@ from jupyter_repro.restore.cache import (
     prepare_shared_cache,
     rattler_cache_dir,
 )
-from jupyter_repro.restore.errors import RestoreError
-from jupyter_repro.restore.service import RestoreOptions, RestoreService
 from jupyter_repro.restore.source import load_source
 from jupyter_repro.specs.lock import render_conda_lock
 from jupyter_repro.specs.locking import LockOptions, lock_environment

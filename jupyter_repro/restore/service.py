@@ -53,16 +53,7 @@ from ..specs.explicit import ExplicitEntry, explicit_urls
 from ..specs.export import host_platform
 from ..specs.lock import LockedConda, PlatformLock, _pypi_line, file_url_path
 from ..specs.pip_lock import PipIndex
-from .cache import (
-    SharedCache,
-    cached_sha256,
-    is_shared_cache,
-    package_cache_dir,
-    prepare_package_cache,
-    prepare_shared_cache,
-    rattler_cache_dir,
-    secure_install,
-)
+from .cache import cached_sha256, package_cache_dir
 from .channels import (
     CondaConfig,
     channel_urls,
@@ -113,6 +104,14 @@ from .limits import existing_folder, format_size, free_space, shared_folder_of
 from .notebooks import CapsuleNotebook
 from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
+from .shared_cache import (
+    SharedCache,
+    is_shared_cache,
+    prepare_package_cache,
+    prepare_shared_cache,
+    rattler_cache_dir,
+    secure_install,
+)
 from .source import RestoreSource, load_source
 from .verified import Verified, fetch_verified, restore_origins
 
@@ -144,7 +143,7 @@ class RestoreOptions:
     """rattler's package cache; by default rattler's own (see `restore/cache.py`)."""
     shared_package_cache: bool = False
     """`cache_dir` is one cache for every user of the machine (`ReproApp.package_cache_dir`):
-    laid out per user, archives downloaded once for all (see `restore/cache.py`). A cache
+    laid out per user, archives downloaded once for all (see `restore/shared_cache.py`). A cache
     folder that is sticky or another user's is treated as shared anyway."""
     allowed_prefix_roots: tuple[Path, ...] | None = None
     """Folders a `prefix` must lie inside, besides the envs dirs (found when the prefix is
@@ -1105,15 +1104,13 @@ class RestoreService:
             if source.kind == "capsule":
                 doing = "extracting the capsule"
                 # What the package cache holds with the lock's sha256 is not unpacked again.
-                cached = await asyncio.to_thread(self._cached, source)
+                cached, digest, known = await asyncio.to_thread(self._capsule_preflight, source)
                 if cached:
                     progress.log(
                         f"{len(cached)} packages are in the package cache with the lock's "
                         "sha256; they are not unpacked from the capsule"
                     )
                 assert source.capsule is not None
-                digest = await asyncio.to_thread(file_sha256, source.capsule)
-                known = await asyncio.to_thread(was_checked, digest, self.environ, self.home)
                 extraction = Path(tempfile.mkdtemp(prefix="jupyter-repro-capsule-"))
                 extracted = await self._extract(
                     source, extraction, progress, skip=cached, check_all=not known
@@ -1184,6 +1181,14 @@ class RestoreService:
         ):
             return None
         return await asyncio.to_thread(prepare_shared_cache, cache)
+
+    def _capsule_preflight(self, source: RestoreSource) -> tuple[dict[str, Path], str, bool]:
+        """Before a capsule is unpacked (one worker thread): what the package cache holds
+        (`_cached`), the capsule file's sha256, and whether this user checked every member
+        of that file before (restore/checked_capsules.py)."""
+        assert source.capsule is not None
+        digest = file_sha256(source.capsule)
+        return self._cached(source), digest, was_checked(digest, self.environ, self.home)
 
     def _cached(self, source: RestoreSource) -> dict[str, Path]:
         """This platform's locked packages the package cache holds, extracted from an archive
@@ -1396,7 +1401,7 @@ class RestoreService:
 
         async def installing() -> None:
             # A shared package cache is filled first, each archive downloaded once for all
-            # users; rattler then links from this user's part of it (see restore/cache.py).
+            # users; rattler then links from this user's part of it (see restore/shared_cache.py).
             cache, shared = await prepare_package_cache(
                 self._cache_dir(),
                 records,

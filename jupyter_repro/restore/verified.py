@@ -19,8 +19,8 @@ from typing import Any
 
 from ..environments.channels import redact_url
 from ..specs.lock import LockedConda, archive_digests, file_url_path
-from .cache import SharedCache, find_archive, keep_archive
 from .errors import RestoreError
+from .shared_cache import SharedCache, find_archive, keep_archive
 
 _CHUNK = 1 << 20
 

@@ -1174,7 +1174,7 @@ def extract_capsule(
     notebooks, that platform's archives and wheels, less the packages whose lock URLs are in
     `skip` (the package cache holds them). The rest is still read and checked (a changed
     byte anywhere refuses the capsule) but not written; with `check_all=False` (a capsule
-    whose every member was checked before, see `restore/cache.py`) it is not read at all:
+    whose every member was checked before, see `restore/checked_capsules.py`) it is not read at all:
     reading stops once everything needed is there.
 
     Refuses (CapsuleError naming the member and the problem, with `dest` left as it was) a
