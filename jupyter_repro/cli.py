@@ -495,16 +495,23 @@ def _restore(args: argparse.Namespace) -> int:
         # Before the plan: a solve, then a prompt, then "not found" would waste the user's time.
         return fail(problem)
     # The administrator's shared folders and per-user limits, from the server's config files.
-    from .restore.limits import configured_limits
+    from .restore.limits import configured_limits, configured_package_cache
 
     try:
         limits = configured_limits()
+        # --cache-dir: as given (shared when the folder is); else the server's shared cache.
+        cache = (
+            {"cache_dir": Path(args.cache_dir).expanduser()}
+            if args.cache_dir
+            else configured_package_cache()
+        )
     except ValueError as error:
         return fail(f"{error} (in the Jupyter server's configuration)")
     try:
         service = RestoreService(
             RestoreOptions(
                 **limits,
+                **cache,
                 engine=args.engine or EMBEDDED_ENGINE,
                 allow_pip_urls=args.allow_pip_urls,
                 pip_find_links=tuple(args.find_links),
@@ -1216,6 +1223,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where a capsule's notebooks are written (default: the current folder); an "
         "existing file is never replaced (name-1.ipynb, ...)",
+    )
+    restore.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="rattler's package cache (default: ReproApp.package_cache_dir of the server's "
+        "configuration, else rattler's own); a sticky or another user's folder is used as a "
+        "cache shared by several users",
     )
     restore.add_argument("--verbose", "-v", action="store_true", help="print the engine's log")
     restore.set_defaults(run=_restore)

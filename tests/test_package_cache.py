@@ -562,3 +562,29 @@ def test_a_lock_restore_takes_the_archives_the_shared_cache_kept(
         for p in (tmp_path / "again" / "conda-meta").glob("*.json")
     }
     assert installed == EXPECTED
+
+
+def test_the_command_line_uses_the_servers_shared_cache_or_its_cache_dir(
+    rig_environ, conda_installation, rig_channel, tmp_path, capsys
+) -> None:
+    from jupyter_repro.cli import main
+    from tests.test_user_limits import write_server_config, write_spec
+
+    spec = write_spec(tmp_path, rig_channel)
+    shared = tmp_path / "srv" / "pkgs"
+    write_server_config(conda_installation, {"package_cache_dir": str(shared)})
+
+    assert main(["restore", str(spec), "--name", "one", "--yes"]) == 0, capsys.readouterr().err
+
+    # The server's cache, laid out per user: made sticky, this user's part filled.
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert any((shared / cache_user_name() / "pkgs").glob("pkgc-*/info/index.json"))
+
+    mine = tmp_path / "my-cache"
+    assert main(["restore", str(spec), "--name", "two", "--yes", "--cache-dir", str(mine)]) == 0
+    # A folder of one's own given on the command line is rattler's cache as it is.
+    assert any(mine.glob("pkgc-*/info/index.json"))
+
+    write_server_config(conda_installation, {"package_cache_dir": "relative/pkgs"})
+    assert main(["restore", str(spec), "--name", "three", "--yes"]) == 1
+    assert "ReproApp.package_cache_dir" in capsys.readouterr().err

@@ -140,21 +140,27 @@ class RestoreLimitsTraits(HasTraits):
         return tuple(Path(os.path.expanduser(entry.strip())) for entry in self.shared_envs_dirs)
 
 
-def _configured() -> RestoreLimitsTraits:
-    """The settings as the Jupyter server's configuration files set them (the files
-    `jupyter server` reads: `jupyter_server_config.py`/`.json` and `.d/` folders on the
-    Jupyter config path). Raises TraitError for an invalid value."""
+def _server_config() -> Any:
+    """The Jupyter server's configuration files, read as `jupyter server` reads them
+    (`jupyter_server_config.py`/`.json` and `.d/` folders on the Jupyter config path)."""
     from jupyter_core.application import JupyterApp
-    from traitlets.config import Configurable
 
     class _ServerConfig(JupyterApp):
         name = "jupyter-server"  # reads jupyter_server_config.*
 
     reader = _ServerConfig()
     reader.load_config_file()
+    return reader.config
+
+
+def _configured() -> RestoreLimitsTraits:
+    """The settings as the Jupyter server's configuration files set them. Raises TraitError
+    for an invalid value."""
+    from traitlets.config import Configurable
+
     # Named like the server extension's class, so the `ReproApp` section applies.
     settings = type("ReproApp", (Configurable, RestoreLimitsTraits), {})
-    return settings(config=reader.config)
+    return settings(config=_server_config())
 
 
 def configured_limits() -> dict[str, Any]:
@@ -164,6 +170,19 @@ def configured_limits() -> dict[str, Any]:
         return _configured().restore_limits()
     except TraitError as error:
         raise ValueError(str(error)) from None
+
+
+def configured_package_cache() -> dict[str, Any]:
+    """`ReproApp.package_cache_dir` of the server's configuration files as `RestoreOptions`
+    fields ({} when unset): the command line uses the server's shared cache too. Raises
+    ValueError for a value that is not an absolute folder."""
+    value = _server_config().get("ReproApp", {}).get("package_cache_dir", "")
+    if not isinstance(value, str) or not value.strip():
+        return {}
+    path = Path(os.path.expanduser(value.strip()))
+    if not path.is_absolute():
+        raise ValueError(f"ReproApp.package_cache_dir: {value!r} is not an absolute folder")
+    return {"cache_dir": path, "shared_package_cache": True}
 
 
 def configured_shared_envs_dirs() -> list[str]:
