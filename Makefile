@@ -17,7 +17,7 @@ RUN_ARGS ?=
 # Jupyter refuses to run as root without this; containers and CI machines often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help run test test-python lint bench bench-tools chromium clean
+.PHONY: help run test test-python lint bench bench-tools chromium hub-tools clean
 
 help:
 	@echo "make run    install everything into $(VENV) and start JupyterLab on examples/"
@@ -67,7 +67,21 @@ chromium:
 		echo "chromium is missing and this user cannot install it: browser tests will be skipped (they fail under CI=true)"; \
 	fi
 
-test: $(INSTALLED) $(LABEXT_BUILT) chromium
+# JupyterHub's configurable-http-proxy (from the npm registry) for the hub end-to-end tests
+# (tests/hub/): the versions pinned by tests/hub/yarn.lock, installed into $(HUB_TOOLS)/ (not
+# globally) by the venv's jlpm, so that no npm is needed beside Node.js.
+HUB_TOOLS := .hub-tools
+HUB_TOOLS_STAMP := $(HUB_TOOLS)/.installed
+
+$(HUB_TOOLS_STAMP): tests/hub/package.json tests/hub/yarn.lock tests/hub/.yarnrc.yml | $(INSTALLED)
+	mkdir -p $(HUB_TOOLS)
+	cp tests/hub/package.json tests/hub/yarn.lock tests/hub/.yarnrc.yml $(HUB_TOOLS)/
+	cd $(HUB_TOOLS) && jlpm install --immutable >/dev/null
+	touch $@
+
+hub-tools: $(HUB_TOOLS_STAMP)
+
+test: $(INSTALLED) $(LABEXT_BUILT) chromium hub-tools
 	cd labextension && jlpm test --ci
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -91,5 +105,5 @@ bench: $(INSTALLED) $(LABEXT_BUILT) bench-tools
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build dist test-artifacts jupyter_repro/labextension \
+	rm -rf $(VENV) $(HUB_TOOLS) build dist test-artifacts jupyter_repro/labextension \
 		labextension/node_modules labextension/lib labextension/tsconfig.tsbuildinfo

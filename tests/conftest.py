@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub.fixtures import *  # noqa: F403  (a real JupyterHub: `hub`)
 from tests.rig.fixtures import *  # noqa: F403  (the offline conda rig's fixtures)
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]

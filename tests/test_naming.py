@@ -96,3 +96,25 @@ def test_characters_outside_the_allowed_set_become_underscores(raw, clean):
 
 def test_kernel_name_is_cleaned():
     assert kernel_name("my env", False, "python3") == "conda-env-my_env-py"
+
+
+def test_without_a_base_installation_the_users_envs_dir_names_environments_plainly():
+    """A JupyterHub image without conda: environments restored by name live in
+    ~/.conda/envs and keep that name; another `envs` folder is still told apart."""
+    home_envs = Path("/home/ada/.conda/envs")
+    envs = [
+        NamingInput(home_envs / "course", "conda"),
+        NamingInput(Path("/srv/conda/envs/course"), "conda"),
+        NamingInput(Path("/srv/conda/envs/shared"), "conda"),
+    ]
+
+    names = environment_names(envs, None, default_envs_dir=home_envs)
+
+    assert names == {
+        home_envs / "course": "course",
+        Path("/srv/conda/envs/course"): "conda-course",
+        Path("/srv/conda/envs/shared"): "conda-shared",
+    }
+    # With a base installation elsewhere, nb_conda_kernels' rule is kept: `.conda-course`.
+    with_base = environment_names(envs, Path("/opt/conda"), default_envs_dir=home_envs)
+    assert with_base[home_envs / "course"] == ".conda-course"

@@ -94,6 +94,7 @@ class EnvironmentCatalog:
             (NamingInput(e.prefix, e.kind) for e in environments),
             discovered.base_prefix,
             self.base_name,
+            default_envs_dir=discovered.envs_dirs[0] if discovered.envs_dirs else None,
         )
         self._entries = tuple(
             CatalogEntry(

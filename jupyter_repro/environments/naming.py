@@ -54,7 +54,10 @@ class NamingInput:
 
 
 def environment_names(
-    environments: Iterable[NamingInput], base_prefix: Path | None, base_name: str = "base"
+    environments: Iterable[NamingInput],
+    base_prefix: Path | None,
+    base_name: str = "base",
+    default_envs_dir: Path | None = None,
 ) -> dict[Path, str]:
     """Unique display names of environments, in the order given (which decides clashes).
 
@@ -63,8 +66,12 @@ def environment_names(
     is taken, it becomes `<root folder>-<name>` (so `~/.conda/envs/foo` is `.conda-foo`).
     A pixi environment is `<project>-<env>`. A prefix folder named like `.venv` or `env` is
     named after its parent. Remaining clashes get `-2`, `-3`, ...
+
+    Without a base installation (a JupyterHub image with no conda: only this server's
+    restores), `default_envs_dir` (the user's first envs dir, where restores by name go)
+    takes the place of `<base>/envs`: `~/.conda/envs/foo` is `foo`, as the user named it.
     """
-    base_envs_dir = base_prefix / "envs" if base_prefix is not None else None
+    base_envs_dir = base_prefix / "envs" if base_prefix is not None else default_envs_dir
     names: dict[Path, str] = {}
     taken: set[str] = set()
     for env in environments:
