@@ -147,3 +147,19 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file beside {target}")
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (another thread
+    creating a file meanwhile must not get the wrong mode)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere: briefly the strictest mask, so a file made meanwhile is private, not public.
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask

@@ -660,6 +660,23 @@ ALIAS_BOMB = (
         (conda_lock_text(sha256="ab" * 31), "invalid sha256"),
         (conda_lock_text(url=f"{FORGE}/linux-64/../../../etc/passwd"), "does not end in"),
         (conda_lock_text().replace("version: 1", "version: 2"), "unsupported conda-lock version 2"),
+        # name, version and build name files (conda-meta, the package cache): no paths
+        (
+            conda_lock_text().replace("- name: foo", "- name: ../../../home/u/.bashrc"),
+            "its name '../../../home/u/.bashrc' is not a conda package name",
+        ),
+        (
+            conda_lock_text().replace("version: '1.0'", "version: '1.0/../x'"),
+            "its version '1.0/../x' is not a conda package version",
+        ),
+        (
+            conda_lock_text().replace("- name: foo", "- name: .hidden"),
+            "its name '.hidden' is not a conda package name",
+        ),
+        (
+            conda_lock_text().replace("- name: foo", "- name: bar"),
+            "its file 'foo-1.0-0.conda' is not bar-1.0-0.conda or bar-1.0-0.tar.bz2",
+        ),
         ("version: 1\nmetadata: {}\n", "no 'package' list"),
         ("[1, 2]\n", "no 'package' list"),
         ("version: 1\npackage: [\n", "not valid YAML"),
@@ -683,6 +700,10 @@ def test_hostile_conda_lock_is_refused(text, message):
         (embedded_data(line=f"linux-64/../foo-1.0-0.conda#{SHA}"), "is not 'subdir/file#sha256'"),
         (embedded_data(line=f"../etc/foo-1.0-0.conda#{SHA}"), "is not 'subdir/file#sha256'"),
         (embedded_data(line="linux-64/passwd"), "does not end in name-version-build.conda"),
+        (
+            embedded_data(line=f"linux-64/foo bar-1.0-0.conda#{SHA}"),
+            "its name 'foo bar' is not a conda package name",
+        ),
         ({**embedded_data(), "platforms": {}}, "the lock has no platforms"),
         ({**embedded_data(), "platforms": {"noarch": {"conda": {}}}}, "is not a conda platform"),
         ({**embedded_data(), "platforms": {"amiga-68k": {"conda": {}}}}, "is not a conda platform"),

@@ -660,3 +660,32 @@ async def test_restored_variables_reach_the_kernel(
     finally:
         await jp_fetch("api", "kernels", kernel_id, method="DELETE")
     assert printed.strip() == repr("hello world")
+
+
+@pytest.mark.asyncio
+async def test_the_environment_is_private_while_it_is_built_and_ordinary_after(
+    conda_installation: CondaInstallation, rig_channel: RigChannel, rig_environ, tmp_path: Path
+) -> None:
+    """Installers keep archives' file modes (a 0666 file stays 0666 until corrected): while
+    the restore runs, nobody else may even enter the folder."""
+    target = tmp_path / "private"
+    seen: list[int] = []
+
+    class Watch(Recorder):
+        def phase(self, name: str, done: int, total: int) -> None:
+            super().phase(name, done, total)
+            if target.exists() and (target / RESTORE_MARKER).exists():
+                seen.append(target.stat().st_mode & 0o777)
+
+    source = load_source(content=f"channels: [{rig_channel.url}]\ndependencies: [pkgc]\n")
+    old = os.umask(0o022)
+    try:
+        await _service(conda_installation, rig_environ).restore(
+            source, prefix=target, progress=Watch()
+        )
+    finally:
+        os.umask(old)
+
+    assert seen
+    assert set(seen) == {0o700}
+    assert target.stat().st_mode & 0o777 == 0o755

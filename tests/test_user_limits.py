@@ -334,6 +334,27 @@ async def test_the_service_counts_restores_being_built_and_queued(
     assert service.resolve_target(name="third", prefix=None, source=source)[1] == "third"
 
 
+async def test_prefixes_nested_in_an_envs_dir_count_towards_the_limit(
+    conda_installation: CondaInstallation, rig_channel
+):
+    """A prefix inside an envs dir (allowed by default) is an environment of the user's like
+    any other: restoring them one by one cannot pass the limit."""
+    inst = conda_installation
+    service = RestoreService(
+        RestoreOptions(max_user_environments=2, allowed_prefix_roots=()),
+        environ=inst.environ(),
+        home=inst.home,
+    )
+    source = load_source(content=f"channels:\n  - {rig_channel.url}\ndependencies:\n  - pkgc\n")
+    group = inst.extra_envs_dir / "group"
+    await service.restore(source, prefix=group / "a")
+    await service.restore(source, prefix=group / "b")
+
+    with pytest.raises(TooManyEnvironments, match="you have 2 environments"):
+        await service.restore(source, prefix=group / "c")
+    assert not (group / "c").exists()
+
+
 # -- the command line reads the server's configuration ------------------------------------
 
 

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from ..atomic import replace_file
+from ..atomic import current_umask, replace_file
 from ..environments.prefix import RESTORE_MARKER
 
 # After a cancelled install, rattler's worker threads may still finish a file or two inside
@@ -189,7 +189,10 @@ def claim_target(target: Path) -> None:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        target.mkdir()
+        # Private until the restore is done (`release_marker`): installers keep archives'
+        # file modes, world-writable ones included, until they are corrected (a shared
+        # package cache's restores correct them); nobody else may open such a file meanwhile.
+        target.mkdir(mode=0o700)
     except FileExistsError:
         raise ClaimRefused(target, busy=os.path.lexists(target / RESTORE_MARKER)) from None
     if os.path.realpath(target) != os.path.abspath(target):
@@ -210,8 +213,10 @@ def claim_target(target: Path) -> None:
 
 
 def release_marker(target: Path) -> None:
-    """The restore finished: the prefix becomes a normal environment."""
+    """The restore finished: the prefix becomes a normal environment, with the mode a folder
+    made now would have."""
     (target / RESTORE_MARKER).unlink(missing_ok=True)
+    os.chmod(target, 0o777 & ~current_umask())
 
 
 def remove_prefix(target: Path, *, settle: bool = False) -> None:

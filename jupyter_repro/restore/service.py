@@ -513,10 +513,17 @@ class RestoreService:
         limit = self.options.max_user_environments
         if limit > 0:
             own = [os.path.realpath(d) for d in self._own_envs_dirs()]
+            discovered = self._discovery().discover()
+            # Every environment the user could remove counts, wherever it is (a prefix nested
+            # in an envs dir or under an allowed root too); the base installation, the
+            # server's own environment and shared ones do not.
             mine = [
                 e.prefix
-                for e in self._discovery().discover().environments
-                if not e.shared and e.envs_dir is not None and os.path.realpath(e.envs_dir) in own
+                for e in discovered.environments
+                if not e.shared
+                and not e.is_server_env
+                and e.prefix != discovered.base_prefix
+                and os.access(e.prefix, os.W_OK)
             ]
             # Restores being built (or queued) count too: they are not listed yet.
             building = {*self._active, *self.reserved_targets()}

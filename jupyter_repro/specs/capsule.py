@@ -43,6 +43,7 @@ from typing import IO, Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 from .._version import __version__
+from ..atomic import current_umask
 from ..environments.channels import is_subdir, redact_text, redact_url
 from .environment import SpecError
 from .lock import MAX_LOCK_BYTES, Lock, LockedConda, LockError, embedded_lock, parse_embedded_lock
@@ -787,7 +788,7 @@ def _write_atomically(
                             progress(done + 1, len(members))
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(temporary, 0o644 & ~_umask())
+        os.chmod(temporary, 0o644 & ~current_umask())
         os.replace(temporary, target)
     except _Cancelled:
         with contextlib.suppress(OSError):
@@ -797,22 +798,6 @@ def _write_atomically(
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux shows it (another thread
-    creating a file meanwhile must not get the wrong mode)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    # Elsewhere: briefly the strictest mask, so a file made meanwhile is private, not public.
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
 
 
 def _add_member(

@@ -42,6 +42,9 @@ _PACKAGE_FILE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_UNSAFE_PART = re.compile(r"[/\\\s\x00-\x1f\x7f]")
+"""What a package name, version or build never holds: a path separator, white space, a
+control character."""
 _PIP_ENTRY = re.compile(
     r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)"
     r"(?: (?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s#]+))?(?:#sha256=(?P<sha256>[0-9a-f]{64}))?"
@@ -84,6 +87,22 @@ class LockedConda:
     def dist_name(self) -> str:
         return f"{self.name}-{self.version}-{self.build}"
 
+    def problem(self) -> str | None:
+        """Why this package cannot be what its lock says, else None: `name-version-build`
+        names files and folders (conda-meta, the package cache, a capsule's members), so
+        none of the three may hold a path separator, white space or a control character, or
+        start with a dot, and the archive's file name must be `name-version-build` too."""
+        for what, value in (("name", self.name), ("version", self.version), ("build", self.build)):
+            if not value or value.startswith(".") or _UNSAFE_PART.search(value):
+                return f"its {what} {value[:80]!r} is not a conda package {what}"
+        files = {self.filename, unquote(self.filename)}
+        if not files & {f"{self.dist_name}.conda", f"{self.dist_name}.tar.bz2"}:
+            return (
+                f"its file {self.filename[:120]!r} is not {self.dist_name}.conda or "
+                f"{self.dist_name}.tar.bz2"
+            )
+        return None
+
 
 @dataclass(frozen=True)
 class PlatformLock:
@@ -121,6 +140,21 @@ class Lock:
     @property
     def platform_names(self) -> tuple[str, ...]:
         return tuple(p.platform for p in self.platforms)
+
+    def checked(self) -> Lock:
+        """This lock, read from a file; LockError naming the first package whose name,
+        version, build or file name could name a path (see `LockedConda.problem`)."""
+        for part in self.platforms:
+            for package in part.conda:
+                problem = package.problem()
+                if problem is not None:
+                    raise LockError(
+                        f"{part.platform}: {redact_url(package.url)[:200]}: {problem}; the lock "
+                        "is damaged or was not written by a conda tool",
+                        source=self.origin,
+                        entry=package.name[:80],
+                    )
+        return self
 
     def digest(self, platform: str | None = None) -> str:
         """sha256 of the embedded form (of one platform's part when given): which lock this is."""
@@ -308,7 +342,7 @@ def parse_embedded_lock(data: Any, *, source: str) -> Lock:
         name=name if isinstance(name, str) else None,
         origin=source,
         format="embedded",
-    )
+    ).checked()
 
 
 def _string_list(value: Any, source: str, where: str) -> list[str]:
@@ -498,7 +532,7 @@ def parse_conda_lock(text: str | bytes, *, source: str = "conda-lock.yml") -> Lo
         name=custom.get(f"{_META}name") if isinstance(custom.get(f"{_META}name"), str) else None,
         origin=source,
         format="conda-lock",
-    )
+    ).checked()
 
 
 def _json_list(value: Any, source: str) -> tuple[str, ...]:
@@ -649,7 +683,7 @@ def parse_pixi_lock(
         channels=tuple(str(c) for c in env.channels()),
         origin=source,
         format="pixi",
-    )
+    ).checked()
 
 
 def _first_line(error: BaseException) -> str:
