@@ -320,7 +320,8 @@ async def test_cancelling_during_link_removes_the_partial_prefix(
     progress.task = task
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert ("link", 1, 6) in progress.phases  # the cancel came while linking
+    # The cancel came once linking had started.
+    assert any(name == "link" and 1 <= done <= 6 for name, done, _ in progress.phases)
     target = conda_installation.extra_envs_dir / "gone"
     assert not target.exists()
     assert target not in conda_installation.registered()
