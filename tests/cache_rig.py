@@ -76,7 +76,9 @@ def _uv() -> str | None:
 
 
 class CountingChannel:
-    """`path` served at `url`; `counts[path]` is how many GETs asked for it."""
+    """`path` served at `url`; `counts[path]` is how many GETs asked for it. A leading
+    `/t/<token>` of a request's path is ignored (a private channel's URL, as conda's token
+    channels have), so `token_url(...)` serves the same files."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -89,6 +91,11 @@ class CountingChannel:
                 with lock:
                     counts[self.path.split("?", 1)[0]] += 1
                 super().do_GET()
+
+            def translate_path(self, path: str) -> str:
+                if path.startswith("/t/"):
+                    path = "/" + path[3:].partition("/")[2]
+                return super().translate_path(path)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -106,6 +113,10 @@ class CountingChannel:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def token_url(self, token: str) -> str:
+        """The channel's URL with a `/t/<token>` segment: a private channel's."""
+        return f"{self.url}/t/{token}"
 
     def archive_downloads(self) -> dict[str, int]:
         """Requests per package archive (`<subdir>/<file>` -> count)."""
@@ -172,16 +183,22 @@ def system_users(names: Sequence[str]) -> Iterator[list[User]]:
             _remove_user(user.name)
 
 
+def _as_user(
+    user: User, argv: Sequence[str], home: Path, extra_env: dict[str, str] | None
+) -> list[str]:
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **(extra_env or {})}
+    return [
+        *("setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"),
+        *("env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv),
+    ]
+
+
 def run_as(
     user: User, argv: Sequence[str], home: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`argv` as `user` (real and effective ids, their groups only), HOME=`home`."""
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **(extra_env or {})}
     return subprocess.run(
-        [
-            *("setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"),
-            *("env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv),
-        ],
+        _as_user(user, argv, home, extra_env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -189,11 +206,25 @@ def run_as(
     )
 
 
+def start_as(
+    user: User, argv: Sequence[str], home: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`run_as`, in the background: stdin, stdout and stderr are pipes."""
+    return subprocess.Popen(
+        _as_user(user, argv, home, extra_env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # the Python other users run
 
 USER_SCRIPT = r'''
-"""Run as a test user: `restore <json>` or `tamper <json>`; prints one JSON line."""
+"""Run as a test user: `restore <json>`, `tamper <json>` or `swap <json>`; prints one JSON
+line (`swap` prints `ready` first)."""
 import asyncio, json, os, sys, time
 from pathlib import Path
 
@@ -267,8 +298,46 @@ def tamper(args):
             pass
     return {"ok": True, "done": done, "files": seen}
 
+def swap(args):
+    """Watch `folder` (inotify) and, each time a reader closes the file `name` in it, rename
+    the next of `replacements` over it: an owner changing an archive between two reads of
+    another user. Stops when stdin is closed; reports the opens and closes it saw."""
+    import ctypes, select, struct
+
+    in_close_nowrite, in_open = 0x10, 0x20
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC)
+    if fd < 0 or libc.inotify_add_watch(
+        fd, args["folder"].encode(), in_open | in_close_nowrite
+    ) < 0:
+        raise OSError(ctypes.get_errno(), "inotify")
+    print("ready", flush=True)
+    opens = closes = swapped = 0
+    replacements = list(args["replacements"])
+    while True:
+        ready, _, _ = select.select([fd, sys.stdin], [], [])
+        if sys.stdin in ready and not sys.stdin.read(1):
+            break
+        if fd not in ready:
+            continue
+        data = os.read(fd, 65536)
+        offset = 0
+        while offset < len(data):
+            _wd, mask, _cookie, length = struct.unpack_from("iIII", data, offset)
+            name = data[offset + 16 : offset + 16 + length].rstrip(b"\0").decode()
+            offset += 16 + length
+            if name != args["name"]:
+                continue
+            opens += bool(mask & in_open)
+            if mask & in_close_nowrite:
+                closes += 1
+                if replacements:
+                    os.rename(replacements.pop(0), os.path.join(args["folder"], name))
+                    swapped += 1
+    return {"ok": True, "opens": opens, "closes": closes, "swapped": swapped}
+
 args = json.loads(sys.argv[2])
-print(json.dumps({"restore": restore, "tamper": tamper}[sys.argv[1]](args)))
+print(json.dumps({"restore": restore, "tamper": tamper, "swap": swap}[sys.argv[1]](args)))
 '''
 
 
@@ -345,12 +414,22 @@ class UserRuntime:
                 if not os.path.islink(path):
                     os.chmod(path, os.stat(path).st_mode & 0o777 | 0o444)
 
+    def _argv(self, command: str, args: dict[str, Any]) -> list[str]:
+        return [self.python, str(self.script), command, json.dumps(args)]
+
+    _ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
+
+    def start(
+        self, user: User, home: Path, command: str, args: dict[str, Any]
+    ) -> subprocess.Popen[str]:
+        """The script as `user`, in the background (`swap`)."""
+        return start_as(
+            user, self._argv(command, args), home, {"PYTHONPATH": str(self.src), **self._ENV}
+        )
+
     def run(self, user: User, home: Path, command: str, args: dict[str, Any]) -> dict[str, Any]:
         result = run_as(
-            user,
-            [self.python, str(self.script), command, json.dumps(args)],
-            home,
-            {"PYTHONPATH": str(self.src), "PYTHONDONTWRITEBYTECODE": "1"},
+            user, self._argv(command, args), home, {"PYTHONPATH": str(self.src), **self._ENV}
         )
         if result.returncode != 0 or not result.stdout.strip():
             raise AssertionError(

@@ -10,26 +10,35 @@ in this process as whoever runs the tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import io
 import json
 import os
+import shutil
 import stat
+import subprocess
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from jupyter_repro.environments.prefix import RESTORE_MARKER
+from jupyter_repro.restore import shared_cache as shared_cache_module
+from jupyter_repro.restore.cache import package_cache_dir
 from jupyter_repro.restore.errors import RestoreError
 from jupyter_repro.restore.service import RestoreOptions, RestoreService
 from jupyter_repro.restore.shared_cache import (
     PackageCacheRefused,
     SharedCache,
     cache_user_name,
-    find_archive,
+    fill_shared_cache,
     keep_archive,
     prepare_package_cache,
     prepare_shared_cache,
@@ -102,6 +111,13 @@ def _restore_here(
     progress = _Lines()
     asyncio.run(service.restore(load_source(content=spec), prefix=target, progress=progress))
     return progress.lines
+
+
+def _admin_cache(path: Path) -> Path:
+    """A shared cache folder as an administrator makes it (root's, mode 1777)."""
+    path.mkdir(parents=True)
+    os.chmod(path, 0o1777)
+    return path
 
 
 def _summary(lines: list[str]) -> str:
@@ -249,6 +265,10 @@ def test_no_file_is_writable_by_another_user(hub: Hub) -> None:
     assert checked > 50
     # The cache folder itself: everyone may add a folder, nobody remove another's.
     assert stat.S_IMODE(hub.cache.stat().st_mode) == 0o1777
+    # Each user's extracted packages: closed to everyone else (rattler extracts an archive's
+    # file modes as they are, so a 0666 file would be open for writing until restricted).
+    for user in (hub.a, hub.b):
+        assert stat.S_IMODE((hub.cache / user.name / "pkgs").stat().st_mode) == 0o700
 
 
 def test_a_user_cannot_replace_or_change_another_users_entries(hub: Hub) -> None:
@@ -259,7 +279,9 @@ def test_a_user_cannot_replace_or_change_another_users_entries(hub: Hub) -> None
             "tamper",
             {"paths": [str(hub.cache / other.name), str(hub.env(other, "one"))]},
         )
-        assert result["files"] > 20  # read access: the walk saw the other user's files
+        # Read access: the walk saw the other user's archives and environment (not their
+        # extracted packages: `pkgs` is theirs alone).
+        assert result["files"] > 10
         assert result["done"] == []
     # Nothing was changed: the other users' restores still find their entries.
     assert _archives(hub.channel.archive_downloads()) == _archives(hub.downloads_after["a"])
@@ -313,15 +335,77 @@ def test_another_users_archives_are_used_only_when_their_bytes_are_the_package(
         assert shipped.read_text() == f"{pkg} {version}\n"
 
 
-def test_a_folder_of_another_user_in_place_of_yours_is_refused(hub: Hub) -> None:
-    cache = hub.root / "squatted"
-    cache.mkdir()
-    os.chmod(cache, 0o1777)
+def test_a_folder_of_another_user_in_place_of_yours_falls_back_to_your_own_cache(
+    hub: Hub,
+) -> None:
+    """Anyone may create `<cache>/<victim>` first: the victim's restores then use their own
+    private cache (with a warning), instead of being refused for good or using the
+    squatter's folder."""
+    cache = _admin_cache(hub.root / "squatted")
+    squatted = cache / hub.b.name
+    squatted.mkdir()
+    os.chown(squatted, hub.a.uid, hub.a.gid)
+    (hub.root / "squatted-homes").mkdir()
+    home = user_home(hub.root / "squatted-homes", hub.b)
+    env = home / "envs" / "one"
+    run = hub.runtime.run(
+        hub.b,
+        home,
+        "restore",
+        {
+            "cache": str(cache),
+            "spec": environment_yml(hub.channel.url, *SPEC),
+            "prefix": str(env),
+        },
+    )
+    assert run["ok"], run
+    private = home / ".cache" / "rattler" / "cache" / "pkgs"
+    warnings = [line for line in run["lines"] if "belongs to repro-cache-a" in line]
+    assert len(warnings) == 1, run["lines"]
+    assert warnings[0].startswith("warning: ")
+    assert f"Using your own package cache {private} instead" in warnings[0]
+    assert any(private.glob("pkgc-1.0-0/info/index.json"))
+    for pkg, version in EXPECTED.items():
+        shipped = env / SHARED_FILE_TEMPLATE.format(name=pkg)
+        assert shipped.read_text() == f"{pkg} {version}\n"
+    # Nothing was written into the squatter's folder.
+    assert os.listdir(squatted) == []
+
+
+def test_a_lock_restore_of_a_user_whose_folder_is_taken_uses_their_own_cache(
+    hub: Hub, rig_channel: RigChannel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same fallback for a restore from a lock (in this process, as root, whose folder
+    another user made), and what the cache holds is read from the private cache too."""
+    home = tmp_path / "home"
+    home.mkdir()
+    environ = isolated_environ(home)
+    for key, value in environ.items():  # the default of the fallback: this process's
+        monkeypatch.setenv(key, value)
+    cache = _admin_cache(hub.root / "squatted-lock")
     mine = cache / cache_user_name()
     mine.mkdir()
-    os.chown(mine, hub.a.uid, hub.a.gid)
-    with pytest.raises(PackageCacheRefused, match="belongs to repro-cache-a, not to you"):
-        prepare_shared_cache(cache)
+    _give(hub.a, mine)
+    assert prepare_shared_cache(cache) is None
+    private = package_cache_dir(None, environ, home)
+    assert rattler_cache_dir(cache, True, environ=environ, home=home) == private
+    with CountingChannel(rig_channel.path) as channel:
+        lock_file = tmp_path / "conda-lock.yml"
+        lock_file.write_text(_lock_of_spec(tmp_path, channel.url, home))
+        service = RestoreService(
+            RestoreOptions(cache_dir=cache, shared_package_cache=True),
+            environ=environ,
+            home=home,
+        )
+        progress = _Lines()
+        asyncio.run(
+            service.restore(load_source(file=lock_file), prefix=tmp_path / "env", progress=progress)
+        )
+    warnings = [line for line in progress.lines if "belongs to repro-cache-a" in line]
+    assert len(warnings) == 1, progress.lines
+    assert f"Using your own package cache {private} instead" in warnings[0]
+    assert any(private.glob("pkgc-1.0-0/info/index.json"))
+    assert os.listdir(mine) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,10 +460,24 @@ def test_a_new_cache_folder_is_made_sticky_whatever_the_umask(tmp_path: Path) ->
         os.umask(old)
     assert stat.S_IMODE(cache.stat().st_mode) == 0o1777
     assert shared == SharedCache(cache, cache_user_name())
-    for folder in (shared.user_dir, shared.packages, shared.archives):
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    # Others read the archives; the extracted packages (rattler keeps an archive's file modes
+    # as they are: 0666 files) are nobody's business but the user's.
+    for folder, mode in (
+        (shared.user_dir, 0o755),
+        (shared.packages, 0o700),
+        (shared.archives, 0o755),
+    ):
+        assert stat.S_IMODE(folder.stat().st_mode) == mode
     # Again: nothing changes, nothing fails.
     assert prepare_shared_cache(cache) == shared
+
+
+def test_an_existing_package_folder_others_can_enter_is_closed(tmp_path: Path) -> None:
+    shared = SharedCache(_admin_cache(tmp_path / "pkgs"), cache_user_name())
+    shared.packages.mkdir(parents=True)
+    os.chmod(shared.packages, 0o755)
+    assert prepare_shared_cache(shared.root) == shared
+    assert stat.S_IMODE(shared.packages.stat().st_mode) == 0o700
 
 
 def test_a_cache_of_ones_own_is_left_to_rattler(tmp_path: Path) -> None:
@@ -490,20 +588,39 @@ def test_a_download_that_is_not_the_package_fails_the_restore(tmp_path: Path) ->
 
 
 def test_archives_kept_by_one_restore_are_found_by_the_next(tmp_path: Path) -> None:
-    """`keep_archive` / `find_archive`: for restores that download archives themselves
+    """`keep_archive` / `take_archive`: for restores that download archives themselves
     (a lock's, checked against it) to share them through the cache as well."""
+    take_archive = shared_cache_module.take_archive
     shared = prepare_shared_cache(tmp_path / "pkgs")
+    assert shared is not None
     downloaded = tmp_path / "pkgx-1.0-0.conda"
     downloaded.write_bytes(b"an archive")
-    sha = "ab" * 32
-    assert find_archive(shared, sha, "pkgx-1.0-0.conda") is None
+    sha = hashlib.sha256(b"an archive").hexdigest()
+    staged = tmp_path / "staging" / "pkgx-1.0-0.conda"
+    staged.parent.mkdir()
+    assert take_archive(shared, sha, "pkgx-1.0-0.conda", None, staged) is None
     kept = keep_archive(shared, downloaded, sha, "pkgx-1.0-0.conda")
     assert kept == shared.archives / f"{sha}.conda"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o644
-    assert find_archive(shared, sha, "pkgx-1.0-0.conda", size=10) == kept
-    assert find_archive(shared, sha, "pkgx-1.0-0.conda", size=11) is None  # not that size
-    assert find_archive(shared, sha, "pkgx-1.0-0.tar.bz2") is None  # another format
+    # This user's own archive: used where it is (nobody else can change it), once checked.
+    assert take_archive(shared, sha, "pkgx-1.0-0.conda", 10, staged) == kept
+    assert take_archive(shared, sha, "pkgx-1.0-0.conda", 11, staged) is None  # not that size
+    assert take_archive(shared, sha, "pkgx-1.0-0.tar.bz2", None, staged) is None  # format
+    assert take_archive(shared, "cd" * 32, "pkgx-1.0-0.conda", None, staged) is None
     assert keep_archive(shared, kept, "not-a-sha", "pkgx-1.0-0.conda") is None
+    # Another user's (here: a folder of another name): copied into the staging file.
+    other = shared.root / "someone" / "archives"
+    other.mkdir(parents=True)
+    os.replace(kept, other / kept.name)
+    assert take_archive(shared, sha, "pkgx-1.0-0.conda", 10, staged) == staged
+    assert staged.read_bytes() == b"an archive"
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o600
+    assert not staged.is_symlink()
+    # Not the bytes its name says: no copy is left.
+    staged.unlink()
+    (other / kept.name).write_bytes(b"an archivf")
+    assert take_archive(shared, sha, "pkgx-1.0-0.conda", 10, staged) is None
+    assert not staged.exists()
 
 
 def test_the_server_setting_gives_restores_a_shared_cache() -> None:
@@ -588,3 +705,335 @@ def test_the_command_line_uses_the_servers_shared_cache_or_its_cache_dir(
     write_server_config(conda_installation, {"package_cache_dir": "relative/pkgs"})
     assert main(["restore", str(spec), "--name", "three", "--yes"]) == 1
     assert "ReproApp.package_cache_dir" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# what other users put in the cache: read once, privately, or not at all
+
+
+def _channel_archive(channel_dir: Path, pkg: str) -> tuple[Path, str, int]:
+    """A package of EXPECTED in the rig channel: its archive, sha256 and size."""
+    path = Path(channel_dir) / "noarch" / f"{pkg}-{EXPECTED[pkg]}-0.conda"
+    data = path.read_bytes()
+    return path, hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _give(user: User, *paths: Path) -> None:
+    for path in paths:
+        os.chown(path, user.uid, user.gid, follow_symlinks=False)
+
+
+def _lock_of_spec(tmp_path: Path, channel_url: str, home: Path) -> str:
+    """A conda-lock file's text for SPEC from `channel_url` (restored with a private cache,
+    then locked)."""
+    env = tmp_path / "locked-from"
+    spec = environment_yml(channel_url, *SPEC)
+    _restore_here(tmp_path / "lock-pkgs", spec, env, home, shared=False)
+    lock = asyncio.run(lock_environment(env, LockOptions(platforms=("linux-64",)))).lock
+    return render_conda_lock(lock)
+
+
+def test_another_users_archive_swapped_after_it_was_read_is_never_read_again(
+    hub: Hub, rig_channel: RigChannel, tmp_path: Path
+) -> None:
+    """The owner of an archive can replace it at any moment (inotify tells them when a reader
+    closed it): a lock restore reads another user's archive once, into a private copy, and
+    uses only that copy (checking it, making its record, installing it, keeping it)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    cache = _admin_cache(hub.root / "swapped")
+    planted = cache / hub.a.name / "archives"
+    planted.mkdir(parents=True)
+    archives = {pkg: _channel_archive(rig_channel.path, pkg) for pkg in EXPECTED}
+    for path, sha, _ in archives.values():
+        shutil.copyfile(path, planted / f"{sha}.conda")
+    _, sha_a, _ = archives["pkga"]
+    bad = planted / ".swap"
+    bad.write_bytes(archives["pkgb"][0].read_bytes())  # a valid archive: another package
+    _give(hub.a, planted.parent, planted, *planted.iterdir())
+    with CountingChannel(rig_channel.path) as channel:
+        lock_file = tmp_path / "conda-lock.yml"
+        lock_file.write_text(_lock_of_spec(tmp_path, channel.url, home))
+        before = channel.archive_downloads()
+        attacker = hub.runtime.start(
+            hub.a,
+            hub.homes[hub.a.name],
+            "swap",
+            {"folder": str(planted), "name": f"{sha_a}.conda", "replacements": [str(bad)]},
+        )
+        try:
+            assert attacker.stdout is not None
+            assert attacker.stdout.readline().strip() == "ready", attacker.stderr
+            service = RestoreService(
+                RestoreOptions(cache_dir=cache, shared_package_cache=True),
+                environ=isolated_environ(home),
+                home=home,
+            )
+            asyncio.run(service.restore(load_source(file=lock_file), prefix=tmp_path / "env"))
+        finally:
+            out, err = attacker.communicate(input="", timeout=60)
+        after = channel.archive_downloads()
+    seen = json.loads(out.strip().splitlines()[-1])
+    # Read once, then swapped by its owner: never read again.
+    assert seen == {"ok": True, "opens": 1, "closes": 1, "swapped": 1}, err
+    assert after == before  # every archive from the other user's downloads
+    env = tmp_path / "env"
+    installed = {
+        json.loads(p.read_text())["name"]: json.loads(p.read_text())["version"]
+        for p in (env / "conda-meta").glob("*.json")
+    }
+    assert installed == EXPECTED
+    for pkg, version in EXPECTED.items():
+        shipped = env / SHARED_FILE_TEMPLATE.format(name=pkg)
+        assert shipped.read_text() == f"{pkg} {version}\n"
+    # The private copies, checked, are this user's own archives now: the genuine bytes.
+    mine = SharedCache(cache, cache_user_name())
+    for _, sha, _ in archives.values():
+        kept = mine.archives / f"{sha}.conda"
+        assert hashlib.sha256(kept.read_bytes()).hexdigest() == sha
+        assert kept.stat().st_uid == os.geteuid()
+
+
+def test_another_users_archives_are_copied_and_checked_before_anything_extracts_them(
+    hub: Hub, rig_channel: RigChannel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive in another user's folder is never extracted where it is (the bytes could
+    change between the check and the use; a wrong archive could be a decompression bomb
+    filling the file system before its sha256 is compared): it is copied into this user's
+    folder while hashed, and only a copy with the record's sha256 is extracted, then kept."""
+    import rattler.package_streaming as streaming
+
+    cache = _admin_cache(hub.root / "copied")
+    planted = cache / hub.a.name / "archives"
+    planted.mkdir(parents=True)
+    archives = {pkg: _channel_archive(rig_channel.path, pkg) for pkg in EXPECTED}
+    for pkg in ("pkga", "pkgb"):
+        path, sha, _ = archives[pkg]
+        shutil.copyfile(path, planted / f"{sha}.conda")
+    _, sha_c, size_c = archives["pkgc"]
+    (planted / f"{sha_c}.conda").write_bytes(bytes(size_c))  # the right size, other bytes
+    _give(hub.a, planted.parent, planted, *planted.iterdir())
+    extracted: list[Path] = []
+    real = streaming.extract
+
+    def spy(path: Any, dest: Any) -> Any:
+        extracted.append(Path(path))
+        return real(path, dest)
+
+    monkeypatch.setattr(streaming, "extract", spy)
+    home = tmp_path / "home"
+    home.mkdir()
+    with CountingChannel(rig_channel.path) as channel:
+        lines = _restore_here(cache, environment_yml(channel.url, *SPEC), tmp_path / "env", home)
+        downloads = _archives(channel.archive_downloads())
+    mine = SharedCache(cache, cache_user_name())
+    assert len(extracted) == len(EXPECTED)
+    for path in extracted:
+        assert mine.user_dir in path.parents, path
+    assert _summary(lines).endswith(
+        "2 from other users' downloads, 0 from your earlier downloads, 3 downloaded"
+    )
+    assert downloads == {
+        f"{pkg}-{version}-0.conda": 1
+        for pkg, version in EXPECTED.items()
+        if pkg not in ("pkga", "pkgb")
+    }
+    # The copies are kept as this user's own archives, as the downloads are.
+    assert sorted(p.name for p in mine.archives.iterdir()) == sorted(
+        f"{sha}.conda" for _, sha, _ in archives.values()
+    )
+    assert not [p for p in mine.packages.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_links_and_other_file_systems_in_the_cache_are_never_followed(
+    hub: Hub, rig_channel: RigChannel, tmp_path: Path
+) -> None:
+    """A user folder that is a symlink, an archive that is a symlink, archives on another
+    file system (a mount in a user's folder; FUSE lets users mount one that hangs every
+    reader): none is read, whatever it holds."""
+    cache = _admin_cache(hub.root / "linked")
+    archives = {pkg: _channel_archive(rig_channel.path, pkg) for pkg in EXPECTED}
+    outside = hub.root / "linked-outside"
+    (outside / "archives").mkdir(parents=True)
+    path_a, sha_a, _ = archives["pkga"]
+    shutil.copyfile(path_a, outside / "archives" / f"{sha_a}.conda")
+    os.symlink(outside, cache / "linked-user")  # a user folder that is a symlink
+    path_b, sha_b, _ = archives["pkgb"]
+    shutil.copyfile(path_b, outside / f"{sha_b}.conda")
+    folder = cache / hub.a.name / "archives"
+    folder.mkdir(parents=True)
+    os.symlink(outside / f"{sha_b}.conda", folder / f"{sha_b}.conda")  # an archive symlink
+    _give(hub.a, outside, *outside.rglob("*"), cache / "linked-user", folder.parent, folder)
+    _give(hub.a, folder / f"{sha_b}.conda")
+    mounted = cache / hub.b.name / "archives"
+    mounted.mkdir(parents=True)
+    _give(hub.b, mounted.parent, mounted)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=755", "repro-test", str(mounted)],
+        capture_output=True,
+        check=False,
+    )
+    try:
+        if mount.returncode == 0:
+            path_c, sha_c, _ = archives["pkgc"]
+            shutil.copyfile(path_c, mounted / f"{sha_c}.conda")
+            _give(hub.b, mounted, mounted / f"{sha_c}.conda")
+        home = tmp_path / "home"
+        home.mkdir()
+        with CountingChannel(rig_channel.path) as channel:
+            spec = environment_yml(channel.url, *SPEC)
+            lines = _restore_here(cache, spec, tmp_path / "env", home)
+    finally:
+        if mount.returncode == 0:
+            subprocess.run(["umount", str(mounted)], check=True)
+    assert _summary(lines).endswith(
+        "0 from other users' downloads, 0 from your earlier downloads, 5 downloaded"
+    )
+
+
+def test_a_cache_or_a_folder_above_it_that_another_user_owns_is_refused(hub: Hub) -> None:
+    """The owner of a sticky folder may rename anything in it: the cache and every folder
+    above it must be root's or this user's."""
+    owned = _admin_cache(hub.root / "owned-by-a")
+    _give(hub.a, owned)
+    with pytest.raises(PackageCacheRefused) as refused:
+        prepare_shared_cache(owned)
+    message = str(refused.value)
+    assert f"the shared package cache {owned} belongs to repro-cache-a" in message
+    assert f"install -d -m 1777 {owned}" in message
+    parent = hub.root / "parent-of-a"
+    parent.mkdir()
+    _give(hub.a, parent)
+    below = _admin_cache(parent / "pkgs")
+    with pytest.raises(PackageCacheRefused) as refused:
+        prepare_shared_cache(below)
+    assert f"the folder above the shared package cache {below}, {parent}, belongs to " in str(
+        refused.value
+    )
+    assert os.listdir(owned) == []
+    assert os.listdir(below) == []
+
+
+def test_a_missing_cache_is_created_by_root_only(hub: Hub) -> None:
+    """Whoever creates the cache owns it (and could remove other users' folders from it):
+    only the administrator does; another user's restore names the command."""
+    homes = hub.root / "missing-homes"
+    homes.mkdir()
+    home = user_home(homes, hub.b)
+    cache = home / "srv" / "pkgs"
+    run = hub.runtime.run(
+        hub.b,
+        home,
+        "restore",
+        {
+            "cache": str(cache),
+            "spec": environment_yml(hub.channel.url, *SPEC),
+            "prefix": str(home / "envs" / "one"),
+        },
+    )
+    assert not run["ok"]
+    assert f"the shared package cache {cache} does not exist" in run["error"]
+    assert f"install -d -m 1777 {cache}" in run["error"]
+    assert not (home / "srv").exists()
+
+
+def test_folders_changed_while_filling_are_refused_before_rattler_gets_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def replacing(cache: SharedCache, records: Any, **kwargs: Any) -> Any:
+        os.rename(cache.packages, cache.user_dir / "moved")
+        os.symlink(tmp_path, cache.packages)
+        return shared_cache_module.FillReport()
+
+    monkeypatch.setattr(shared_cache_module, "fill_shared_cache", replacing)
+    cache = tmp_path / "pkgs"
+    with pytest.raises(PackageCacheRefused, match="is not a folder of yours"):
+        asyncio.run(prepare_package_cache(cache, [], shared=True))
+
+
+# --------------------------------------------------------------------------------------------
+# private channels
+
+
+def test_archives_of_a_private_channel_are_not_shared(
+    tmp_path: Path, rig_channel: RigChannel
+) -> None:
+    """An archive fetched from a URL with credentials (`/t/<token>/`, `user:pass@`) is not
+    kept in the user's `archives`, which everyone reads: neither by a restore from a spec
+    nor by one from a lock."""
+    home = tmp_path / "home"
+    home.mkdir()
+    cache = tmp_path / "srv" / "pkgs"
+    shared = SharedCache(cache, cache_user_name())
+    with CountingChannel(rig_channel.path) as channel:
+        private = channel.token_url("s3cr3t")
+        _restore_here(cache, environment_yml(private, *SPEC), tmp_path / "from-spec", home)
+        assert os.listdir(shared.archives) == []
+        assert sum(channel.archive_downloads().values()) == len(EXPECTED)
+        text = _lock_of_spec(tmp_path, channel.url, home)
+        lock_file = tmp_path / "conda-lock.yml"
+        lock_file.write_text(text.replace(f"{channel.url}/noarch/", f"{private}/noarch/"))
+        assert "s3cr3t" in lock_file.read_text()
+        before = sum(channel.archive_downloads().values())
+        service = RestoreService(
+            RestoreOptions(cache_dir=cache, shared_package_cache=True),
+            environ=isolated_environ(home),
+            home=home,
+        )
+        asyncio.run(service.restore(load_source(file=lock_file), prefix=tmp_path / "locked"))
+        assert sum(channel.archive_downloads().values()) == before + len(EXPECTED)
+    assert os.listdir(shared.archives) == []
+    installed = {
+        json.loads(p.read_text())["name"] for p in (tmp_path / "locked/conda-meta").glob("*.json")
+    }
+    assert installed == set(EXPECTED)
+
+
+# --------------------------------------------------------------------------------------------
+# cancelling
+
+
+def test_a_cancelled_fill_waits_for_its_extractions_before_unlocking(
+    tmp_path: Path, rig_channel: RigChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next fill removes what is half-written under `.cache.lock`: a cancelled fill
+    keeps the lock until its worker threads stopped, and leaves no entry behind."""
+    import rattler.package_streaming as streaming
+
+    started, finished = threading.Event(), threading.Event()
+    real = streaming.extract
+
+    def slow(path: Any, dest: Any) -> Any:
+        started.set()
+        try:
+            time.sleep(1.0)
+            return real(path, dest)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(streaming, "extract", slow)
+    shared = prepare_shared_cache(tmp_path / "pkgs")
+    assert shared is not None
+    path, sha, size = _channel_archive(rig_channel.path, "pkga")
+    shutil.copyfile(path, shared.archives / f"{sha}.conda")
+    record = SimpleNamespace(
+        name=SimpleNamespace(normalized="pkga"),
+        version="1.0",
+        build="0",
+        sha256=bytes.fromhex(sha),
+        file_name="pkga-1.0-0.conda",
+        url="http://127.0.0.1:9/noarch/pkga-1.0-0.conda",
+        size=size,
+    )
+
+    async def cancel_midway() -> bool:
+        task = asyncio.ensure_future(fill_shared_cache(shared, [record]))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return finished.is_set()
+
+    assert asyncio.run(cancel_midway())
+    assert [p.name for p in shared.packages.iterdir()] == [".cache.lock"]

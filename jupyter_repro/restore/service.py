@@ -110,6 +110,7 @@ from .shared_cache import (
     prepare_package_cache,
     prepare_shared_cache,
     rattler_cache_dir,
+    restrict_entries,
     secure_install,
 )
 from .source import RestoreSource, load_source
@@ -1233,7 +1234,12 @@ class RestoreService:
         locked = source.lock.platform(host_platform()) if source.lock is not None else None
         if locked is None:
             return {}
-        cache = rattler_cache_dir(self._cache_dir(), self.options.shared_package_cache)
+        cache = rattler_cache_dir(
+            self._cache_dir(),
+            self.options.shared_package_cache,
+            environ=self.environ,
+            home=self.home,
+        )
         return {
             p.url: cache / p.dist_name
             for p in locked.conda
@@ -1454,16 +1460,24 @@ class RestoreService:
                 shared=self.options.shared_package_cache,
                 on_done=lambda done, count: progress.phase("download", done, count),
                 log=progress.log,
+                environ=self.environ,
+                home=self.home,
             )
-            await install(
-                records,
-                target_prefix=str(target),
-                cache_dir=cache,
-                show_progress=False,
-                requested_specs=[MatchSpec(s)._match_spec for s in specs],
-                # rattler calls only the callbacks the object has (see `_Reporter`).
-                reporter=None if local else cast(InstallerReporter, reporter),
-            )
+            try:
+                await install(
+                    records,
+                    target_prefix=str(target),
+                    cache_dir=cache,
+                    show_progress=False,
+                    requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                    # rattler calls only the callbacks the object has (see `_Reporter`).
+                    reporter=None if local else cast(InstallerReporter, reporter),
+                )
+            finally:
+                if shared is not None:
+                    # Entries rattler extracted itself keep the archive's modes: corrected
+                    # whether the install worked or not (the prefix is removed on failure).
+                    await asyncio.shield(asyncio.to_thread(restrict_entries, shared, records))
             if shared is not None:
                 await asyncio.to_thread(secure_install, shared, records, target)
 

@@ -20,7 +20,7 @@ from typing import Any
 from ..environments.channels import redact_url
 from ..specs.lock import LockedConda, archive_digests, file_url_path
 from .errors import RestoreError
-from .shared_cache import SharedCache, find_archive, keep_archive
+from .shared_cache import SharedCache, is_private_url, keep_archive, take_archive
 
 _CHUNK = 1 << 20
 
@@ -108,19 +108,20 @@ async def _download(package: LockedConda, staging: Path, client: Any) -> Path:
     return dest
 
 
-def _shared_archive(shared: SharedCache | None, package: LockedConda) -> Path | None:
-    """Another download of this archive in the shared cache whose bytes are the lock's (a
-    user's folder there may hold anything: checked here, never trusted)."""
+def _shared_archive(shared: SharedCache | None, package: LockedConda, staging: Path) -> Path | None:
+    """Another download of this archive in the shared cache whose bytes are the lock's: this
+    user's own, or a private copy in `staging` of another user's. Another user's file is
+    read once, into the copy, while hashed: its owner could change it between two reads,
+    so nothing after this (the lock check, the record, rattler) ever reads it."""
     if shared is None or not package.sha256:
         return None
-    found = find_archive(shared, package.sha256, package.filename, package.size)
-    if found is None:
-        return None
-    try:
-        _, sha256, _ = archive_digests(found)
-    except OSError:
-        return None
-    return found if sha256 == package.sha256 else None
+    return take_archive(
+        shared,
+        package.sha256,
+        package.filename,
+        package.size,
+        staging / f"{package.subdir}-{package.filename}",
+    )
 
 
 async def _record(package: LockedConda, path: Path, uri: str, md5: str) -> Any:
@@ -172,7 +173,6 @@ async def fetch_verified(
     local = [(p, path) for p in packages if (path := file_url_path(p.url)) is not None]
     remote = [p for p in packages if file_url_path(p.url) is None]
     paths: dict[str, Path] = {p.url: path for p, path in local}
-    reused: set[str] = set()
     if remote:
         from rattler.networking import Client
 
@@ -183,10 +183,9 @@ async def fetch_verified(
         async def one(package: LockedConda) -> None:
             nonlocal fetched
             async with semaphore:
-                found = await asyncio.to_thread(_shared_archive, shared, package)
+                found = await asyncio.to_thread(_shared_archive, shared, package, staging)
                 if found is not None:
                     paths[package.url] = found
-                    reused.add(package.url)
                 else:
                     paths[package.url] = await _download(package, staging, client)
             fetched += 1
@@ -198,9 +197,16 @@ async def fetch_verified(
         _check_local, [(p, paths[p.url]) for p in packages], checked or {}
     )
     if shared is not None:
-        # Checked: kept for every user of the cache after this one.
+        # Checked: kept for every user of the cache after this one (downloads and private
+        # copies of another user's archive alike; not what a private channel served: every
+        # user reads the archives).
         for package in remote:
-            if package.url not in reused and package.sha256:
+            path = paths[package.url]
+            if (
+                package.sha256
+                and path.parent != shared.archives
+                and not is_private_url(package.url)
+            ):
                 kept = await asyncio.to_thread(
                     keep_archive, shared, paths[package.url], package.sha256, package.filename
                 )
