@@ -10,6 +10,7 @@ and `defaults` expands to `default_channels`. The user's condarc files are read 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,15 +70,28 @@ def condarc_paths(environ: Mapping[str, str], home: Path) -> list[Path]:
     return unique
 
 
+_PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+"""condarc files already parsed, by path: (inode, size, mtime) and the data. A server
+restores many times from the same files; parsing them again each time costs a restore from
+a warm cache a few percent. A file that changed (another stat) is read again."""
+
+
 def _load_condarc(path: Path) -> dict[str, Any]:
     try:
-        if not path.is_file() or path.stat().st_size > _MAX_CONDARC_BYTES:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_CONDARC_BYTES:
             return {}
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _PARSED.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
         data = YAML(typ="safe", pure=True).load(path.read_bytes())
     except (OSError, YAMLError, ValueError):
         # A broken condarc makes conda fail loudly; here it only costs its channel settings.
         return {}
-    return data if isinstance(data, dict) else {}
+    parsed = data if isinstance(data, dict) else {}
+    _PARSED[path] = (key, parsed)
+    return parsed
 
 
 def _strings(value: Any) -> tuple[str, ...] | None:

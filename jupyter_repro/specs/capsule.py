@@ -996,10 +996,7 @@ def _read_head(tar: tarfile.TarFile, source: str) -> tuple[Manifest, Lock, bytes
             source=source,
         )
     _check_member(first, source)
-    manifest = Manifest.from_json(
-        _parse_json(_read_small(tar, first, MAX_MANIFEST_BYTES, source), MANIFEST_NAME, source),
-        source=f"{source}: {MANIFEST_NAME}",
-    )
+    manifest_data = _read_small(tar, first, MAX_MANIFEST_BYTES, source)
     second = _next(tar, source)
     if second is None or second.name != LOCK_NAME:
         shown = "nothing" if second is None else repr(redact_text(second.name)[:200])
@@ -1008,6 +1005,18 @@ def _read_head(tar: tarfile.TarFile, source: str) -> tuple[Manifest, Lock, bytes
         )
     _check_member(second, source)
     lock_data = _read_small(tar, second, MAX_LOCK_BYTES, source)
+    # The same bytes parse and check the same: a capsule planned, then restored (or restored
+    # again) is not parsed again (both are immutable once made).
+    # (By where it was read too: the lock names it in messages.)
+    key = hashlib.sha256(
+        source.encode("utf-8", "surrogateescape") + b"\0" + manifest_data + b"\0" + lock_data
+    ).hexdigest()
+    known = _HEADS.get(key)
+    if known is not None:
+        return known[0], known[1], lock_data
+    manifest = Manifest.from_json(
+        _parse_json(manifest_data, MANIFEST_NAME, source), source=f"{source}: {MANIFEST_NAME}"
+    )
     expected = {f.path: f for f in manifest.files}[LOCK_NAME]
     if (len(lock_data), _sha256(lock_data)) != (expected.size, expected.sha256):
         raise CapsuleError(
@@ -1022,7 +1031,15 @@ def _read_head(tar: tarfile.TarFile, source: str) -> tuple[Manifest, Lock, bytes
     except LockError as error:
         raise CapsuleError(f"its lock cannot be read: {error}", source=source) from None
     check_manifest_against_lock(manifest, lock, source=source)
+    if len(_HEADS) >= _HEADS_KEPT:
+        _HEADS.pop(next(iter(_HEADS)))
+    _HEADS[key] = (manifest, lock)
     return manifest, lock, lock_data
+
+
+_HEADS: dict[str, tuple[Manifest, Lock]] = {}
+"""Heads (manifest, lock) checked already, by the sha256 of their bytes; the oldest goes."""
+_HEADS_KEPT = 8
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
