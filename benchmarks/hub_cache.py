@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 from tests.cache_rig import (
-    CountingChannel,
     UserRuntime,
     environment_yml,
     missing_requirement,
@@ -33,6 +32,7 @@ from tests.cache_rig import (
     world_readable_dir,
 )
 from tests.rig.channel import PackageDef, build_channel, generic_package
+from tests.rig.served import ServedChannel
 
 from ._table import Result
 
@@ -79,7 +79,7 @@ def run() -> list[Result]:
         runtime = UserRuntime(root / "runtime")
         runtime.build()
         homes = {u.name: user_home(root, u) for u in (a, b)}
-        with CountingChannel(channel_dir) as channel:
+        with ServedChannel(channel_dir) as channel:
             spec = environment_yml(channel.url, *names)
             for i in range(REPEATS):
                 cache = root / f"cache-{i}"

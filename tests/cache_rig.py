@@ -1,7 +1,7 @@
 """Two real users restoring through one shared package cache (issue 18), for
 tests/test_package_cache.py and benchmarks/hub_cache.py.
 
-- `CountingChannel`: a channel folder served over HTTP on 127.0.0.1, counting the requests
+- `ServedChannel` (tests/rig/served.py): a channel folder served over HTTP, counting requests
   for every path (how many times each archive was downloaded).
 - `system_users`: throwaway system users made with `useradd` (removed afterwards); needs root.
 - `UserRuntime`: a folder everybody can read with a Python they can run: a venv made by uv
@@ -19,9 +19,7 @@ prefix (`restore`), or tries to change files that are not the user's (`tamper`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import grp
-import http.server
 import importlib.metadata
 import json
 import os
@@ -30,8 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,67 +69,6 @@ def _uv() -> str | None:
 
 # --------------------------------------------------------------------------------------------
 # the channel server
-
-
-class CountingChannel:
-    """`path` served at `url`; `counts[path]` is how many GETs asked for it. A leading
-    `/t/<token>` of a request's path is ignored (a private channel's URL, as conda's token
-    channels have), so `token_url(...)` serves the same files."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.counts: Counter[str] = Counter()
-        lock = threading.Lock()
-        counts = self.counts
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with lock:
-                    counts[self.path.split("?", 1)[0]] += 1
-                super().do_GET()
-
-            def translate_path(self, path: str) -> str:
-                if path.startswith("/t/"):
-                    path = "/" + path[3:].partition("/")[2]
-                return super().translate_path(path)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that hung up (a cancelled download)
-
-        handler = functools.partial(Handler, directory=str(self.path))
-        self._server = Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def token_url(self, token: str) -> str:
-        """The channel's URL with a `/t/<token>` segment: a private channel's."""
-        return f"{self.url}/t/{token}"
-
-    def archive_downloads(self) -> dict[str, int]:
-        """Requests per package archive (`<subdir>/<file>` -> count)."""
-        return {
-            path.lstrip("/"): n
-            for path, n in self.counts.items()
-            if path.endswith((".conda", ".tar.bz2"))
-        }
-
-    def __enter__(self) -> CountingChannel:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
 # --------------------------------------------------------------------------------------------

@@ -280,7 +280,7 @@ def test_a_restore_job_runs_through_the_proxy_as_the_user(hub: Hub, alice: str, 
 
 def test_a_server_stopped_during_a_restore_leaves_nothing_listed(hub: Hub, bob: str):
     ensure_running(hub, BOB)
-    gate = hub.channel.gate(GATED_PACKAGE)
+    gate = hub.channel.hold(GATED_PACKAGE)
     target = hub.users[BOB].home / ".conda" / "envs" / "interrupted"
     try:
         job = start_restore(hub, BOB, bob, "interrupted", GATED_PACKAGE, "pkga")

@@ -48,7 +48,6 @@ from jupyter_repro.restore.source import load_source
 from jupyter_repro.specs.lock import render_conda_lock
 from jupyter_repro.specs.locking import LockOptions, lock_environment
 from tests.cache_rig import (
-    CountingChannel,
     User,
     UserRuntime,
     environment_yml,
@@ -66,6 +65,7 @@ from tests.rig.channel import (
     generic_package,
 )
 from tests.rig.installation import isolated_environ
+from tests.rig.served import ServedChannel
 
 USER_NAMES = ("repro-cache-a", "repro-cache-b")
 SPEC = ("pkgc", "rig-activate", "rig-envvars")
@@ -134,7 +134,7 @@ def _summary(lines: list[str]) -> str:
 class Hub:
     root: Path
     cache: Path
-    channel: CountingChannel
+    channel: ServedChannel
     runtime: UserRuntime
     a: User
     b: User
@@ -165,7 +165,7 @@ def hub(rig_channel: RigChannel) -> Iterator[Hub]:
     _need_users()
     with (
         world_readable_dir("repro-cache-test-") as root,
-        CountingChannel(rig_channel.path) as channel,
+        ServedChannel(rig_channel.path) as channel,
         system_users(USER_NAMES) as (a, b),
     ):
         runtime = UserRuntime(root / "runtime")
@@ -389,7 +389,7 @@ def test_a_lock_restore_of_a_user_whose_folder_is_taken_uses_their_own_cache(
     assert prepare_shared_cache(cache) is None
     private = package_cache_dir(None, environ, home)
     assert rattler_cache_dir(cache, True, environ=environ, home=home) == private
-    with CountingChannel(rig_channel.path) as channel:
+    with ServedChannel(rig_channel.path) as channel:
         lock_file = tmp_path / "conda-lock.yml"
         lock_file.write_text(_lock_of_spec(tmp_path, channel.url, home))
         service = RestoreService(
@@ -549,7 +549,7 @@ def test_write_bits_of_group_and_others_never_reach_the_cache_or_the_environment
     name = _package_with_open_modes(channel_dir)
     home = tmp_path / "home"
     home.mkdir()
-    with CountingChannel(channel_dir) as channel:
+    with ServedChannel(channel_dir) as channel:
         spec = environment_yml(channel.url, name)
         # rattler alone keeps the archive's modes (the reason for the shared cache's pass).
         plain = tmp_path / "plain-pkgs"
@@ -575,7 +575,7 @@ def test_a_download_that_is_not_the_package_fails_the_restore(tmp_path: Path) ->
     archive = channel_dir / "noarch" / "solo-1.0-0.conda"
     home = tmp_path / "home"
     home.mkdir()
-    with CountingChannel(channel_dir) as channel:
+    with ServedChannel(channel_dir) as channel:
         spec = environment_yml(channel.url, "solo")
         # Changed after indexing: one byte more (the archive still extracts).
         archive.write_bytes(archive.read_bytes() + b"\0")
@@ -649,7 +649,7 @@ def test_a_lock_restore_takes_the_archives_the_shared_cache_kept(
     home = tmp_path / "home"
     home.mkdir()
     spec = environment_yml("{url}", *SPEC)
-    with CountingChannel(rig_channel.path) as channel:
+    with ServedChannel(rig_channel.path) as channel:
         _restore_here(cache, spec.format(url=channel.url), tmp_path / "from-spec", home)
         lock = asyncio.run(
             lock_environment(tmp_path / "from-spec", LockOptions(platforms=("linux-64",)))
@@ -751,7 +751,7 @@ def test_another_users_archive_swapped_after_it_was_read_is_never_read_again(
     bad = planted / ".swap"
     bad.write_bytes(archives["pkgb"][0].read_bytes())  # a valid archive: another package
     _give(hub.a, planted.parent, planted, *planted.iterdir())
-    with CountingChannel(rig_channel.path) as channel:
+    with ServedChannel(rig_channel.path) as channel:
         lock_file = tmp_path / "conda-lock.yml"
         lock_file.write_text(_lock_of_spec(tmp_path, channel.url, home))
         before = channel.archive_downloads()
@@ -823,7 +823,7 @@ def test_another_users_archives_are_copied_and_checked_before_anything_extracts_
     monkeypatch.setattr(streaming, "extract", spy)
     home = tmp_path / "home"
     home.mkdir()
-    with CountingChannel(rig_channel.path) as channel:
+    with ServedChannel(rig_channel.path) as channel:
         lines = _restore_here(cache, environment_yml(channel.url, *SPEC), tmp_path / "env", home)
         downloads = _archives(channel.archive_downloads())
     mine = SharedCache(cache, cache_user_name())
@@ -880,7 +880,7 @@ def test_links_and_other_file_systems_in_the_cache_are_never_followed(
             _give(hub.b, mounted, mounted / f"{sha_c}.conda")
         home = tmp_path / "home"
         home.mkdir()
-        with CountingChannel(rig_channel.path) as channel:
+        with ServedChannel(rig_channel.path) as channel:
             spec = environment_yml(channel.url, *SPEC)
             lines = _restore_here(cache, spec, tmp_path / "env", home)
     finally:
@@ -965,7 +965,7 @@ def test_archives_of_a_private_channel_are_not_shared(
     home.mkdir()
     cache = tmp_path / "srv" / "pkgs"
     shared = SharedCache(cache, cache_user_name())
-    with CountingChannel(rig_channel.path) as channel:
+    with ServedChannel(rig_channel.path) as channel:
         private = channel.token_url("s3cr3t")
         _restore_here(cache, environment_yml(private, *SPEC), tmp_path / "from-spec", home)
         assert os.listdir(shared.archives) == []

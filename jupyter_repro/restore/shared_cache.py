@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..aio import gather_all
 from ..environments.channels import redact_url
 from ..specs.lock import file_url_path
 from .cache import cached_sha256, package_cache_dir, write_entry_lock
@@ -878,14 +879,7 @@ async def fill_shared_cache(
                 if on_done is not None:
                     on_done(done, total)
 
-            tasks = [asyncio.ensure_future(one(r)) for r in records]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_all(one(r) for r in records)
         except BaseException:
             workers.cancel.set()
             raise

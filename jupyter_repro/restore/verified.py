@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..aio import gather_all
 from ..environments.channels import redact_url
 from ..specs.lock import LockedConda, archive_digests, file_url_path
 from .errors import RestoreError
@@ -138,18 +139,6 @@ async def _record(package: LockedConda, path: Path, uri: str, md5: str) -> Any:
     return record
 
 
-async def _gather(awaitables: Sequence[Any]) -> list[Any]:
-    """All of them, concurrently; the first failure cancels the rest before it is raised."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 async def fetch_verified(
     packages: Sequence[LockedConda],
     staging: Path,
@@ -192,7 +181,7 @@ async def fetch_verified(
             if on_done is not None:
                 on_done(fetched, total)
 
-        await _gather([one(p) for p in remote])
+        await gather_all([one(p) for p in remote])
     md5s = await asyncio.to_thread(
         _check_local, [(p, paths[p.url]) for p in packages], checked or {}
     )
@@ -217,7 +206,9 @@ async def fetch_verified(
     uris = await asyncio.to_thread(
         lambda: {url: Path(os.path.realpath(path)).as_uri() for url, path in paths.items()}
     )
-    records = await _gather([_record(p, paths[p.url], uris[p.url], md5s[p.url]) for p in packages])
+    records = await gather_all(
+        [_record(p, paths[p.url], uris[p.url], md5s[p.url]) for p in packages]
+    )
     return [Verified(p, paths[p.url], r) for p, r in zip(packages, records, strict=True)]
 
 

@@ -24,12 +24,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from ..aio import gather_all
 from ..environments.channels import redact_text, redact_url
 from ..environments.prefix import Prefix, normalize_dist_name
 from .capsule import (
@@ -606,20 +607,8 @@ async def _fetch_all(
         tick()
 
     report("fetch", 0, total)
-    await _gather([one(member, item) for member, item in unique.items()])
+    await gather_all([one(member, item) for member, item in unique.items()])
     return fetched, absent
-
-
-async def _gather(awaitables: Iterable[Any]) -> None:
-    """All of them; the first failure cancels the rest before it is raised."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 async def _in_thread(work: Callable[[threading.Event], T]) -> T:

@@ -259,7 +259,7 @@ class UILab:
     server: LabServer
     installation: Any  # tests.rig.installation.CondaInstallation
     rig_channel_url: str
-    gated: Any  # tests.browser.ui_helpers.GatedChannel
+    gated: Any  # tests.rig.served.ServedChannel
 
     @property
     def root_dir(self) -> Path:
@@ -270,12 +270,12 @@ class UILab:
 @pytest.fixture(scope="package")
 def gated_channel(tmp_path_factory):
     """A channel of tiny packages over HTTP on loopback, their downloads held by gates."""
-    from tests.browser.ui_helpers import GatedChannel
     from tests.rig.channel import build_channel, generic_package
+    from tests.rig.served import ServedChannel
 
     path = tmp_path_factory.mktemp("gated-channel")
     build_channel(path, [generic_package(name, "1.0") for name in GATED_PACKAGES])
-    channel = GatedChannel(path, list(GATED_PACKAGES))
+    channel = ServedChannel(path, gated=GATED_PACKAGES)
     channel.start()
     yield channel
     channel.stop()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import json
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -23,71 +21,7 @@ PANEL_TAB = '.jp-SideBar .lm-TabBar-tab[data-id="jupyter-repro-environments"]'
 # --------------------------------------------------------------------------------------------
 
 
-class Gate:
-    """Holds the download of one package until the test releases it."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.released = threading.Event()
-
-    def release(self) -> None:
-        self.released.set()
-
-
-class GatedChannel:
-    """A conda channel folder served on loopback; ``gate(name)`` holds that package's file.
-
-    A restore that needs a gated package sits in its download phase until the gate is
-    released: long enough for a browser to see the progress and to press cancel.
-    """
-
-    def __init__(self, path: Path, gated: list[str]) -> None:
-        self.path = Path(path)
-        self.gates = {name: Gate() for name in gated}
-        channel = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, directory=str(channel.path), **kwargs)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _hold(self) -> None:
-                filename = self.path.rsplit("/", 1)[-1]
-                for name, gate in channel.gates.items():
-                    if filename.startswith(f"{name}-"):
-                        gate.requested.set()
-                        gate.released.wait(timeout=180)
-
-            def do_GET(self) -> None:
-                self._hold()
-                super().do_GET()
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that drops a connection (a cancelled download) is expected
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def gate(self, name: str) -> Gate:
-        return self.gates[name]
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        for gate in self.gates.values():
-            gate.release()
-        self._server.shutdown()
-        self._server.server_close()
+# `tests.rig.served.ServedChannel` (its `gate(name)` holds a package's download).
 
 
 # --------------------------------------------------------------------------------------------

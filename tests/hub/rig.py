@@ -26,7 +26,6 @@ Nothing here needs the network. Functions that can only work as root say so.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import pwd
@@ -38,9 +37,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +45,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.rig.served import ServedChannel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHP_BIN = REPO_ROOT / ".hub-tools" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -351,86 +350,6 @@ def configure_singleuser(venv: Path, settings: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class Gate:
-    """Holds the download of one package until the test releases it."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.released = threading.Event()
-
-    def release(self) -> None:
-        self.released.set()
-
-
-class ChannelServer:
-    """A channel folder served on loopback; counts every GET; ``gate(name)`` holds that
-    package's archive until released."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.requests: Counter[str] = Counter()
-        self.gates: dict[str, Gate] = {}
-        self._lock = threading.Lock()
-        channel = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, directory=str(channel.path), **kwargs)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                request_path = self.path.split("?", 1)[0]
-                with channel._lock:
-                    channel.requests[request_path] += 1
-                    gates = dict(channel.gates)
-                filename = request_path.rsplit("/", 1)[-1]
-                for name, gate in gates.items():
-                    if filename.startswith(f"{name}-") and filename.endswith(".conda"):
-                        gate.requested.set()
-                        gate.released.wait(timeout=180)
-                super().do_GET()
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that went away (a stopped server) is expected
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def gate(self, name: str) -> Gate:
-        with self._lock:
-            self.gates[name] = Gate()
-            return self.gates[name]
-
-    def downloads(self, package: str) -> dict[str, int]:
-        """How often each archive of ``package`` was fetched (by file name)."""
-        with self._lock:
-            return {
-                p.rsplit("/", 1)[-1]: n
-                for p, n in self.requests.items()
-                if p.rsplit("/", 1)[-1].startswith(f"{package}-")
-                and p.endswith((".conda", ".tar.bz2"))
-            }
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            for gate in self.gates.values():
-                gate.release()
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def build_hub_channel(path: Path) -> Any:
     """The rig's generic packages plus the hub tests' own (``tests.rig.channel``)."""
     from tests.rig.channel import (
@@ -565,7 +484,7 @@ class Hub:
     admin_password: str
     users: dict[str, SystemUser]
     venv: Path
-    channel: ChannelServer
+    channel: ServedChannel
     shared_envs_dir: Path
     package_cache: Path
     log_path: Path
@@ -722,7 +641,7 @@ def running_hub(artifacts_dir: Path) -> Iterator[Hub]:
     base = Path(tempfile.mkdtemp(prefix="repro-hub-"))
     base.chmod(0o755)
     users: dict[str, SystemUser] = {}
-    channel_server: ChannelServer | None = None
+    channel_server: ServedChannel | None = None
     process: subprocess.Popen[bytes] | None = None
     hub_dir = base / "hub"
     try:
@@ -734,7 +653,7 @@ def running_hub(artifacts_dir: Path) -> Iterator[Hub]:
 
         mark = time.monotonic()
         channel = build_hub_channel(base / "channel")
-        channel_server = ChannelServer(channel.path)
+        channel_server = ServedChannel(channel.path)
         channel_server.start()
         shared_envs = base / "shared-envs"
         shared_envs.mkdir(mode=0o755)
