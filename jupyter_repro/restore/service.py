@@ -1374,16 +1374,8 @@ class RestoreService:
             specs = list(source.spec.dependencies)
             progress.log(f"installing the lock of {host_platform()} exactly: no solve")
             progress.phase("verify", 0, len(locked.conda))
-            # With a shared package cache, archives another user downloaded are used (checked)
-            # and this restore's downloads are kept there: staged beside them, so that keeping
-            # one is a rename.
-            shared_cache = await self._shared_cache()
-            staging = tempfile.TemporaryDirectory(
-                prefix="jupyter-repro-lock-",
-                dir=shared_cache.user_dir if shared_cache is not None else None,
-            )
             # A capsule's archives are read where they were extracted (file://), checked
-            # against the lock's sha256 like any other.
+            # against the lock's sha256 like any other; what the cache holds is not fetched.
             fetching = [p for p in locked.conda if p.url not in cached]
             wanted = [
                 dataclasses.replace(p, url=source.archives[p.url].as_uri())
@@ -1398,18 +1390,31 @@ class RestoreService:
                 if checked and p.url in checked and p.url in source.archives
             }
             try:
-                fetched = await fetch_verified(
-                    wanted,
-                    Path(staging.name),
-                    on_done=lambda done, total: progress.phase("verify", done, total),
-                    checked=already,
-                    shared=shared_cache,
-                )
+                fetched: list[Verified] = []
+                if fetching:
+                    # With a shared package cache, archives another user downloaded are used
+                    # (checked) and this restore's downloads are kept there: staged beside
+                    # them, so that keeping one is a rename.
+                    shared_cache = await self._shared_cache()
+                    staging = tempfile.TemporaryDirectory(
+                        prefix="jupyter-repro-lock-",
+                        dir=shared_cache.user_dir if shared_cache is not None else None,
+                    )
+                    fetched = await fetch_verified(
+                        wanted,
+                        Path(staging.name),
+                        on_done=lambda done, total: progress.phase("verify", done, total),
+                        checked=already,
+                        shared=shared_cache,
+                    )
+                else:
+                    progress.phase("verify", len(locked.conda), len(locked.conda))
                 from_cache = await asyncio.to_thread(
                     _cached_records, locked.conda, cached, checked or {}
                 )
             except BaseException:
-                staging.cleanup()
+                if staging is not None:
+                    staging.cleanup()
                 raise
             # Named by the lock's URLs again: a staging or extraction folder is gone afterwards.
             by_url = {
