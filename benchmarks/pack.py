@@ -42,7 +42,9 @@ from jupyter_repro.specs.pack import PackRequest, pack
 from . import lock as lock_bench
 from ._table import Result
 
-REPEATS = int(os.environ.get("REPRO_BENCH_PACK_REPEATS", "5"))
+REPEATS = int(os.environ.get("REPRO_BENCH_PACK_REPEATS", "15"))
+"""Each run takes tens of milliseconds, while this machine's speed drifts by as much within
+minutes: many alternating runs, so that medians compare like with like."""
 PACK_LIMIT = 1.0
 RESTORE_LIMIT = 1.3
 REPORTED = float("inf")
