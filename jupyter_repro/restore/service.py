@@ -1137,11 +1137,13 @@ class RestoreService:
             installing = source
             notebooks: tuple[CapsuleNotebook, ...] = ()
             cached: dict[str, Path] = {}
+            from_cache: dict[str, Verified] = {}
             checked: dict[str, str] = {}
             if source.kind == "capsule":
                 doing = "extracting the capsule"
                 # What the package cache holds with the lock's sha256 is not unpacked again.
-                cached, digest, known = await asyncio.to_thread(self._capsule_preflight, source)
+                from_cache, digest, known = await asyncio.to_thread(self._capsule_preflight, source)
+                cached = {url: v.path for url, v in from_cache.items()}
                 if cached:
                     progress.log(
                         f"{len(cached)} packages are in the package cache with the lock's "
@@ -1149,7 +1151,7 @@ class RestoreService:
                     )
                 assert source.capsule is not None
                 extraction = Path(tempfile.mkdtemp(prefix="jupyter-repro-capsule-"))
-                extracted = await self._extract(
+                extracted, notebooks = await self._extract(
                     source, extraction, progress, skip=cached, check_all=not known
                 )
                 if source.lock is None or extracted.lock.digest() != source.lock.digest():
@@ -1163,13 +1165,12 @@ class RestoreService:
                     source, archives=dict(extracted.conda_paths), wheels=extracted.wheels_dir
                 )
                 checked = extracted.conda_md5
-                notebooks = await asyncio.to_thread(_read_notebooks, extracted)
             doing = "installing the packages"
             if self.options.engine == EMBEDDED_ENGINE or source.lock is not None:
                 # A lock is installed by the embedded engine, which verifies every archive
                 # against it before linking (a CLI would solve or trust its cache).
                 packages, history = await self._install_rattler(
-                    installing, target, config, progress, cached=cached, checked=checked
+                    installing, target, config, progress, from_cache=from_cache, checked=checked
                 )
                 history.cmd = self._command_line(source, prefix, target)
             else:
@@ -1219,13 +1220,19 @@ class RestoreService:
             return None
         return await asyncio.to_thread(prepare_shared_cache, cache)
 
-    def _capsule_preflight(self, source: RestoreSource) -> tuple[dict[str, Path], str, bool]:
-        """Before a capsule is unpacked (one worker thread): what the package cache holds
-        (`_cached`), the capsule file's sha256, and whether this user checked every member
-        of that file before (restore/checked_capsules.py)."""
+    def _capsule_preflight(self, source: RestoreSource) -> tuple[dict[str, Verified], str, bool]:
+        """Before a capsule is unpacked (one worker thread): the records of the packages the
+        package cache holds (`_cached`, `_cached_records`), the capsule file's sha256, and
+        whether this user checked every member of that file before
+        (restore/checked_capsules.py)."""
         assert source.capsule is not None
         digest = file_sha256(source.capsule)
-        return self._cached(source), digest, was_checked(digest, self.environ, self.home)
+        locked = source.lock.platform(host_platform()) if source.lock is not None else None
+        cached = self._cached(source)
+        records = (
+            _cached_records(locked.conda, cached, source.capsule_md5) if locked and cached else {}
+        )
+        return records, digest, was_checked(digest, self.environ, self.home)
 
     def _cached(self, source: RestoreSource) -> dict[str, Path]:
         """This platform's locked packages the package cache holds, extracted from an archive
@@ -1254,7 +1261,7 @@ class RestoreService:
         *,
         skip: Collection[str] = (),
         check_all: bool = True,
-    ) -> ExtractedCapsule:
+    ) -> tuple[ExtractedCapsule, tuple[CapsuleNotebook, ...]]:
         """Unpack the capsule into `extraction`, checking every member against its manifest
         (and the manifest against the lock). A cancel stops the unpacking and returns once
         it stopped, so the folder can be removed after."""
@@ -1267,10 +1274,13 @@ class RestoreService:
 
         progress.log(f"extracting {source.origin} (offline: no channel is used)")
         progress.phase("extract", 0, 1)
-        task = asyncio.ensure_future(
-            asyncio.to_thread(
-                _extract_capsule(),
-                source.capsule,
+        extract = _extract_capsule()
+        assert source.capsule is not None
+        capsule = source.capsule
+
+        def work() -> tuple[ExtractedCapsule, tuple[CapsuleNotebook, ...]]:
+            extracted = extract(
+                capsule,
                 extraction,
                 progress=report,
                 cancel=cancel,
@@ -1278,7 +1288,10 @@ class RestoreService:
                 skip=skip,
                 check_all=check_all,
             )
-        )
+            # In the same worker: the notebooks are read back at once (they are small).
+            return extracted, _read_notebooks(extracted)
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -1351,18 +1364,18 @@ class RestoreService:
         config: CondaConfig,
         progress: Progress,
         *,
-        cached: Mapping[str, Path] | None = None,
+        from_cache: Mapping[str, Verified] | None = None,
         checked: Mapping[str, str] | None = None,
     ) -> tuple[int, _History]:
         """Install with rattler: a lock exactly (every archive verified), else a solve.
 
-        `cached` (lock URL -> package cache entry) are locked packages rattler finds in its
-        cache with the lock's sha256: their records are made from the entry, named by the lock's
-        URL, and nothing is fetched or hashed for them. `checked` (archive URL -> md5): local
-        archives already hashed against the lock (a capsule's extraction)."""
+        `from_cache` (lock URL -> record) are locked packages rattler finds in its cache with
+        the lock's sha256 (see `_capsule_preflight`): nothing is fetched or hashed for them.
+        `checked` (archive URL -> md5): local archives already hashed against the lock (a
+        capsule's extraction)."""
         from rattler import InstallerReporter, MatchSpec, install
 
-        cached = cached or {}
+        from_cache = from_cache or {}
 
         locked = self._locked_part(source, config)
         verified: list[Verified] = []
@@ -1376,7 +1389,7 @@ class RestoreService:
             progress.phase("verify", 0, len(locked.conda))
             # A capsule's archives are read where they were extracted (file://), checked
             # against the lock's sha256 like any other; what the cache holds is not fetched.
-            fetching = [p for p in locked.conda if p.url not in cached]
+            fetching = [p for p in locked.conda if p.url not in from_cache]
             wanted = [
                 dataclasses.replace(p, url=source.archives[p.url].as_uri())
                 if p.url in source.archives
@@ -1409,9 +1422,6 @@ class RestoreService:
                     )
                 else:
                     progress.phase("verify", len(locked.conda), len(locked.conda))
-                from_cache = await asyncio.to_thread(
-                    _cached_records, locked.conda, cached, checked or {}
-                )
             except BaseException:
                 if staging is not None:
                     staging.cleanup()
@@ -1712,20 +1722,33 @@ def _cached_records(
         entry = cached.get(package.url)
         if entry is None:
             continue
-        record = PackageRecord.from_index_json(
-            entry / "info" / "index.json",
-            size=package.size,
-            sha256=package.sha256,
-            md5=package.md5 or md5s.get(package.url),
-        )
-        repodata = RepoDataRecord(
-            record,
-            package.filename,
-            redact_url(package.url),
-            redact_url(package.channel),
-        )
+        index = entry / "info" / "index.json"
+        md5 = package.md5 or md5s.get(package.url)
+        try:
+            st = index.stat()
+        except OSError:
+            continue  # gone since it was found: rattler fetches it like any missing package
+        key = (str(index), st.st_ino, st.st_mtime_ns, st.st_size, package, md5)
+        repodata = _RECORDS.get(key)
+        if repodata is None:
+            record = PackageRecord.from_index_json(
+                index, size=package.size, sha256=package.sha256, md5=md5
+            )
+            repodata = RepoDataRecord(
+                record, package.filename, redact_url(package.url), redact_url(package.channel)
+            )
+            if len(_RECORDS) >= _RECORDS_KEPT:
+                _RECORDS.pop(next(iter(_RECORDS)))
+            _RECORDS[key] = repodata
         out[package.url] = Verified(package, entry, repodata)
     return out
+
+
+_RECORDS: dict[tuple[Any, ...], Any] = {}
+"""Records made from cache entries, by the entry's index.json (path and stat) and what the lock
+says of the package: a server restoring the same packages again does not parse them again
+(rattler copies a record when it installs it; these are never changed)."""
+_RECORDS_KEPT = 4096
 
 
 def _read_notebooks(extracted: ExtractedCapsule) -> tuple[CapsuleNotebook, ...]:

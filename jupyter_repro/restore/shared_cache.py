@@ -946,7 +946,7 @@ async def prepare_package_cache(
     user's folder in the shared cache is another user's, their own private cache
     (`private_cache_dir` of `environ` and `home`, default: this process's) is returned
     instead, with a warning to `log`."""
-    if not shared and not await asyncio.to_thread(is_shared_cache, cache):
+    if not shared and not is_shared_cache(cache):  # one stat: not worth a thread
         return cache, None
     prepared = await asyncio.to_thread(_prepare, cache)
     if not isinstance(prepared, SharedCache):

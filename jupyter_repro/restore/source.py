@@ -41,7 +41,7 @@ from ..specs.lock import (
 from .errors import RestoreError
 
 if TYPE_CHECKING:
-    from ..specs.capsule import MissingPackage
+    from ..specs.capsule import Manifest, MissingPackage
 
 # The capsule reader (zstandard, the manifest's checks) is imported when a file may be one.
 SourceKind = Literal["yaml", "explicit", "notebook", "lock", "capsule"]
@@ -73,6 +73,8 @@ class RestoreSource:
     """Packages of the capsule's lock that were not packed, and why."""
     capsule_notebooks: tuple[str, ...] = ()
     """The capsule's notebooks (`notebooks/<file>.ipynb`)."""
+    capsule_md5: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """Lock URL -> the md5 the capsule's manifest gives its archive (when the lock had it)."""
     archives: Mapping[str, Path] = field(default_factory=dict, hash=False, compare=False)
     """Set by the restore once the capsule is extracted: lock URL -> the extracted archive."""
     wheels: Path | None = None
@@ -152,7 +154,21 @@ def _source_from_capsule(path: Path) -> RestoreSource:
         capsule_platforms=tuple(manifest.platforms),
         capsule_missing=tuple(manifest.missing),
         capsule_notebooks=tuple(manifest.notebooks),
+        capsule_md5=_manifest_md5(manifest, lock),
     )
+
+
+def _manifest_md5(manifest: Manifest, lock: Lock) -> dict[str, str]:
+    """Lock URL -> the manifest's md5 of that package's archive (matched by member path)."""
+    from ..specs.capsule import conda_member
+
+    by_member = {c.path: c.md5 for c in manifest.conda if c.md5}
+    return {
+        package.url: by_member[member]
+        for part in lock.platforms
+        for package in part.conda
+        if (member := conda_member(package)) in by_member
+    }
 
 
 def sibling_lock(notebook: Path) -> Path | None:
