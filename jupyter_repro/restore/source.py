@@ -111,7 +111,9 @@ def _from_lock(lock: Lock, origin: str, warnings: tuple[str, ...] = ()) -> Resto
         dependencies=lock.conda_specs,
         pip=lock.pip_specs,
     )
-    return RestoreSource(kind="lock", origin=origin, spec=spec, lock=lock, warnings=warnings)
+    return RestoreSource(
+        kind="lock", origin=origin, spec=spec, lock=lock, warnings=warnings + lock.notes
+    )
 
 
 def _source_from_text(

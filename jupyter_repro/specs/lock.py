@@ -248,11 +248,16 @@ def _from_filename(url: str, source: str) -> tuple[str, str, str]:
 
 
 def _depends_map(depends: Iterable[str]) -> dict[str, str]:
-    """conda `depends` as CEP 37 writes them: name -> the rest of the spec."""
+    """conda `depends` as CEP 37 writes them: name -> the rest of the spec.
+
+    The format has one entry per name, while real records may name a package several times
+    (conda-forge's `python >=3.13,<3.14.0a0`, `python >=3.13,<3.14.0a0 *_cp313`, `python`):
+    the first constraint is kept, never replaced by a bare name."""
     out: dict[str, str] = {}
     for dep in depends:
         name, _, rest = dep.strip().partition(" ")
-        out[name] = rest.strip()
+        if not out.get(name):
+            out[name] = rest.strip()
     return out
 
 
@@ -458,7 +463,15 @@ def parse_conda_lock(text: str | bytes, *, source: str = "conda-lock.yml") -> Lo
     data = _load_yaml(text, source)
     if not isinstance(data, Mapping) or "package" not in data:
         raise LockError("not a conda-lock file: no 'package' list", source=source)
-    if data.get("version") != 1:
+    notes: tuple[str, ...] = ()
+    if "version" not in data and isinstance(data.get("metadata"), Mapping):
+        # conda-lock before 1.0 wrote the same format without a `version` key (such files are
+        # common in public repositories); conda-lock itself now refuses them.
+        notes = (
+            f"{source} has no 'version' (written by conda-lock before 1.0): read as version 1; "
+            "re-lock it with a current conda-lock to keep it readable by conda-lock itself",
+        )
+    elif data.get("version") != 1:
         raise LockError(
             f"unsupported conda-lock version {data.get('version')!r}; this reads version 1 "
             "(what conda-lock 2 and later write)",
@@ -532,6 +545,7 @@ def parse_conda_lock(text: str | bytes, *, source: str = "conda-lock.yml") -> Lo
         name=custom.get(f"{_META}name") if isinstance(custom.get(f"{_META}name"), str) else None,
         origin=source,
         format="conda-lock",
+        notes=notes,
     ).checked()
 
 
