@@ -805,6 +805,9 @@ def _verify(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         terminate = task.cancel if task is not None else None
+        # SIGTERM stops the verification (and its kernel) like Ctrl-C. Where a loop takes no
+        # signal handlers (Windows: NotImplementedError; not the main thread: RuntimeError or
+        # ValueError), the default action is left as it is: nothing is unfinished about that.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             if terminate is not None:
                 loop.add_signal_handler(signal.SIGTERM, terminate)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.required import unavailable
 from tests.rig.installation import CondaInstallation
 
 IS_ROOT = os.geteuid() == 0
@@ -168,7 +169,7 @@ def remove_tree(folder: Path) -> None:
 def small_tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` at `mountpoint` (root only; skips where mounting is not allowed)."""
     if not IS_ROOT or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
+        unavailable("mounting a tmpfs needs root")
     mountpoint.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mountpoint)],
@@ -176,7 +177,7 @@ def small_tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
         text=True,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
         yield mountpoint
     finally:

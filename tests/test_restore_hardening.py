@@ -33,6 +33,7 @@ from jupyter_repro.restore.errors import DiskError, InvalidTarget
 from jupyter_repro.restore.service import RestoreOptions, RestoreService
 from jupyter_repro.restore.source import load_source
 from jupyter_repro.specs.export import export_environment
+from tests.required import unavailable
 from tests.rig import CondaInstallation, RigChannel
 from tests.server_helpers import kernelspecs, run_in_kernel, start_kernel
 from tests.test_restore import Recorder, _service
@@ -59,7 +60,7 @@ class Mounts:
 
     def tmpfs(self, where: Path, size: str = "1m") -> Path:
         if os.geteuid() != 0:
-            pytest.skip(
+            unavailable(
                 "mounting a tmpfs needs root (CAP_SYS_ADMIN); these tests fill or write-protect "
                 "a real file system, run them as root (as CI does)"
             )
@@ -70,7 +71,7 @@ class Mounts:
             text=True,
         )
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here although root: {done.stderr.strip()}")
+            unavailable(f"cannot mount a tmpfs here although root: {done.stderr.strip()}")
         self.mounted.append(where)
         return where
 
@@ -587,7 +588,7 @@ def test_permission_denied_says_so(tmp_path: Path):
                     timeout=60,
                 )
             except subprocess.SubprocessError as error:
-                pytest.skip(f"cannot drop root's CAP_DAC_OVERRIDE here: {error}")
+                unavailable(f"cannot drop root's CAP_DAC_OVERRIDE here: {error}")
             output = done.stdout + done.stderr
         else:
             service = RestoreService(RestoreOptions(), environ={"HOME": str(tmp_path)})

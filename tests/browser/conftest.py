@@ -171,10 +171,9 @@ def browser():
     """Debian's chromium under Playwright (Playwright cannot download a browser here)."""
     chromium = _chromium_path()
     if chromium is None:
-        message = "chromium is not installed (`make test` installs Debian's chromium as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        from tests.required import unavailable
+
+        unavailable("chromium is not installed (`make test` installs Debian's chromium as root)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

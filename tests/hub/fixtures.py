@@ -26,7 +26,8 @@ def hub(artifacts_dir: Path) -> Iterator[Hub]:
     Skipped with the reason when this machine cannot run it (not root, no
     configurable-http-proxy...), and failed instead under ``CI=true``.
     """
-    from tests.hub.rig import requirement_problem, running_hub, unavailable
+    from tests.hub.rig import requirement_problem, running_hub
+    from tests.required import unavailable
 
     problem = requirement_problem()
     if problem is not None:

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.rig.served import ServedChannel
@@ -75,13 +74,6 @@ CACHE_PACKAGES = ("hubcache-a", "hubcache-b")
 
 API_TIMEOUT = 30
 SPAWN_TIMEOUT = 90.0
-
-
-def unavailable(reason: str) -> None:
-    """Skip (fail under ``CI=true``: CI must run these tests) for ``reason``."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the JupyterHub tests cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def readable_by_everyone(path: Path) -> bool:
