@@ -204,6 +204,18 @@ def _output_problem(output: str) -> str | None:
     return None
 
 
+def _source_problem(args: argparse.Namespace, what: str) -> str | None:
+    """What is wrong with export's or lock's choice of source and target, else None."""
+    sources = [s for s in (args.notebook, args.env, args.prefix) if s is not None]
+    if len(sources) != 1:
+        return "give exactly one of NOTEBOOK, --env NAME or --prefix PATH"
+    if args.embed and args.notebook is None:
+        return "--embed writes into a notebook: give a NOTEBOOK"
+    if args.embed and args.output is not None:
+        return f"--embed and -o cannot be combined: {what} goes into the notebook"
+    return None
+
+
 def _export(args: argparse.Namespace) -> int:
     from .atomic import replace_file
     from .environments.catalog import EnvironmentNotFound
@@ -212,15 +224,8 @@ def _export(args: argparse.Namespace) -> int:
     from .specs.explicit import explicit_urls
     from .specs.export import ExportError, explicit_list, export_environment, platform_of
 
-    sources = [s for s in (args.notebook, args.env, args.prefix) if s is not None]
-    problem = None
-    if len(sources) != 1:
-        problem = "give exactly one of NOTEBOOK, --env NAME or --prefix PATH"
-    elif args.embed and args.notebook is None:
-        problem = "--embed writes into a notebook: give a NOTEBOOK"
-    elif args.embed and args.output is not None:
-        problem = "--embed and -o cannot be combined: the spec goes into the notebook"
-    elif args.format == "explicit" and args.mode not in (None, "exact"):
+    problem = _source_problem(args, "the spec")
+    if problem is None and args.format == "explicit" and args.mode not in (None, "exact"):
         problem = f"--format explicit lists exact packages; --mode {args.mode} does not apply"
     if problem is not None:
         print(f"jupyter repro export: error: {problem}", file=sys.stderr)
@@ -293,14 +298,7 @@ def _lock(args: argparse.Namespace) -> int:
     from .specs.locking import LockOptions, lock_environment
     from .specs.pip_lock import PipIndex
 
-    sources = [s for s in (args.notebook, args.env, args.prefix) if s is not None]
-    problem = None
-    if len(sources) != 1:
-        problem = "give exactly one of NOTEBOOK, --env NAME or --prefix PATH"
-    elif args.embed and args.notebook is None:
-        problem = "--embed writes into a notebook: give a NOTEBOOK"
-    elif args.embed and args.output is not None:
-        problem = "--embed and -o cannot be combined: the lock goes into the notebook"
+    problem = _source_problem(args, "the lock")
     if problem is not None:
         print(f"jupyter repro lock: error: {problem}", file=sys.stderr)
         return 2
