@@ -552,3 +552,116 @@ async def test_a_cache_entry_of_another_archive_is_not_used(
 
     assert any("3 packages are in the package cache" in line for line in second.lines)
     assert records(tmp_path / "b") == records(packed.prefix)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. a capsule restored here before, its packages all in the cache: nothing to unpack
+
+
+@pytest.fixture(scope="module")
+def conda_only(
+    tmp_path_factory: pytest.TempPathFactory, multi_platform_channel: RigChannel
+) -> Packed:
+    """`lockme` without pip packages, packed for linux-64 with its notebook; the channel gone."""
+    root = tmp_path_factory.mktemp("conda-only")
+    channel = copy_channel(multi_platform_channel, root / "channel")
+    inst = CondaInstallation.create(root / "home", channel, root / "pkgs")
+    prefix = create_dated_env(inst)
+    notebook = root / "project" / "analysis.ipynb"
+    notebook.parent.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    nbformat.write(nb, notebook)
+    capsule = root / "out" / "lockme.capsule.tar.zst"
+    capsule.parent.mkdir()
+    request = PackRequest(
+        notebooks=(notebook,),
+        prefix=prefix,
+        name="lockme",
+        platforms=("linux-64",),
+        package_dirs=(root / "pkgs",),
+    )
+    run_sync(pack(request, capsule))
+    shutil.rmtree(channel.path)
+    shutil.rmtree(root / "pkgs")
+    return Packed(prefix, capsule, capsule, notebook)
+
+
+@pytest.mark.asyncio
+async def test_a_capsule_restored_before_is_not_unpacked_again(
+    tmp_path: Path,
+    conda_only: Packed,
+    fresh: Fresh,
+    private_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = fresh.service()
+    first = Recorder()
+    await service.restore(
+        load_source(file=conda_only.capsule), prefix=tmp_path / "a", progress=first
+    )
+    assert any(name == "extract" for name, _, _ in first.phases)
+    unpacked: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def watched_mkdtemp(*args: object, **kwargs: object) -> str:
+        made = real_mkdtemp(*args, **kwargs)  # type: ignore[call-overload]
+        unpacked.append(made)
+        return made
+
+    monkeypatch.setattr(tempfile, "mkdtemp", watched_mkdtemp)
+
+    second = Recorder()
+    done = await service.restore(
+        load_source(file=conda_only.capsule), prefix=tmp_path / "b", progress=second
+    )
+
+    assert any("nothing to unpack" in line for line in second.lines)
+    assert not any(name == "extract" for name, _, _ in second.phases)
+    assert not [p for p in unpacked if "capsule" in Path(p).name]
+    assert records(tmp_path / "b") == records(tmp_path / "a") == records(conda_only.prefix)
+    # The notebook still comes with it, as packed.
+    assert [(n.name, n.data) for n in done.notebooks] == [
+        ("analysis.ipynb", conda_only.notebook.read_bytes())
+    ]
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_a_package_gone_from_the_cache_is_unpacked_again(
+    tmp_path: Path, conda_only: Packed, fresh: Fresh
+) -> None:
+    service = fresh.service()
+    await service.restore(load_source(file=conda_only.capsule), prefix=tmp_path / "a")
+    entry = next(p for p in fresh.cache.iterdir() if p.is_dir() and p.name.startswith("libplat-"))
+    shutil.rmtree(entry)
+
+    second = Recorder()
+    await service.restore(
+        load_source(file=conda_only.capsule), prefix=tmp_path / "b", progress=second
+    )
+
+    assert not any("nothing to unpack" in line for line in second.lines)
+    # The lock, the notebook and the one archive the cache lacks.
+    assert _extract_total(second) == 3
+    assert records(tmp_path / "b") == records(conda_only.prefix)
+
+
+def test_a_notebook_that_differs_from_the_manifest_is_refused_when_read_alone(
+    tmp_path: Path, conda_only: Packed
+) -> None:
+    from jupyter_repro.specs.capsule import read_capsule_notebooks
+
+    manifest, _lock, notebooks = read_capsule_notebooks(conda_only.capsule)
+    assert (
+        [name for name, _ in notebooks] == list(manifest.notebooks) == ["notebooks/analysis.ipynb"]
+    )
+    changed = rewrite(
+        conda_only.capsule,
+        tmp_path / "changed.capsule.tar.zst",
+        one_byte_changed("notebooks/analysis.ipynb"),
+        fix_manifest=False,
+    )
+
+    with pytest.raises(CapsuleError, match=r"notebooks/analysis\.ipynb was changed"):
+        read_capsule_notebooks(changed)

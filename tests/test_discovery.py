@@ -950,3 +950,45 @@ def test_discovered_get_resolves_symlinks(rig_installation, tmp_path):
     assert env is not None
     assert env.prefix == rig_installation.envs["py"]
     assert found.get(tmp_path) is None
+
+
+# -- the folders alone ------------------------------------------------------------------------
+
+
+def test_the_folders_are_discoverys_and_survive_new_environments(conda_installation, tmp_path):
+    """What a restore checks its target against: the same folders as a full scan, not
+    scanned again when an environment comes or goes (every restore adds one), and seen
+    again at once when the configuration changes."""
+    inst = conda_installation
+    shared = tmp_path / "shared-envs"
+    shared.mkdir()
+    discovery = make_discovery(inst, tmp_path, shared_envs_dirs=[shared])
+    folders = discovery.folders()
+    full = discovery.discover()
+    assert (folders.envs_dirs, folders.shared_dirs) == (full.envs_dirs, full.shared_dirs)
+    assert folders.shared_dirs == (shared.resolve(),)
+    scans = discovery.rescans
+
+    inst.create_prefix_env(tmp_path / "elsewhere", ["pkgc"])  # registered in environments.txt
+    inst.create_env("another", ["pkgc"])
+    assert discovery.folders() is folders  # nothing read again
+    assert discovery.rescans == scans  # (and no full scan either)
+
+    extra = tmp_path / "more-envs"
+    write_condarc(inst.condarc, extra)
+    changed = discovery.folders()
+    assert changed.envs_dirs[0] == extra
+    assert changed.envs_dirs == discovery.discover().envs_dirs
+
+
+def test_the_folders_follow_the_environment_variables(conda_installation, tmp_path):
+    inst = conda_installation
+    environ = inst.environ()
+    discovery = make_discovery(inst, tmp_path, environ=environ)
+    before = discovery.folders()
+    environ["CONDA_ENVS_DIRS"] = str(tmp_path / "from-variable")
+
+    after = discovery.folders()
+
+    assert tmp_path / "from-variable" not in before.envs_dirs
+    assert after.envs_dirs[0] == tmp_path / "from-variable"

@@ -250,9 +250,24 @@ class _Condarc(NamedTuple):
 _NO_CONDARC = _Condarc([], [])
 
 
+@dataclass(frozen=True)
+class Folders:
+    """The folders of `Discovered`, which depend on configuration alone."""
+
+    envs_dirs: tuple[Path, ...]
+    shared_dirs: tuple[Path, ...] = ()
+
+
 @dataclass
 class _ScanResult:
     discovered: Discovered
+    environ: dict[str, str | None]
+    watches: list[_Watch]
+
+
+@dataclass
+class _FoldersResult:
+    folders: Folders
     environ: dict[str, str | None]
     watches: list[_Watch]
 
@@ -402,6 +417,16 @@ class _Scan:
         return self.env[name]
 
     # -- the scan --------------------------------------------------------------------------
+
+    def run_folders(self) -> Folders:
+        """Only the folders (see `EnvironmentDiscovery.folders`): the roots and condarcs are
+        read, no environment is looked for."""
+        base = self._scan_roots()
+        condarcs = self._read_condarcs(base)
+        return Folders(
+            envs_dirs=tuple(Path(p) for p in self._envs_dirs(base, condarcs)),
+            shared_dirs=_resolved_shared(self._shared_dirs(base, condarcs)),
+        )
 
     def run(self) -> Discovered:
         base = self._scan_roots()
@@ -844,7 +869,7 @@ class _Scan:
         shared_dirs: Sequence[str] = (),
     ) -> Discovered:
         server = _realpath(self.server_prefix)
-        shared = list(dict.fromkeys(_realpath(d) for d in shared_dirs))
+        shared = [os.fspath(d) for d in _resolved_shared(shared_dirs)]
         environments = []
         # Keys are the resolved prefixes as strings: base first, then in path order.
         for key in sorted(self.candidates, key=lambda k: (k != base, k)):
@@ -878,6 +903,10 @@ class _Scan:
             envs_dirs=tuple(Path(p) for p in envs_dirs),
             shared_dirs=tuple(Path(p) for p in shared),
         )
+
+
+def _resolved_shared(shared_dirs: Iterable[str]) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in dict.fromkeys(_realpath(d) for d in shared_dirs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -926,6 +955,7 @@ class EnvironmentDiscovery:
         self.rescans = 0
         """How many times `discover()` really scanned (not answered from the cache)."""
         self._cached: _ScanResult | None = None
+        self._folders: _FoldersResult | None = None
         self._condarc_cache: dict[bytes, _Condarc] = {}
         self._lock = threading.Lock()
 
@@ -946,12 +976,27 @@ class EnvironmentDiscovery:
                 return Discovered((), None, ())
             return self._cached.discovered
 
+    def folders(self) -> Folders:
+        """`discover()`'s envs dirs and shared folders, cached on their own inputs (variables,
+        condarcs, installations): a restore checks its target against them, and a restore
+        changes the list of environments (its folder, the registry) but not these, so the
+        next restore does not rescan every environment for them."""
+        with self._lock:
+            cached = self._folders
+            if cached is not None and self._unchanged(cached):
+                return cached.folders
+            scan = self._new_scan()
+            found = scan.run_folders()
+            self._folders = _FoldersResult(found, dict(scan.env), list(scan.watches.values()))
+            return found
+
     def invalidate(self) -> None:
         """Forget the cached answer (e.g. after this process created an environment)."""
         with self._lock:
             self._cached = None
+            self._folders = None
 
-    def _unchanged(self, cached: _ScanResult) -> bool:
+    def _unchanged(self, cached: _ScanResult | _FoldersResult) -> bool:
         environ = self.environ
         if any(environ.get(name) != value for name, value in cached.environ.items()):
             return False
@@ -959,7 +1004,12 @@ class EnvironmentDiscovery:
         return all(watch.unchanged(now) for watch in cached.watches)
 
     def _scan(self) -> _ScanResult:
-        scan = _Scan(
+        scan = self._new_scan()
+        discovered = scan.run()
+        return _ScanResult(discovered, dict(scan.env), list(scan.watches.values()))
+
+    def _new_scan(self) -> _Scan:
+        return _Scan(
             environ=self.environ,
             home=self.home,
             server_prefix=self.server_prefix,
@@ -970,5 +1020,3 @@ class EnvironmentDiscovery:
             log=self.log,
             shared_envs_dirs=self.shared_envs_dirs,
         )
-        discovered = scan.run()
-        return _ScanResult(discovered, dict(scan.env), list(scan.watches.values()))

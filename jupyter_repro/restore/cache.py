@@ -17,6 +17,7 @@ restore), never link a package the lock does not name.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,19 +45,62 @@ def package_cache_dir(
 def cached_sha256(cache: Path, dist_name: str) -> str | None:
     """The sha256 (hex) of the archive rattler extracted `dist_name` from, when the cache
     holds that package with a known hash; else None."""
-    if not (cache / dist_name / "info" / "index.json").is_file():
-        return None
+    found = _entries(cache, [dist_name])
+    return found[dist_name][0] if dist_name in found else None
+
+
+def cached_entries(cache: Path, wanted: Mapping[str, str]) -> dict[str, os.stat_result]:
+    """Of `wanted` (dist name -> the sha256 its archive must have), the packages the cache
+    holds extracted from such an archive: dist name -> the `os.stat` of the entry's
+    `info/index.json` (what a record of it is made from).
+
+    A few system calls per package, relative to the cache folder opened once: a restore
+    asks this of every package of a lock before it decides what to unpack."""
+    return {
+        dist: info
+        for dist, (digest, info) in _entries(cache, list(wanted)).items()
+        if digest == wanted[dist]
+    }
+
+
+_DIR_FD = os.open in os.supports_dir_fd and os.stat in os.supports_dir_fd
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _entries(cache: Path, dist_names: list[str]) -> dict[str, tuple[str, os.stat_result]]:
+    """dist name -> (the sha256 of its entry's archive, the stat of its index.json), for
+    the entries the cache holds with a known sha256. `dist_names` are checked names
+    (`LockedConda.problem`): plain file names, never paths."""
+    folder_fd: int | None = None
+    if _DIR_FD:
+        try:
+            folder_fd = os.open(cache, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+        except OSError:
+            return {}
+    base = "" if folder_fd is not None else f"{cache}{os.sep}"
+    found: dict[str, tuple[str, os.stat_result]] = {}
     try:
-        with open(cache / f"{dist_name}{_LOCK_SUFFIX}", "rb") as stream:
-            data = stream.read(_REVISION_BYTES + _SHA256_BYTES + 1)
-    except OSError:
-        return None
-    if len(data) != _REVISION_BYTES + _SHA256_BYTES:
-        return None
-    digest = data[_REVISION_BYTES:]
-    if digest == bytes(_SHA256_BYTES):
-        return None
-    return digest.hex()
+        for dist in dist_names:
+            try:
+                info = os.stat(f"{base}{dist}/info/index.json", dir_fd=folder_fd)
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                lock = f"{base}{dist}{_LOCK_SUFFIX}"
+                fd = os.open(lock, os.O_RDONLY | _CLOEXEC, dir_fd=folder_fd)
+                try:
+                    data = os.read(fd, _REVISION_BYTES + _SHA256_BYTES + 1)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue
+            digest = data[_REVISION_BYTES:]
+            if len(data) == _REVISION_BYTES + _SHA256_BYTES and digest != bytes(_SHA256_BYTES):
+                found[dist] = (digest.hex(), info)
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
+    return found
 
 
 def write_entry_lock(cache: Path, dist_name: str, sha256: bytes) -> None:

@@ -51,9 +51,9 @@ from ..specs.environment import (
 )
 from ..specs.explicit import ExplicitEntry, explicit_urls
 from ..specs.export import host_platform
-from ..specs.lock import LockedConda, PlatformLock, _pypi_line, file_url_path
+from ..specs.lock import Lock, LockedConda, PlatformLock, _pypi_line, file_url_path
 from ..specs.pip_lock import PipIndex
-from .cache import cached_sha256, package_cache_dir
+from .cache import cached_entries, package_cache_dir
 from .channels import (
     CondaConfig,
     channel_urls,
@@ -506,11 +506,12 @@ class RestoreService:
             )
         return self._own_discovery
 
+    # Configuration alone: no rescan of every environment (each restore changes that list).
     def _envs_dirs(self) -> tuple[Path, ...]:
-        return self._discovery().discover().envs_dirs
+        return self._discovery().folders().envs_dirs
 
     def _shared_dirs(self) -> tuple[Path, ...]:
-        return self._discovery().discover().shared_dirs
+        return self._discovery().folders().shared_dirs
 
     def _own_envs_dirs(self) -> list[Path]:
         """The envs dirs a named environment may go into: writable, not shared (and not
@@ -1132,39 +1133,56 @@ class RestoreService:
                 ) from None
             created = True
             progress.log(f"restoring {source.origin} into {target}")
-            config = await asyncio.to_thread(self._config)
+            preflight: _Preflight | None = None
+            if source.kind == "capsule":
+                doing = "extracting the capsule"
+                # One worker for both: each hop to a thread costs a warm restore time.
+                config, preflight = await asyncio.to_thread(
+                    lambda: (self._config(), self._capsule_preflight(source))
+                )
+            else:
+                config = await asyncio.to_thread(self._config)
             history: _History | None = None
             installing = source
             notebooks: tuple[CapsuleNotebook, ...] = ()
-            cached: dict[str, Path] = {}
             from_cache: dict[str, Verified] = {}
             checked: dict[str, str] = {}
-            if source.kind == "capsule":
-                doing = "extracting the capsule"
+            if preflight is not None:
                 # What the package cache holds with the lock's sha256 is not unpacked again.
-                from_cache, digest, known = await asyncio.to_thread(self._capsule_preflight, source)
-                cached = {url: v.path for url, v in from_cache.items()}
-                if cached:
+                from_cache = preflight.records
+                if from_cache:
                     progress.log(
-                        f"{len(cached)} packages are in the package cache with the lock's "
+                        f"{len(from_cache)} packages are in the package cache with the lock's "
                         "sha256; they are not unpacked from the capsule"
                     )
                 assert source.capsule is not None
-                extraction = Path(tempfile.mkdtemp(prefix="jupyter-repro-capsule-"))
-                extracted, notebooks = await self._extract(
-                    source, extraction, progress, skip=cached, check_all=not known
-                )
-                if source.lock is None or extracted.lock.digest() != source.lock.digest():
+                if preflight.notebooks is not None:
+                    # Nothing to unpack: the notebooks were read (and checked) on the way.
+                    progress.log(f"nothing to unpack from {source.origin}: installing offline")
+                    notebooks, read_lock = preflight.notebooks, preflight.lock
+                else:
+                    extraction = Path(tempfile.mkdtemp(prefix="jupyter-repro-capsule-"))
+                    extracted, notebooks = await self._extract(
+                        source, extraction, progress, skip=from_cache, check_all=not preflight.known
+                    )
+                    read_lock = extracted.lock
+                    installing = dataclasses.replace(
+                        source, archives=dict(extracted.conda_paths), wheels=extracted.wheels_dir
+                    )
+                    checked = extracted.conda_md5
+                planned = source.lock
+                if planned is None or read_lock is None or not _same_lock(read_lock, planned):
                     # Its archives were checked against the lock read now, not the one planned.
                     raise RestoreError(
                         f"{source.origin} changed while it was being restored; start again"
                     )
-                if not known and await asyncio.to_thread(file_sha256, source.capsule) == digest:
-                    await asyncio.to_thread(remember_checked, digest, self.environ, self.home)
-                installing = dataclasses.replace(
-                    source, archives=dict(extracted.conda_paths), wheels=extracted.wheels_dir
-                )
-                checked = extracted.conda_md5
+                if (
+                    not preflight.known
+                    and await asyncio.to_thread(file_sha256, source.capsule) == preflight.digest
+                ):
+                    await asyncio.to_thread(
+                        remember_checked, preflight.digest, self.environ, self.home
+                    )
             doing = "installing the packages"
             if self.options.engine == EMBEDDED_ENGINE or source.lock is not None:
                 # A lock is installed by the embedded engine, which verifies every archive
@@ -1220,11 +1238,15 @@ class RestoreService:
             return None
         return await asyncio.to_thread(prepare_shared_cache, cache)
 
-    def _capsule_preflight(self, source: RestoreSource) -> tuple[dict[str, Verified], str, bool]:
+    def _capsule_preflight(self, source: RestoreSource) -> _Preflight:
         """Before a capsule is unpacked (one worker thread): the records of the packages the
         package cache holds (`_cached`, `_cached_records`), the capsule file's sha256, and
         whether this user checked every member of that file before
-        (restore/checked_capsules.py)."""
+        (restore/checked_capsules.py). When that file was checked and the cache holds every
+        package it has for this platform (a capsule restored here before), nothing is
+        unpacked: its notebooks are read here, with the lock they come with."""
+        from ..specs.capsule import read_capsule_notebooks, unpacked_for
+
         assert source.capsule is not None
         digest = file_sha256(source.capsule)
         locked = source.lock.platform(host_platform()) if source.lock is not None else None
@@ -1232,12 +1254,28 @@ class RestoreService:
         records = (
             _cached_records(locked.conda, cached, source.capsule_md5) if locked and cached else {}
         )
-        return records, digest, was_checked(digest, self.environ, self.home)
+        known = was_checked(digest, self.environ, self.home)
+        if not known or source.lock is None:
+            return _Preflight(records, digest, known)
+        manifest, lock, notebooks = read_capsule_notebooks(source.capsule)
+        if not _same_lock(lock, source.lock):
+            # Changed since it was planned: said by the caller, as for an extraction.
+            return _Preflight(records, digest, known, (), lock)
+        if unpacked_for(manifest, lock, host_platform(), records):
+            return _Preflight(records, digest, known)
+        return _Preflight(
+            records,
+            digest,
+            known,
+            tuple(CapsuleNotebook(name.rpartition("/")[2], data) for name, data in notebooks),
+            lock,
+        )
 
-    def _cached(self, source: RestoreSource) -> dict[str, Path]:
+    def _cached(self, source: RestoreSource) -> dict[str, tuple[str, os.stat_result]]:
         """This platform's locked packages the package cache holds, extracted from an archive
-        with the lock's sha256: lock URL -> the cache entry (this user's own part of a shared
-        cache: another user's entries are never linked from)."""
+        with the lock's sha256: lock URL -> the cache entry and the stat of its index.json
+        (this user's own part of a shared cache: another user's entries are never linked
+        from)."""
         locked = source.lock.platform(host_platform()) if source.lock is not None else None
         if locked is None:
             return {}
@@ -1247,10 +1285,12 @@ class RestoreService:
             environ=self.environ,
             home=self.home,
         )
+        found = cached_entries(cache, {p.dist_name: p.sha256 for p in locked.conda if p.sha256})
+        folder = os.path.join(cache, "")
         return {
-            p.url: cache / p.dist_name
+            p.url: (folder + p.dist_name, found[p.dist_name])
             for p in locked.conda
-            if p.sha256 and cached_sha256(cache, p.dist_name) == p.sha256
+            if p.dist_name in found and p.sha256
         }
 
     @staticmethod
@@ -1454,7 +1494,7 @@ class RestoreService:
         progress.phase("download", 0, total)
         # Nothing to download (verified local archives, cache entries, a file:// channel):
         # rattler gets no reporter, and links are counted in conda-meta.
-        local = all(str(r.url).startswith("file:") or id(r) in in_cache for r in records)
+        local = all(id(r) in in_cache or str(r.url).startswith("file:") for r in records)
         reporter = _Reporter(
             asyncio.get_running_loop(),
             progress,
@@ -1701,6 +1741,26 @@ class RestoreService:
         return leftovers
 
 
+def _same_lock(read: Lock, planned: Lock) -> bool:
+    return read is planned or read.digest() == planned.digest()
+
+
+@dataclass(frozen=True)
+class _Preflight:
+    """What `RestoreService._capsule_preflight` found."""
+
+    records: dict[str, Verified]
+    """Lock URL -> the record of a package the package cache holds."""
+    digest: str
+    """The capsule file's sha256."""
+    known: bool
+    """This user checked every member of that file before."""
+    notebooks: tuple[CapsuleNotebook, ...] | None = None
+    """Set when nothing needs unpacking: the capsule's notebooks."""
+    lock: Lock | None = None
+    """The lock read with them."""
+
+
 def _extract_capsule() -> Any:
     """The capsule reader, imported on the first capsule (not at server start)."""
     from ..specs.capsule import extract_capsule
@@ -1709,7 +1769,9 @@ def _extract_capsule() -> Any:
 
 
 def _cached_records(
-    packages: Sequence[LockedConda], cached: Mapping[str, Path], md5s: Mapping[str, str]
+    packages: Sequence[LockedConda],
+    cached: Mapping[str, tuple[str, os.stat_result]],
+    md5s: Mapping[str, str],
 ) -> dict[str, Verified]:
     """Records of the locked packages the package cache holds (see `RestoreService._cached`),
     made from the cache entry's own `info/index.json` and named by the lock's URL (without
@@ -1719,32 +1781,32 @@ def _cached_records(
 
     out: dict[str, Verified] = {}
     for package in packages:
-        entry = cached.get(package.url)
-        if entry is None:
+        found = cached.get(package.url)
+        if found is None:
             continue
-        index = entry / "info" / "index.json"
+        entry, st = found
         md5 = package.md5 or md5s.get(package.url)
-        try:
-            st = index.stat()
-        except OSError:
-            continue  # gone since it was found: rattler fetches it like any missing package
-        key = (str(index), st.st_ino, st.st_mtime_ns, st.st_size, package, md5)
-        repodata = _RECORDS.get(key)
-        if repodata is None:
-            record = PackageRecord.from_index_json(
-                index, size=package.size, sha256=package.sha256, md5=md5
-            )
+        key = (entry, st.st_ino, st.st_mtime_ns, st.st_size, package, md5)
+        verified = _RECORDS.get(key)
+        if verified is None:
+            index = Path(entry, "info", "index.json")
+            try:
+                record = PackageRecord.from_index_json(
+                    index, size=package.size, sha256=package.sha256, md5=md5
+                )
+            except OSError:
+                continue  # gone since it was found: rattler fetches it like any missing package
             repodata = RepoDataRecord(
                 record, package.filename, redact_url(package.url), redact_url(package.channel)
             )
             if len(_RECORDS) >= _RECORDS_KEPT:
                 _RECORDS.pop(next(iter(_RECORDS)))
-            _RECORDS[key] = repodata
-        out[package.url] = Verified(package, entry, repodata)
+            verified = _RECORDS[key] = Verified(package, Path(entry), repodata)
+        out[package.url] = verified
     return out
 
 
-_RECORDS: dict[tuple[Any, ...], Any] = {}
+_RECORDS: dict[tuple[Any, ...], Verified] = {}
 """Records made from cache entries, by the entry's index.json (path and stat) and what the lock
 says of the package: a server restoring the same packages again does not parse them again
 (rattler copies a record when it installs it; these are never changed)."""

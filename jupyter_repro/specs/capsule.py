@@ -1309,6 +1309,64 @@ def extract_capsule(
     )
 
 
+def unpacked_for(manifest: Manifest, lock: Lock, platform: str, skip: Collection[str]) -> set[str]:
+    """The archives and wheels a restore on `platform` needs from the capsule, less the
+    packages whose lock URLs are in `skip` (the package cache holds them)."""
+    return _members_for(manifest, lock, platform, skip) - set(manifest.notebooks)
+
+
+def read_capsule_notebooks(
+    path: str | os.PathLike[str], *, max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+) -> tuple[Manifest, Lock, tuple[tuple[str, bytes], ...]]:
+    """The capsule's manifest, lock and notebooks (member name, bytes), each notebook
+    checked against the manifest, nothing written: for a restore that needs nothing else
+    from a capsule whose every member was checked before (`extract_capsule` with
+    `check_all=False`, minus the folder). Reading stops after the last notebook, which a
+    capsule keeps right after its lock (members are sorted: `notebooks/` before `pkgs/`)."""
+    source = str(path)
+    with _open_stream(Path(path)) as tar:
+        manifest, lock, _data = _read_head(tar, source)
+        expected = manifest.members()
+        wanted = set(manifest.notebooks)
+        found: dict[str, bytes] = {}
+        seen = {LOCK_NAME}
+        while not wanted <= found.keys() and (info := _next(tar, source)) is not None:
+            _check_member(info, source)
+            if info.name not in expected:
+                raise CapsuleError(
+                    f"member {info.name!r} is not in the manifest", source=source, entry=info.name
+                )
+            if info.name in seen:
+                raise CapsuleError(
+                    f"member {info.name!r} comes twice", source=source, entry=info.name
+                )
+            seen.add(info.name)
+            if info.name not in wanted:
+                continue  # an archive before a notebook: not a capsule of ours, but valid
+            size, sha256 = expected[info.name]
+            if info.size != size:
+                raise CapsuleError(
+                    f"{info.name} has {info.size:,} bytes, the manifest says {size:,}",
+                    source=source,
+                    entry=info.name,
+                )
+            data = _read_small(tar, info, max_member_bytes, source)
+            if _sha256(data) != sha256:
+                raise CapsuleError(
+                    f"{info.name} was changed: its sha256 is {_sha256(data)}, the manifest "
+                    f"says {sha256}; the capsule is refused",
+                    source=source,
+                    entry=info.name,
+                )
+            found[info.name] = data
+    absent = sorted(wanted - found.keys())
+    if absent:
+        raise CapsuleError(
+            f"the capsule lacks {', '.join(absent[:5])} (the manifest lists them)", source=source
+        )
+    return manifest, lock, tuple((name, found[name]) for name in sorted(manifest.notebooks))
+
+
 def _members_for(manifest: Manifest, lock: Lock, platform: str, skip: Collection[str]) -> set[str]:
     """The members a restore on `platform` reads (see `extract_capsule`)."""
     wanted = set(manifest.notebooks)

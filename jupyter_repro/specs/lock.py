@@ -158,11 +158,17 @@ class Lock:
 
     def digest(self, platform: str | None = None) -> str:
         """sha256 of the embedded form (of one platform's part when given): which lock this is."""
-        data = embedded_lock(self)
-        if platform is not None:
-            data = {"platforms": data["platforms"].get(platform)}
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        # Kept on the (immutable) lock: a restore compares the lock it planned with the one
+        # it reads again, and a server keeps a capsule's lock for its next restore.
+        known: dict[str | None, str] = self.__dict__.setdefault("_digests", {})
+        found = known.get(platform)
+        if found is None:
+            data = embedded_lock(self)
+            if platform is not None:
+                data = {"platforms": data["platforms"].get(platform)}
+            text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+            found = known[platform] = hashlib.sha256(text.encode()).hexdigest()
+        return found
 
 
 # --------------------------------------------------------------------------------------------
