@@ -561,3 +561,57 @@ def test_a_hostile_manifest_is_refused_field_by_field():
     for change, message in cases:
         with pytest.raises(CapsuleError, match=message):
             Manifest.from_json({**base, **change})
+
+
+# -- reading a head again ----------------------------------------------------------------------
+
+
+def _counting_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from jupyter_repro.specs import capsule as capsule_module
+
+    opened: list[Path] = []
+    real = capsule_module._open_stream
+
+    def counting(path, *args, **kwargs):
+        opened.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(capsule_module, "_open_stream", counting)
+    return opened
+
+
+def test_the_head_of_a_capsule_unchanged_since_it_was_read_is_not_read_again(
+    inputs, capsule, tmp_path, monkeypatch
+):
+    from jupyter_repro.specs import capsule as capsule_module
+    from jupyter_repro.specs.capsule import read_capsule_head
+
+    monkeypatch.setattr(capsule_module, "_SETTLED_NS", 0)  # as if written long ago
+    opened = _counting_opens(monkeypatch)
+    first = read_capsule_head(capsule)
+    assert read_capsule_head(capsule) == first
+    assert len(opened) == 1
+
+    # Changed in place (the same inode): read again.
+    renamed = replace(inputs, lock=replace(inputs.lock, name="renamed"))
+    other = tmp_path / "other.capsule.tar.zst"
+    write(renamed, other)
+    capsule.write_bytes(other.read_bytes())
+    os.utime(capsule, ns=(1, 1))
+    assert read_capsule_head(capsule)[1].name == "renamed"
+    # Replaced by another file: read again.
+    write(inputs, other)
+    other.replace(capsule)
+    assert read_capsule_head(capsule)[1].name == inputs.lock.name
+    assert len(opened) == 3
+
+
+def test_a_capsule_written_a_moment_ago_is_read_every_time(capsule, monkeypatch):
+    from jupyter_repro.specs.capsule import read_capsule_head
+
+    opened = _counting_opens(monkeypatch)
+    read_capsule_head(capsule)
+    read_capsule_head(capsule)
+
+    # Its timestamps may not yet tell a change made within their resolution.
+    assert len(opened) == 2

@@ -665,3 +665,29 @@ def test_a_notebook_that_differs_from_the_manifest_is_refused_when_read_alone(
 
     with pytest.raises(CapsuleError, match=r"notebooks/analysis\.ipynb was changed"):
         read_capsule_notebooks(changed)
+
+
+@pytest.mark.asyncio
+async def test_a_refused_target_wins_over_the_capsules_own_problem_and_nothing_is_lost(
+    tmp_path: Path, conda_only: Packed, fresh: Fresh, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pre-flight reads the capsule while the target is checked: when the target is
+    refused, that is the answer, and the pre-flight's own failure is not left unobserved."""
+    import gc
+
+    from jupyter_repro.restore.errors import NameTaken
+
+    copy = tmp_path / "gone.capsule.tar.zst"
+    shutil.copy(conda_only.capsule, copy)
+    source = load_source(file=copy)
+    copy.unlink()  # the pre-flight will fail to read it
+    taken = tmp_path / "taken"
+    taken.mkdir()
+
+    with pytest.raises(NameTaken, match="already exists"):
+        await fresh.service().restore(source, prefix=taken)
+    await asyncio.sleep(0.05)  # the worker finishes
+    gc.collect()
+
+    assert list(taken.iterdir()) == []
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

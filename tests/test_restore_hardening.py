@@ -690,3 +690,25 @@ async def test_the_environment_is_private_while_it_is_built_and_ordinary_after(
     assert seen
     assert set(seen) == {0o700}
     assert target.stat().st_mode & 0o777 == 0o755
+
+
+def test_register_prefix_appends_once_and_mends_a_last_line_without_its_break(tmp_path: Path):
+    registry = tmp_path / ".conda" / "environments.txt"
+    registry.parent.mkdir()
+    registry.write_text("/opt/conda\n/home/x/envs/old")  # conda's own file, last line unended
+
+    register_prefix(tmp_path, Path("/home/x/envs/new"))
+    register_prefix(tmp_path, Path("/home/x/envs/new"))
+    register_prefix(tmp_path, Path("/home/x/envs/old"))  # listed already (without its break)
+
+    assert registry.read_text() == "/opt/conda\n/home/x/envs/old\n/home/x/envs/new\n"
+
+
+def test_register_prefix_knows_a_prefix_written_with_a_trailing_slash(tmp_path: Path):
+    registry = tmp_path / ".conda" / "environments.txt"
+    registry.parent.mkdir()
+    registry.write_text("/home/x/envs/a/\n")
+
+    register_prefix(tmp_path, Path("/home/x/envs/a"))
+
+    assert registry.read_text() == "/home/x/envs/a/\n"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,12 +30,50 @@ def _folder(environ: Mapping[str, str], home: Path) -> Path:
     return base / "jupyter-repro" / "checked-capsules"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+class Stopped(Exception):
+    """`file_sha256` was told to stop."""
+
+
+def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
+    """The sha256 of the file at `path`; `Stopped` when `stop` is set meanwhile.
+
+    A file this process hashed before and that has not changed since is not read again: a
+    server restores the same capsule more than once, and a capsule is gigabytes. Unchanged
+    means the same inode, size, mtime and ctime (which only the system's clock sets), with the
+    last change long enough before the hashing that a change within the timestamps'
+    resolution cannot hide in it."""
     with open(path, "rb") as stream:
+        before = os.fstat(stream.fileno())
+        key = (
+            before.st_dev,
+            before.st_ino,
+            before.st_size,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        )
+        known = _DIGESTS.get(key)
+        if known is not None:
+            return known
+        digest = hashlib.sha256()
         while chunk := stream.read(_CHUNK):
+            if stop is not None and stop.is_set():
+                raise Stopped(path)
             digest.update(chunk)
-    return digest.hexdigest()
+        after = os.fstat(stream.fileno())
+    found = digest.hexdigest()
+    settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) > _SETTLED_NS
+    unchanged = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]
+    if settled and unchanged:
+        if len(_DIGESTS) >= _DIGESTS_KEPT:
+            _DIGESTS.pop(next(iter(_DIGESTS)))
+        _DIGESTS[key] = found
+    return found
+
+
+_DIGESTS: dict[tuple[int, ...], str] = {}
+"""Files hashed by this process: (device, inode, size, mtime, ctime) -> sha256."""
+_DIGESTS_KEPT = 64
+_SETTLED_NS = 2_000_000_000
 
 
 def was_checked(digest: str, environ: Mapping[str, str], home: Path) -> bool:

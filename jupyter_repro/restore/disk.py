@@ -300,16 +300,28 @@ def register_prefix(home: Path, prefix: Path) -> None:
     if problem is not None:
         raise ValueError(f"not registering {os.fspath(prefix)!r} in environments.txt: {problem}")
     path = registry_path(home)
-    if prefix in registered_prefixes(home):
+    line = os.fspath(prefix)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    # As conda compares (`register_env`): the normalized path against each line as written.
+    wanted = os.path.normpath(line)
+    if any(
+        os.path.normpath(entry.strip()) == wanted for entry in text.splitlines() if entry.strip()
+    ):
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # One append of one line: concurrent writers (conda itself, another server)
         # interleave whole lines rather than overwrite each other's list.
-        with open(path, "a", encoding="utf-8") as stream:
-            if stream.tell() > 0 and not path.read_bytes().endswith(b"\n"):
-                stream.write("\n")
-            stream.write(f"{prefix}\n")
+        with open(path, "a+b") as stream:
+            end = stream.seek(0, os.SEEK_END)
+            if end > 0:
+                stream.seek(end - 1)
+                if stream.read(1) != b"\n":
+                    line = "\n" + line
+            stream.write(f"{line}\n".encode())
     except OSError as error:
         # A failed flush at close names no file; the caller's message should.
         if error.filename is None:

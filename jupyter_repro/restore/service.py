@@ -1102,7 +1102,23 @@ class RestoreService:
     ) -> RestoreResult:
         """Build the environment; on failure or cancellation remove what this call created."""
         progress = progress or _Silent()
-        target, result_name = self.resolve_target(name=name, prefix=prefix, source=source)
+        # A capsule's pre-flight only reads (the capsule, the package cache, condarcs): a
+        # worker starts on it at once, while the target is checked and claimed here.
+        stop_preflight = threading.Event()
+        early = (
+            asyncio.ensure_future(
+                asyncio.to_thread(
+                    lambda: (self._config(), self._capsule_preflight(source, stop_preflight))
+                )
+            )
+            if source.kind == "capsule"
+            else None
+        )
+        try:
+            target, result_name = self.resolve_target(name=name, prefix=prefix, source=source)
+        except BaseException:
+            _abandon(early, stop_preflight)
+            raise
         # Claimed in memory before the first await: a second restore in this process that
         # starts while the first one solves is refused at once.
         self._active.add(target)
@@ -1134,12 +1150,9 @@ class RestoreService:
             created = True
             progress.log(f"restoring {source.origin} into {target}")
             preflight: _Preflight | None = None
-            if source.kind == "capsule":
+            if early is not None:
                 doing = "extracting the capsule"
-                # One worker for both: each hop to a thread costs a warm restore time.
-                config, preflight = await asyncio.to_thread(
-                    lambda: (self._config(), self._capsule_preflight(source))
-                )
+                config, preflight = await early
             else:
                 config = await asyncio.to_thread(self._config)
             history: _History | None = None
@@ -1226,6 +1239,7 @@ class RestoreService:
                     settle = target in self._linking
                     await asyncio.shield(asyncio.to_thread(remove_prefix, target, settle=settle))
             finally:
+                _abandon(early, stop_preflight)
                 self._active.discard(target)
                 self._linking.discard(target)
 
@@ -1238,17 +1252,20 @@ class RestoreService:
             return None
         return await asyncio.to_thread(prepare_shared_cache, cache)
 
-    def _capsule_preflight(self, source: RestoreSource) -> _Preflight:
+    def _capsule_preflight(
+        self, source: RestoreSource, stop: threading.Event | None = None
+    ) -> _Preflight:
         """Before a capsule is unpacked (one worker thread): the records of the packages the
         package cache holds (`_cached`, `_cached_records`), the capsule file's sha256, and
         whether this user checked every member of that file before
         (restore/checked_capsules.py). When that file was checked and the cache holds every
         package it has for this platform (a capsule restored here before), nothing is
-        unpacked: its notebooks are read here, with the lock they come with."""
+        unpacked: its notebooks are read here, with the lock they come with. `stop` set (the
+        restore was refused meanwhile) stops the hashing of the capsule file."""
         from ..specs.capsule import read_capsule_notebooks, unpacked_for
 
         assert source.capsule is not None
-        digest = file_sha256(source.capsule)
+        digest = file_sha256(source.capsule, stop)
         locked = source.lock.platform(host_platform()) if source.lock is not None else None
         cached = self._cached(source)
         records = (
@@ -1739,6 +1756,17 @@ class RestoreService:
             self.log.info("removing %s, left by an interrupted restore", prefix)
             remove_prefix(prefix)
         return leftovers
+
+
+def _abandon(task: asyncio.Future[Any] | None, stop: threading.Event) -> None:
+    """Give up a pre-flight nobody will await (the restore was refused or failed first):
+    its hashing stops, and whatever it raises is dropped."""
+    if task is None or (task.done() and not task.cancelled() and task.exception() is None):
+        return
+    stop.set()
+    task.cancel()
+    # Retrieved, so that an error of a pre-flight nobody needs is not logged as lost.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _same_lock(read: Lock, planned: Lock) -> bool:

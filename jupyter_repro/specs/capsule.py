@@ -36,6 +36,7 @@ import shutil
 import stat
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -867,7 +868,7 @@ class _SafeTarInfo(tarfile.TarInfo):
 
 
 @contextlib.contextmanager
-def _open_stream(path: Path) -> Iterator[tarfile.TarFile]:
+def _open_stream(path: Path, bufsize: int = _CHUNK) -> Iterator[tarfile.TarFile]:
     """The capsule's tar, read as a stream (zstd or plain, told apart by the magic bytes)."""
     import zstandard
 
@@ -897,7 +898,7 @@ def _open_stream(path: Path) -> Iterator[tarfile.TarFile]:
                     fileobj=stream,
                     mode="r|",
                     tarinfo=_SafeTarInfo,
-                    bufsize=_CHUNK,
+                    bufsize=bufsize,
                     encoding="utf-8",
                 )
             except (tarfile.TarError, zstandard.ZstdError, EOFError) as error:
@@ -1045,18 +1046,46 @@ _HEADS_KEPT = 8
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     """The capsule's manifest, checked against its lock (only the head of the file is read)."""
     source = str(path)
-    with _open_stream(Path(path)) as tar:
+    with _open_stream(Path(path), bufsize=_HEAD_CHUNK) as tar:
         manifest, _lock, _data = _read_head(tar, source)
     return manifest
 
 
 def read_capsule_head(path: str | os.PathLike[str]) -> tuple[Manifest, Lock]:
     """The capsule's manifest and its lock, checked against each other (only the head of
-    the file is read): what a restore plans from before anything is extracted."""
+    the file is read): what a restore plans from before anything is extracted.
+
+    A file read before and not changed since (same inode, size, mtime and ctime, the last
+    change well before that read) is not read again: a server plans and restores the same
+    capsule more than once. A restore reads the head again anyway, and refuses to go on
+    when the lock it reads is not the one it planned from."""
     source = str(path)
-    with _open_stream(Path(path)) as tar:
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None  # said by the read below, with its own message
+    key = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        key = (source, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = _FILE_HEADS.get(key)
+        if known is not None:
+            return known
+    with _open_stream(Path(path), bufsize=_HEAD_CHUNK) as tar:
         manifest, lock, _data = _read_head(tar, source)
+    # Not when the file changed a moment ago: a change within the timestamps' resolution
+    # could leave every field above as it was.
+    if key is not None and time.time_ns() - max(key[4], key[5]) > _SETTLED_NS:
+        if len(_FILE_HEADS) >= _HEADS_KEPT:
+            _FILE_HEADS.pop(next(iter(_FILE_HEADS)))
+        _FILE_HEADS[key] = (manifest, lock)
     return manifest, lock
+
+
+_FILE_HEADS: dict[tuple[Any, ...], tuple[Manifest, Lock]] = {}
+"""Heads read by `read_capsule_head`, by the file's path and stat."""
+_SETTLED_NS = 2_000_000_000
+_HEAD_CHUNK = 1 << 16
+"""What a head-only read decompresses at a time: the head and the notebooks come first."""
 
 
 @dataclass(frozen=True)
@@ -1324,7 +1353,7 @@ def read_capsule_notebooks(
     `check_all=False`, minus the folder). Reading stops after the last notebook, which a
     capsule keeps right after its lock (members are sorted: `notebooks/` before `pkgs/`)."""
     source = str(path)
-    with _open_stream(Path(path)) as tar:
+    with _open_stream(Path(path), bufsize=_HEAD_CHUNK) as tar:
         manifest, lock, _data = _read_head(tar, source)
         expected = manifest.members()
         wanted = set(manifest.notebooks)
