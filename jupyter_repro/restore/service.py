@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
+from ..download_client import download_client
 from ..environments.catalog import EnvironmentCatalog
 from ..environments.channels import (
     DEFAULTS,
@@ -1540,6 +1541,7 @@ class RestoreService:
                     records,
                     target_prefix=str(target),
                     cache_dir=cache,
+                    client=await download_client(),
                     show_progress=False,
                     requested_specs=[MatchSpec(s)._match_spec for s in specs],
                     # rattler calls only the callbacks the object has (see `_Reporter`).

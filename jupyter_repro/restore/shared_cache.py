@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..aio import gather_all
+from ..download_client import download_client
 from ..environments.channels import redact_url
 from ..specs.lock import file_url_path
 from .cache import cached_sha256, package_cache_dir, write_entry_lock
@@ -821,8 +822,6 @@ async def fill_shared_cache(
 ) -> FillReport:
     """Put every package of `records` into this user's cache (`cache.packages`), from the
     shared archives or downloaded once; see the section's comment."""
-    from rattler.networking import Client
-
     report = FillReport()
     total = len(records)
     done = 0
@@ -871,7 +870,7 @@ async def fill_shared_cache(
                                 report.shared.append(dist)
                                 break
                         else:
-                            client = client or Client()
+                            client = client or await download_client()
                             await _download_entry(cache, record, dist, key, sha, client, workers)
                             report.downloaded.append(dist)
                             report.downloaded_bytes += int(record.size or 0)

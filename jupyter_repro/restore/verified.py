@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aio import gather_all
+from ..download_client import download_client
 from ..environments.channels import redact_url
 from ..specs.lock import LockedConda, archive_digests, file_url_path
 from .errors import RestoreError
@@ -163,9 +164,7 @@ async def fetch_verified(
     remote = [p for p in packages if file_url_path(p.url) is None]
     paths: dict[str, Path] = {p.url: path for p, path in local}
     if remote:
-        from rattler.networking import Client
-
-        client = Client()
+        client = await download_client()
         semaphore = asyncio.Semaphore(concurrency)
         fetched = 0
 

@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..aio import gather_all
+from ..download_client import download_client
 from ..environments.channels import redact_text, redact_url
 from ..environments.prefix import Prefix, normalize_dist_name
 from .capsule import (
@@ -593,9 +594,7 @@ async def _fetch_all(
         dest = staging() / member.replace("/", "__")
         async with semaphore:
             if client is None:
-                from rattler.networking import Client
-
-                client = Client()
+                client = await download_client()
             why = await _download(client, package_url, dest)
         if why is not None:
             absent[member] = f"{item.url} cannot be downloaded: {why}"
