@@ -14,8 +14,10 @@
    ours warm too (one RestoreService for every run, as a server keeps one): the capsule
    restored once before on this machine (untimed), so its packages
    are in the package cache with the lock's sha256 and its file's sha256 is known to have had
-   every member checked; ours then hashes the capsule file, reads its head and installs from
-   the cache. For information: ours cold (a fresh package cache and the capsule never seen:
+   every member checked; ours then finds the file unchanged (its sha256 is kept while its
+   inode, size, mtime and ctime are), reads its head and notebooks, unpacks nothing and
+   installs from the cache, with the process's download client (rattler's bare install
+   makes one each time: ~4 ms of loading certificates). For information: ours cold (a fresh package cache and the capsule never seen:
    every member decompressed and checked, the archives unpacked) against the same bare warm
    install, and against the bare install from a cold cache (the channel's archives).
 
