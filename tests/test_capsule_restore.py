@@ -691,3 +691,25 @@ async def test_a_refused_target_wins_over_the_capsules_own_problem_and_nothing_i
 
     assert list(taken.iterdir()) == []
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("replacement_known", [True, False])
+async def test_a_capsule_replaced_after_it_was_planned_is_refused(
+    tmp_path: Path, packed: Packed, conda_only: Packed, fresh: Fresh, replacement_known: bool
+) -> None:
+    """Planned from one capsule, the file then replaced by another (checked here before, or
+    never seen): the restore reads the head again and stops, whichever way it goes."""
+    service = fresh.service()
+    planned_path = tmp_path / "study.capsule.tar.zst"
+    shutil.copy(conda_only.capsule, planned_path)
+    await service.restore(load_source(file=planned_path), prefix=tmp_path / "a")
+    if replacement_known:
+        await service.restore(load_source(file=packed.capsule), prefix=tmp_path / "b")
+    source = load_source(file=planned_path)
+    shutil.copy(packed.capsule, planned_path)
+
+    with pytest.raises(RestoreError, match="changed while it was being restored"):
+        await service.restore(source, prefix=tmp_path / "never")
+
+    assert not (tmp_path / "never").exists()

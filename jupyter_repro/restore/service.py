@@ -1276,10 +1276,10 @@ class RestoreService:
         if not known or source.lock is None:
             return _Preflight(records, digest, known)
         manifest, lock, notebooks = read_capsule_notebooks(source.capsule)
-        if not _same_lock(lock, source.lock):
-            # Changed since it was planned: said by the caller, as for an extraction.
-            return _Preflight(records, digest, known, (), lock)
-        if unpacked_for(manifest, lock, host_platform(), records):
+        # Changed since it was planned: the extraction reads it again, and says so.
+        if not _same_lock(lock, source.lock) or unpacked_for(
+            manifest, lock, host_platform(), records
+        ):
             return _Preflight(records, digest, known)
         return _Preflight(
             records,
