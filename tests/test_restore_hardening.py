@@ -712,3 +712,37 @@ def test_register_prefix_knows_a_prefix_written_with_a_trailing_slash(tmp_path: 
     register_prefix(tmp_path, Path("/home/x/envs/a"))
 
     assert registry.read_text() == "/home/x/envs/a/\n"
+
+
+@pytest.mark.parametrize(
+    "channel", ["https://conda.example.org/x", "https://a-much-longer-mirror.example.org/deep/x"]
+)
+def test_restore_origins_rewrites_a_record_in_place_whether_it_grows_or_shrinks(
+    tmp_path: Path, channel: str
+):
+    """The installed record named the staging folder; afterwards it names the lock's URL
+    (without credentials) and is whole JSON, however the length changed."""
+    from types import SimpleNamespace
+
+    from jupyter_repro.restore.verified import Verified, restore_origins
+    from jupyter_repro.specs.lock import LockedConda
+
+    staged_channel = "file:///tmp/jupyter-repro-lock-abcdefgh"
+    staged = f"{staged_channel}/linux-64-pkga-1.0-0.conda"
+    meta = tmp_path / "conda-meta"
+    meta.mkdir()
+    record = {"name": "pkga", "url": staged, "channel": staged_channel, "files": ["a"] * 3}
+    (meta / "pkga-1.0-0.json").write_text(json.dumps(record, indent=2))
+    user = channel.replace("https://", "https://user:secret@")
+    package = LockedConda("pkga", "1.0", "0", "linux-64", f"{user}/linux-64/pkga-1.0-0.conda", user)
+
+    restore_origins(
+        tmp_path, [Verified(package, tmp_path, SimpleNamespace(url=staged, channel=staged_channel))]
+    )
+
+    written = json.loads((meta / "pkga-1.0-0.json").read_text())
+    assert written == {
+        **record,
+        "url": f"{channel}/linux-64/pkga-1.0-0.conda",
+        "channel": channel,
+    }
