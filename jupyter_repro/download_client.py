@@ -6,8 +6,10 @@ download loop) that is not given one, even when nothing is downloaded; a server 
 times, so it makes one client and hands it to each.
 
 The client is a plain one, as rattler makes by default (credentials in a URL still reach the
-channel; no other middleware). reqwest reads the proxy and certificate variables when a client
-is made: a change to one of them makes a new client.
+channel; no other middleware). reqwest reads the proxy and certificate variables, and the
+certificate store, when a client is made: a change to one of the variables makes a new client;
+a certificate added to the system's store (or to the file `SSL_CERT_FILE` names) is seen once
+the server restarts.
 """
 
 from __future__ import annotations

@@ -566,17 +566,17 @@ def test_a_hostile_manifest_is_refused_field_by_field():
 # -- reading a head again ----------------------------------------------------------------------
 
 
-def _counting_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+def _counting_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from jupyter_repro.specs import capsule as capsule_module
 
-    opened: list[Path] = []
-    real = capsule_module._open_stream
+    opened: list[str] = []
+    real = capsule_module._tar_stream
 
-    def counting(path, *args, **kwargs):
-        opened.append(path)
-        return real(path, *args, **kwargs)
+    def counting(raw, source, *args, **kwargs):
+        opened.append(source)
+        return real(raw, source, *args, **kwargs)
 
-    monkeypatch.setattr(capsule_module, "_open_stream", counting)
+    monkeypatch.setattr(capsule_module, "_tar_stream", counting)
     return opened
 
 

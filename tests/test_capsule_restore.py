@@ -713,3 +713,35 @@ async def test_a_capsule_replaced_after_it_was_planned_is_refused(
         await service.restore(source, prefix=tmp_path / "never")
 
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.asyncio
+async def test_the_pre_flight_reads_the_capsule_while_the_target_is_claimed(
+    tmp_path: Path, conda_only: Packed, fresh: Fresh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from jupyter_repro.restore import service as service_module
+
+    service = fresh.service()
+    started = threading.Event()
+    real_preflight = service_module.RestoreService._capsule_preflight
+    real_claim = service_module.claim_target
+    seen_during_claim: list[bool] = []
+
+    def preflight(self, source, stop=None):  # type: ignore[no-untyped-def]
+        started.set()
+        return real_preflight(self, source, stop)
+
+    def claim(target: Path) -> None:
+        # The claim runs on the loop's thread; the pre-flight, already submitted, in a worker.
+        seen_during_claim.append(started.wait(timeout=10))
+        real_claim(target)
+
+    monkeypatch.setattr(service_module.RestoreService, "_capsule_preflight", preflight)
+    monkeypatch.setattr(service_module, "claim_target", claim)
+
+    await service.restore(load_source(file=conda_only.capsule), prefix=tmp_path / "a")
+
+    assert seen_during_claim == [True]
+    assert records(tmp_path / "a") == records(conda_only.prefix)

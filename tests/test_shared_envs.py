@@ -412,6 +412,60 @@ def test_system_condarc_envs_dirs_the_user_cannot_write_are_shared(machine, rig_
     assert Path(view["target"]).parent not in (dirs["srv"], dirs["site"], dirs["team"])
 
 
+def test_a_system_envs_dir_the_administrator_locks_becomes_shared_at_once(machine):
+    """The folders a restore checks are cached: an administrator's chmod of a system condarc's
+    envs dir is seen on the next restore all the same (the student's view, in one process)."""
+    import threading
+    import time
+
+    from tests.required import unavailable
+
+    student = machine["student"]
+    if student is None:
+        unavailable("needs root, to lock a folder against another user")
+    environ, home, etc, open_dir = (
+        machine["environ"],
+        machine["home"],
+        machine["etc"],
+        machine["dirs"]["open"],
+    )
+    ready, go = open_dir / "student-ready", machine["top"] / "go"
+
+    def students_view() -> list[list[str]]:
+        discovery = EnvironmentDiscovery(
+            environ=environ,
+            home=home,
+            server_prefix=home / "no-server",
+            usual_roots=[],
+            system_condarc_dirs=[etc],
+        )
+        before = discovery.folders().shared_dirs
+        ready.write_text("")
+        deadline = time.monotonic() + 60
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return [[str(p) for p in before], [str(p) for p in discovery.folders().shared_dirs]]
+
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(run_as(student, students_view)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        open_dir.chmod(0o755)  # root's: the student may no longer create environments there
+        go.write_text("")
+        worker.join(timeout=60)
+    finally:
+        open_dir.chmod(0o1777)
+        go.unlink(missing_ok=True)
+        ready.unlink(missing_ok=True)
+
+    before, after = answers[0]
+    assert str(open_dir) not in before
+    assert str(open_dir) in after
+
+
 def test_as_root_a_writable_system_envs_dir_is_not_shared_unless_configured(machine):
     """The same machine seen by whoever runs the tests: root may write every folder, so
     only configured folders are shared (which is why the setting exists)."""

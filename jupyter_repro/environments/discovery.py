@@ -710,9 +710,18 @@ class _Scan:
                 continue
             for value in condarc.envs_dirs:
                 expanded = self._expand(value, path)
-                if expanded and expanded not in shared and not _writable(expanded):
+                if expanded and expanded not in shared and not self._writable(expanded):
                     shared.append(expanded)
         return shared
+
+    def _writable(self, path: str) -> bool:
+        """`_writable`, with the folder that decides it recorded as an input: a chmod by the
+        administrator moves its ctime, and the folders are worked out again."""
+        probe = path
+        while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        self.listdir(probe)
+        return _writable(path)
 
     def _build_roots(self, condarcs: list[tuple[str, _Condarc]]) -> list[str]:
         """Where conda-build makes its work environments, resolved: every root's
@@ -985,8 +994,14 @@ class EnvironmentDiscovery:
             cached = self._folders
             if cached is not None and self._unchanged(cached):
                 return cached.folders
+            self._folders = None
             scan = self._new_scan()
-            found = scan.run_folders()
+            try:
+                found = scan.run_folders()
+            except Exception:
+                # As in `discover()`: a bug, logged, and not cached (the next call retries).
+                self.log.exception("finding the envs dirs failed")
+                return Folders(())
             self._folders = _FoldersResult(found, dict(scan.env), list(scan.watches.values()))
             return found
 

@@ -66,6 +66,7 @@ def cached_entries(cache: Path, wanted: Mapping[str, str]) -> dict[str, os.stat_
 _DIR_FD = os.open in os.supports_dir_fd and os.stat in os.supports_dir_fd
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation of the digest
 
 
 def _entries(cache: Path, dist_names: list[str]) -> dict[str, tuple[str, os.stat_result]]:
@@ -87,7 +88,7 @@ def _entries(cache: Path, dist_names: list[str]) -> dict[str, tuple[str, os.stat
                 if not stat.S_ISREG(info.st_mode):
                     continue
                 lock = f"{base}{dist}{_LOCK_SUFFIX}"
-                fd = os.open(lock, os.O_RDONLY | _CLOEXEC, dir_fd=folder_fd)
+                fd = os.open(lock, os.O_RDONLY | _CLOEXEC | _BINARY, dir_fd=folder_fd)
                 try:
                     data = os.read(fd, _REVISION_BYTES + _SHA256_BYTES + 1)
                 finally:

@@ -20,6 +20,9 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
+
+from ..memo import STAT_KEYS_TRUSTED, Memo
 
 _CHUNK = 1 << 20
 
@@ -35,44 +38,44 @@ class Stopped(Exception):
 
 
 def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
-    """The sha256 of the file at `path`; `Stopped` when `stop` is set meanwhile.
+    """The sha256 of the file at `path`; `Stopped` when `stop` is set meanwhile (see
+    `stream_sha256`)."""
+    with open(path, "rb") as stream:
+        return stream_sha256(stream, stop)
+
+
+def stream_sha256(stream: BinaryIO, stop: threading.Event | None = None) -> str:
+    """The sha256 of the open file `stream`, read from its start (left at its end).
 
     A file this process hashed before and that has not changed since is not read again: a
     server restores the same capsule more than once, and a capsule is gigabytes. Unchanged
-    means the same inode, size, mtime and ctime (which only the system's clock sets), with the
-    last change long enough before the hashing that a change within the timestamps'
-    resolution cannot hide in it."""
-    with open(path, "rb") as stream:
-        before = os.fstat(stream.fileno())
-        key = (
-            before.st_dev,
-            before.st_ino,
-            before.st_size,
-            before.st_mtime_ns,
-            before.st_ctime_ns,
-        )
-        known = _DIGESTS.get(key)
-        if known is not None:
-            return known
-        digest = hashlib.sha256()
-        while chunk := stream.read(_CHUNK):
-            if stop is not None and stop.is_set():
-                raise Stopped(path)
-            digest.update(chunk)
-        after = os.fstat(stream.fileno())
+    means the same inode, size, mtime and ctime (which only the system's clock sets), with
+    the last change well before the hashing started, so that a change within the
+    timestamps' resolution cannot hide in it. Not on Windows, whose `st_ctime` is the
+    creation time (`memo.STAT_KEYS_TRUSTED`)."""
+    before = os.fstat(stream.fileno())
+    key = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    known = _DIGESTS.get(key) if STAT_KEYS_TRUSTED else None
+    if known is not None:
+        return known
+    started = time.time_ns()
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        if stop is not None and stop.is_set():
+            raise Stopped(stream.name)
+        digest.update(chunk)
+    after = os.fstat(stream.fileno())
     found = digest.hexdigest()
-    settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) > _SETTLED_NS
+    settled = started - max(before.st_mtime_ns, before.st_ctime_ns) > _SETTLED_NS
     unchanged = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]
-    if settled and unchanged:
-        if len(_DIGESTS) >= _DIGESTS_KEPT:
-            _DIGESTS.pop(next(iter(_DIGESTS)))
-        _DIGESTS[key] = found
+    if STAT_KEYS_TRUSTED and settled and unchanged:
+        _DIGESTS.put(key, found)
     return found
 
 
-_DIGESTS: dict[tuple[int, ...], str] = {}
+_DIGESTS: Memo[tuple[int, ...], str] = Memo(64)
 """Files hashed by this process: (device, inode, size, mtime, ctime) -> sha256."""
-_DIGESTS_KEPT = 64
 _SETTLED_NS = 2_000_000_000
 
 

@@ -45,6 +45,7 @@ from ..environments.channels import (
 from ..environments.discovery import EnvironmentDiscovery
 from ..environments.engines import CLI_NAMES, EMBEDDED_ENGINE, ENGINE_NAMES, find_cli
 from ..environments.matchspec import InvalidMatchSpec, parse_match_spec
+from ..memo import Memo
 from ..specs.environment import (
     EnvironmentSpec,
     SpecError,
@@ -63,7 +64,7 @@ from .channels import (
     normalized_channel,
     read_conda_config,
 )
-from .checked_capsules import file_sha256, remember_checked, was_checked
+from .checked_capsules import file_sha256, remember_checked, stream_sha256, was_checked
 from .disk import (
     ClaimMoved,
     ClaimRefused,
@@ -1105,12 +1106,11 @@ class RestoreService:
         progress = progress or _Silent()
         # A capsule's pre-flight only reads (the capsule, the package cache, condarcs): a
         # worker starts on it at once, while the target is checked and claimed here.
+        # (Submitted to the executor now: a task would not start before the first await.)
         stop_preflight = threading.Event()
         early = (
-            asyncio.ensure_future(
-                asyncio.to_thread(
-                    lambda: (self._config(), self._capsule_preflight(source, stop_preflight))
-                )
+            asyncio.get_running_loop().run_in_executor(
+                None, lambda: (self._config(), self._capsule_preflight(source, stop_preflight))
             )
             if source.kind == "capsule"
             else None
@@ -1263,22 +1263,37 @@ class RestoreService:
         package it has for this platform (a capsule restored here before), nothing is
         unpacked: its notebooks are read here, with the lock they come with. `stop` set (the
         restore was refused meanwhile) stops the hashing of the capsule file."""
-        from ..specs.capsule import read_capsule_notebooks, unpacked_for
+        from ..specs.capsule import CapsuleError, read_capsule_notebooks, unpacked_for
 
         assert source.capsule is not None
-        digest = file_sha256(source.capsule, stop)
         locked = source.lock.platform(host_platform()) if source.lock is not None else None
         cached = self._cached(source)
         records = (
             _cached_records(locked.conda, cached, source.capsule_md5) if locked and cached else {}
         )
-        known = was_checked(digest, self.environ, self.home)
-        if not known or source.lock is None:
-            return _Preflight(records, digest, known)
-        manifest, lock, notebooks = read_capsule_notebooks(source.capsule)
-        # Changed since it was planned: the extraction reads it again, and says so.
-        if not _same_lock(lock, source.lock) or unpacked_for(
-            manifest, lock, host_platform(), records
+        # One open file for the hash and the notebooks: both read the same bytes.
+        try:
+            opened = open(source.capsule, "rb")  # noqa: SIM115 - closed below
+        except OSError as error:
+            raise CapsuleError(
+                f"cannot read the capsule: {error.strerror or error}", source=str(source.capsule)
+            ) from None
+        with opened as stream:
+            before = os.fstat(stream.fileno())
+            digest = stream_sha256(stream, stop)
+            known = was_checked(digest, self.environ, self.home)
+            if not known or source.lock is None:
+                return _Preflight(records, digest, known)
+            stream.seek(0)
+            manifest, lock, notebooks = read_capsule_notebooks(source.capsule, stream=stream)
+            after = os.fstat(stream.fileno())
+        # Changed since it was planned, or while it was read: the extraction reads it again,
+        # and says so.
+        if (
+            not _same_lock(lock, source.lock)
+            or (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+            != (before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+            or unpacked_for(manifest, lock, host_platform(), records)
         ):
             return _Preflight(records, digest, known)
         return _Preflight(
@@ -1829,18 +1844,15 @@ def _cached_records(
             repodata = RepoDataRecord(
                 record, package.filename, redact_url(package.url), redact_url(package.channel)
             )
-            if len(_RECORDS) >= _RECORDS_KEPT:
-                _RECORDS.pop(next(iter(_RECORDS)))
-            verified = _RECORDS[key] = Verified(package, Path(entry), repodata)
+            verified = _RECORDS.put(key, Verified(package, Path(entry), repodata))
         out[package.url] = verified
     return out
 
 
-_RECORDS: dict[tuple[Any, ...], Verified] = {}
+_RECORDS: Memo[tuple[Any, ...], Verified] = Memo(4096)
 """Records made from cache entries, by the entry's index.json (path and stat) and what the lock
 says of the package: a server restoring the same packages again does not parse them again
 (rattler copies a record when it installs it; these are never changed)."""
-_RECORDS_KEPT = 4096
 
 
 def _read_notebooks(extracted: ExtractedCapsule) -> tuple[CapsuleNotebook, ...]:

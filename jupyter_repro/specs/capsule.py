@@ -46,6 +46,7 @@ from urllib.parse import unquote, urlsplit
 from .._version import __version__
 from ..atomic import current_umask
 from ..environments.channels import is_subdir, redact_text, redact_url
+from ..memo import STAT_KEYS_TRUSTED, Memo
 from .environment import SpecError
 from .lock import MAX_LOCK_BYTES, Lock, LockedConda, LockError, embedded_lock, parse_embedded_lock
 from .pip_lock import LockedPypi
@@ -868,11 +869,8 @@ class _SafeTarInfo(tarfile.TarInfo):
 
 
 @contextlib.contextmanager
-def _open_stream(path: Path, bufsize: int = _CHUNK) -> Iterator[tarfile.TarFile]:
-    """The capsule's tar, read as a stream (zstd or plain, told apart by the magic bytes)."""
-    import zstandard
-
-    source = str(path)
+def _open_raw(path: Path, source: str) -> Iterator[BinaryIO]:
+    """The capsule file, opened for reading (CapsuleError when it cannot be)."""
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as error:
@@ -880,46 +878,61 @@ def _open_stream(path: Path, bufsize: int = _CHUNK) -> Iterator[tarfile.TarFile]
             f"cannot read the capsule: {error.strerror or error}", source=source
         ) from None
     with raw:
+        yield raw
+
+
+@contextlib.contextmanager
+def _open_stream(path: Path, bufsize: int = _CHUNK) -> Iterator[tarfile.TarFile]:
+    """The capsule's tar, read as a stream (zstd or plain, told apart by the magic bytes)."""
+    source = str(path)
+    with _open_raw(path, source) as raw, _tar_stream(raw, source, bufsize) as tar:
+        yield tar
+
+
+@contextlib.contextmanager
+def _tar_stream(raw: BinaryIO, source: str, bufsize: int = _CHUNK) -> Iterator[tarfile.TarFile]:
+    """The tar in the open capsule file `raw`, from its current position."""
+    import zstandard
+
+    try:
+        start = raw.tell()
+        head = raw.read(4)
+        raw.seek(start)
+    except OSError as error:
+        raise CapsuleError(
+            f"cannot read the capsule: {error.strerror or error}", source=source
+        ) from None
+    stream: Any = raw
+    reader = None
+    if head == ZSTD_MAGIC:
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+        stream = reader
+    try:
         try:
-            head = raw.read(4)
-            raw.seek(0)
-        except OSError as error:
+            tar = tarfile.open(  # noqa: SIM115 - closed by the `with` below
+                fileobj=stream,
+                mode="r|",
+                tarinfo=_SafeTarInfo,
+                bufsize=bufsize,
+                encoding="utf-8",
+            )
+        except (tarfile.TarError, zstandard.ZstdError, EOFError) as error:
+            what = "zstd-compressed data that is not a tar" if reader else "neither zstd nor tar"
             raise CapsuleError(
-                f"cannot read the capsule: {error.strerror or error}", source=source
+                f"not a capsule: {what} ({_first_line(error)})", source=source
             ) from None
-        stream: Any = raw
-        reader = None
-        if head == ZSTD_MAGIC:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
-            stream = reader
-        try:
+        except CapsuleError as error:
+            raise CapsuleError(error.message, source=source) from None
+        with tar:
             try:
-                tar = tarfile.open(  # noqa: SIM115 - closed by the `with` below
-                    fileobj=stream,
-                    mode="r|",
-                    tarinfo=_SafeTarInfo,
-                    bufsize=bufsize,
-                    encoding="utf-8",
-                )
+                yield tar
             except (tarfile.TarError, zstandard.ZstdError, EOFError) as error:
-                what = (
-                    "zstd-compressed data that is not a tar" if reader else "neither zstd nor tar"
-                )
                 raise CapsuleError(
-                    f"not a capsule: {what} ({_first_line(error)})", source=source
+                    f"the capsule is damaged or truncated: {_first_line(error)}", source=source
                 ) from None
-            except CapsuleError as error:
-                raise CapsuleError(error.message, source=source) from None
-            with tar:
-                try:
-                    yield tar
-                except (tarfile.TarError, zstandard.ZstdError, EOFError) as error:
-                    raise CapsuleError(
-                        f"the capsule is damaged or truncated: {_first_line(error)}", source=source
-                    ) from None
-        finally:
-            if reader is not None:
-                reader.close()
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _first_line(error: BaseException) -> str:
@@ -1032,15 +1045,13 @@ def _read_head(tar: tarfile.TarFile, source: str) -> tuple[Manifest, Lock, bytes
     except LockError as error:
         raise CapsuleError(f"its lock cannot be read: {error}", source=source) from None
     check_manifest_against_lock(manifest, lock, source=source)
-    if len(_HEADS) >= _HEADS_KEPT:
-        _HEADS.pop(next(iter(_HEADS)))
-    _HEADS[key] = (manifest, lock)
+    _HEADS.put(key, (manifest, lock))
     return manifest, lock, lock_data
 
 
-_HEADS: dict[str, tuple[Manifest, Lock]] = {}
-"""Heads (manifest, lock) checked already, by the sha256 of their bytes; the oldest goes."""
 _HEADS_KEPT = 8
+_HEADS: Memo[str, tuple[Manifest, Lock]] = Memo(_HEADS_KEPT)
+"""Heads (manifest, lock) checked already, by the sha256 of their bytes; the oldest goes."""
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -1060,28 +1071,33 @@ def read_capsule_head(path: str | os.PathLike[str]) -> tuple[Manifest, Lock]:
     capsule more than once. A restore reads the head again anyway, and refuses to go on
     when the lock it reads is not the one it planned from."""
     source = str(path)
-    try:
-        st = os.stat(path)
-    except OSError:
-        st = None  # said by the read below, with its own message
-    key = None
-    if st is not None and stat.S_ISREG(st.st_mode):
-        key = (source, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        known = _FILE_HEADS.get(key)
+    with _open_raw(Path(path), source) as raw:
+        before = os.fstat(raw.fileno())
+        key = (source, *_stat_key(before)) if stat.S_ISREG(before.st_mode) else None
+        known = _FILE_HEADS.get(key) if key is not None and STAT_KEYS_TRUSTED else None
         if known is not None:
             return known
-    with _open_stream(Path(path), bufsize=_HEAD_CHUNK) as tar:
-        manifest, lock, _data = _read_head(tar, source)
-    # Not when the file changed a moment ago: a change within the timestamps' resolution
-    # could leave every field above as it was.
-    if key is not None and time.time_ns() - max(key[4], key[5]) > _SETTLED_NS:
-        if len(_FILE_HEADS) >= _HEADS_KEPT:
-            _FILE_HEADS.pop(next(iter(_FILE_HEADS)))
-        _FILE_HEADS[key] = (manifest, lock)
+        started = time.time_ns()
+        with _tar_stream(raw, source, _HEAD_CHUNK) as tar:
+            manifest, lock, _data = _read_head(tar, source)
+        after = os.fstat(raw.fileno())
+    # Not when the file changed a moment before it was read (a change within the
+    # timestamps' resolution could leave every field as it was), nor while it was read.
+    if (
+        key is not None
+        and STAT_KEYS_TRUSTED
+        and started - max(before.st_mtime_ns, before.st_ctime_ns) > _SETTLED_NS
+        and _stat_key(after) == _stat_key(before)
+    ):
+        _FILE_HEADS.put(key, (manifest, lock))
     return manifest, lock
 
 
-_FILE_HEADS: dict[tuple[Any, ...], tuple[Manifest, Lock]] = {}
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+_FILE_HEADS: Memo[tuple[Any, ...], tuple[Manifest, Lock]] = Memo(_HEADS_KEPT)
 """Heads read by `read_capsule_head`, by the file's path and stat."""
 _SETTLED_NS = 2_000_000_000
 _HEAD_CHUNK = 1 << 16
@@ -1345,15 +1361,24 @@ def unpacked_for(manifest: Manifest, lock: Lock, platform: str, skip: Collection
 
 
 def read_capsule_notebooks(
-    path: str | os.PathLike[str], *, max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+    path: str | os.PathLike[str],
+    *,
+    stream: BinaryIO | None = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
 ) -> tuple[Manifest, Lock, tuple[tuple[str, bytes], ...]]:
     """The capsule's manifest, lock and notebooks (member name, bytes), each notebook
     checked against the manifest, nothing written: for a restore that needs nothing else
     from a capsule whose every member was checked before (`extract_capsule` with
     `check_all=False`, minus the folder). Reading stops after the last notebook, which a
-    capsule keeps right after its lock (members are sorted: `notebooks/` before `pkgs/`)."""
+    capsule keeps right after its lock (members are sorted: `notebooks/` before `pkgs/`).
+    `stream`: the capsule file already open (read from its start), else `path` is opened."""
     source = str(path)
-    with _open_stream(Path(path), bufsize=_HEAD_CHUNK) as tar:
+    with (
+        (
+            contextlib.nullcontext(stream) if stream is not None else _open_raw(Path(path), source)
+        ) as raw,
+        _tar_stream(raw, source, _HEAD_CHUNK) as tar,
+    ):
         manifest, lock, _data = _read_head(tar, source)
         expected = manifest.members()
         wanted = set(manifest.notebooks)
