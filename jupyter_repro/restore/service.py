@@ -104,6 +104,7 @@ from .errors import (
 )
 from .limits import existing_folder, format_size, free_space, shared_folder_of
 from .notebooks import CapsuleNotebook
+from .package_paths import UnsafePackage, archive_paths, check_paths, entry_paths
 from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
 from .shared_cache import (
@@ -1514,6 +1515,13 @@ class RestoreService:
                 if w.url != p.url or file_url_path(p.url) is None
             ]
             records = [v.record for v in verified]
+            try:
+                # What each package writes stays in the prefix (restore/package_paths.py).
+                await asyncio.to_thread(_check_package_paths, verified, in_cache)
+            except BaseException:
+                if staging is not None:
+                    staging.cleanup()
+                raise
         else:
             for note in self._fallback_notes(source):
                 progress.log(note)
@@ -1784,6 +1792,26 @@ def _abandon(task: asyncio.Future[Any] | None, stop: threading.Event) -> None:
     task.cancel()
     # Retrieved, so that an error of a pre-flight nobody needs is not logged as lost.
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+def _check_package_paths(verified: Sequence[Verified], in_cache: Collection[int]) -> None:
+    """`check_paths` of every package about to be installed: cache entries (`in_cache`,
+    ids of their records) are read where they are, archives from the archive."""
+    checked = []
+    for item in verified:
+        try:
+            if id(item.record) in in_cache:
+                paths = entry_paths(item.path)
+            else:
+                paths = archive_paths(item.path)
+        except Exception as error:  # rattler's parse errors have no common base class
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise UnsafePackage(
+                f"{item.package.dist_name}: its info/paths.json cannot be read ({first[:200]}); "
+                "nothing was installed"
+            ) from None
+        checked.append((item.package.dist_name, paths))
+    check_paths(checked)
 
 
 def _same_lock(read: Lock, planned: Lock) -> bool:
