@@ -503,14 +503,18 @@ class RestoreHandler(ReproHandler):
                     "warning: the new environment has no kernel; the notebooks keep theirs"
                 )
             written: list[str] = []
+            # Two restores of one capsule finish at once: each picks a free name and saves
+            # under it; one after the other, or both would pick the same name.
+            writing: asyncio.Lock = self.services.setdefault("notebook_writes", asyncio.Lock())
             for notebook in result.notebooks:
                 try:
                     data = with_kernel(notebook.data, kernel).decode("utf-8")
-                    name = await asyncio.to_thread(
-                        free_name, notebook_file_name(notebook.name), taken
-                    )
-                    relative = f"{folder}/{name}" if folder else name
-                    await self.save_text(relative, data)
+                    async with writing:
+                        name = await asyncio.to_thread(
+                            free_name, notebook_file_name(notebook.name), taken
+                        )
+                        relative = f"{folder}/{name}" if folder else name
+                        await self.save_text(relative, data)
                 except Exception as error:  # each notebook on its own; the environment stays
                     why = getattr(error, "log_message", None) or str(error)
                     progress.log(

@@ -451,6 +451,34 @@ async def test_the_server_plans_and_restores_a_capsule_writing_its_notebook_besi
     assert any("wrote shared/analysis-1.ipynb" in line for line in final["log"])
 
 
+async def test_restores_of_one_capsule_at_once_each_write_their_own_notebook(
+    jp_fetch, jp_root_dir: Path, conda_only: Packed, installation: CondaInstallation
+) -> None:
+    """Never over a file, also when several restores of the same capsule finish together."""
+    shutil.copy(conda_only.capsule, jp_root_dir / "x.capsule.tar.zst")
+    names = [f"together{i}" for i in range(4)]
+    jobs = []
+    for name in names:
+        body = {"source": {"file": "x.capsule.tar.zst"}, "name": name}
+        status, job = await status_and_body(post_restore(jp_fetch, body))
+        assert status == 202, job
+        jobs.append(job["id"])
+
+    finals = [(await poll(jp_fetch, job, {"succeeded", "failed", "cancelled"}))[0] for job in jobs]
+
+    assert [f["state"] for f in finals] == ["succeeded"] * 4, [f["error"] for f in finals]
+    written = [f["result"]["notebooks"] for f in finals]
+    assert sorted(path for paths in written for path in paths) == [
+        "analysis-1.ipynb",
+        "analysis-2.ipynb",
+        "analysis-3.ipynb",
+        "analysis.ipynb",
+    ]
+    for name, paths in zip(names, written, strict=True):
+        kernel = json.loads((jp_root_dir / paths[0]).read_text())["metadata"]["kernelspec"]
+        assert kernel["name"] == f"conda-env-{name}-py"
+
+
 async def test_the_server_refuses_a_tampered_capsule_and_one_for_other_platforms(
     jp_fetch, jp_root_dir: Path, packed: Packed, installation: CondaInstallation
 ) -> None:
@@ -745,3 +773,23 @@ async def test_the_pre_flight_reads_the_capsule_while_the_target_is_claimed(
 
     assert seen_during_claim == [True]
     assert records(tmp_path / "a") == records(conda_only.prefix)
+
+
+@pytest.mark.asyncio
+async def test_a_notebook_over_packs_limit_is_refused_before_it_is_read(
+    tmp_path: Path, conda_only: Packed, fresh: Fresh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook is read into memory to be written: a capsule declaring one bigger than pack
+    would make (a few KB of zstd can decompress to gigabytes) is refused up front."""
+    from jupyter_repro.specs import capsule as capsule_module
+    from jupyter_repro.specs.capsule import read_capsule_notebooks
+
+    size = len(conda_only.notebook.read_bytes())
+    monkeypatch.setattr(capsule_module, "MAX_NOTEBOOK_BYTES", size - 1)
+
+    with pytest.raises(CapsuleError, match="per notebook"):
+        await fresh.service().restore(load_source(file=conda_only.capsule), prefix=tmp_path / "a")
+    with pytest.raises(CapsuleError, match="over the limit"):
+        read_capsule_notebooks(conda_only.capsule)
+
+    assert not (tmp_path / "a").exists()

@@ -1246,10 +1246,11 @@ def extract_capsule(
                     source=source,
                 )
             for member, (size, _) in expected.items():
-                if size > max_member_bytes:
+                limit = _limit_for(member, manifest, max_member_bytes)
+                if size > limit:
                     raise CapsuleError(
-                        f"{member} is {size:,} bytes, over the limit of {max_member_bytes:,} "
-                        "per member",
+                        f"{member} is {size:,} bytes, over the limit of {limit:,} per "
+                        + ("notebook" if limit < max_member_bytes else "member"),
                         source=source,
                         entry=member,
                     )
@@ -1404,7 +1405,7 @@ def read_capsule_notebooks(
                     source=source,
                     entry=info.name,
                 )
-            data = _read_small(tar, info, max_member_bytes, source)
+            data = _read_small(tar, info, _limit_for(info.name, manifest, max_member_bytes), source)
             if _sha256(data) != sha256:
                 raise CapsuleError(
                     f"{info.name} was changed: its sha256 is {_sha256(data)}, the manifest "
@@ -1419,6 +1420,14 @@ def read_capsule_notebooks(
             f"the capsule lacks {', '.join(absent[:5])} (the manifest lists them)", source=source
         )
     return manifest, lock, tuple((name, found[name]) for name in sorted(manifest.notebooks))
+
+
+def _limit_for(member: str, manifest: Manifest, max_member_bytes: int) -> int:
+    """The most bytes `member` may have: a notebook is read into memory (and parsed) to be
+    written, so it gets pack's limit for notebooks, whatever the archives may have."""
+    if member in manifest.notebooks:
+        return min(MAX_NOTEBOOK_BYTES, max_member_bytes)
+    return max_member_bytes
 
 
 def _members_for(manifest: Manifest, lock: Lock, platform: str, skip: Collection[str]) -> set[str]:
