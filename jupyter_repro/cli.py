@@ -567,6 +567,14 @@ def _restore(args: argparse.Namespace) -> int:
     if result.notebooks:
         try:
             _write_capsule_notebooks(result, notebooks_dir)
+        except KeyboardInterrupt:
+            print(
+                f"jupyter repro restore: interrupted while writing the notebooks; the "
+                f"environment {result.prefix} is restored, the notebooks written so far are "
+                f"in {notebooks_dir}",
+                file=sys.stderr,
+            )
+            return 130
         except (OSError, RestoreError) as error:
             shown = f"{error.filename}: {error.strerror}" if isinstance(error, OSError) else error
             return fail(

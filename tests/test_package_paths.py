@@ -196,3 +196,41 @@ async def test_links_and_files_of_a_real_shape_install(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert link.read_bytes() == b"\x7fELF-ish"
     assert (tmp_path / "env" / "share" / "doc" / "libdemo" / "README").read_bytes() == b"readme"
+
+
+@pytest.mark.asyncio
+async def test_an_archive_that_matches_the_lock_but_is_no_package_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    from jupyter_repro.restore.errors import RestoreError
+
+    fresh = Fresh(tmp_path)
+    channel = tmp_path / "channel"
+    broken = channel / "noarch" / "broken-1.0-0.conda"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a zip archive at all")
+    source = load_source(file=write_lock(tmp_path / "conda-lock.yml", lock_of(channel, [broken])))
+
+    with pytest.raises(RestoreError, match=r"broken-1\.0-0: .*not a conda package"):
+        await fresh.service().restore(source, prefix=tmp_path / "env")
+
+    assert not (tmp_path / "env").exists()
+
+
+def test_a_notebook_too_deep_or_not_utf8_clean_keeps_its_bytes() -> None:
+    """The kernel is set in what can be parsed and written back; anything else is written
+    as it was packed (never a traceback after the environment is restored)."""
+    from jupyter_repro.restore.notebooks import RestoredKernel, with_kernel
+
+    kernel = RestoredKernel("conda-env-x-py", "Python [conda env:x]", "python")
+    deep = b'{"metadata": {}, "cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    surrogate = b'{"metadata": {}, "cells": [], "note": "\\ud800"}'
+    plain = b'{"metadata": {}, "cells": []}'
+
+    assert with_kernel(deep, kernel) == deep
+    retargeted = json.loads(with_kernel(surrogate, kernel))  # escaped, still valid JSON
+    assert retargeted["note"] == "\ud800"
+    assert retargeted["metadata"]["kernelspec"]["name"] == "conda-env-x-py"
+    assert json.loads(with_kernel(plain, kernel))["metadata"]["kernelspec"]["name"] == (
+        "conda-env-x-py"
+    )

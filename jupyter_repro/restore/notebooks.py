@@ -98,7 +98,7 @@ def with_kernel(data: bytes, kernel: RestoredKernel | None) -> bytes:
         return data
     try:
         notebook = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         return data
     if not isinstance(notebook, dict):
         return data
@@ -106,7 +106,10 @@ def with_kernel(data: bytes, kernel: RestoredKernel | None) -> bytes:
     if not isinstance(metadata, dict):
         metadata = notebook["metadata"] = {}
     metadata["kernelspec"] = kernel.to_metadata()
-    return dumps_json(notebook).encode("utf-8")
+    try:
+        return dumps_json(notebook).encode("utf-8")
+    except (ValueError, RecursionError):  # a lone surrogate (`"\ud800"`) cannot be UTF-8
+        return data
 
 
 def numbered_names(name: str) -> list[str]:

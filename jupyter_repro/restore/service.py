@@ -25,7 +25,7 @@ import shlex
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -1560,15 +1560,17 @@ class RestoreService:
                 home=self.home,
             )
             try:
-                await install(
-                    records,
-                    target_prefix=str(target),
-                    cache_dir=cache,
-                    client=await download_client(),
-                    show_progress=False,
-                    requested_specs=[MatchSpec(s)._match_spec for s in specs],
-                    # rattler calls only the callbacks the object has (see `_Reporter`).
-                    reporter=None if local else cast(InstallerReporter, reporter),
+                await _rattler_errors(
+                    install(
+                        records,
+                        target_prefix=str(target),
+                        cache_dir=cache,
+                        client=await download_client(),
+                        show_progress=False,
+                        requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                        # rattler calls only the callbacks the object has (see `_Reporter`).
+                        reporter=None if local else cast(InstallerReporter, reporter),
+                    )
                 )
             finally:
                 if shared is not None:
@@ -1792,6 +1794,23 @@ def _abandon(task: asyncio.Future[Any] | None, stop: threading.Event) -> None:
     task.cancel()
     # Retrieved, so that an error of a pre-flight nobody needs is not logged as lost.
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def _rattler_errors(installing: Awaitable[Any]) -> Any:
+    """rattler's own install errors as RestoreError (a message, not a traceback or a 500);
+    a full or read-only disk stays what it is, for `restore` to say where."""
+    try:
+        return await installing
+    except (RestoreError, asyncio.CancelledError):
+        raise
+    except Exception as error:  # rattler's errors have no common base class
+        if disk_errno(error) is not None:
+            raise
+        lines = str(error).strip().splitlines()
+        first = redact_text(lines[0])[:300] if lines else type(error).__name__
+        raise RestoreError(
+            f"rattler could not install the packages: {first}; nothing was kept"
+        ) from error
 
 
 def _check_package_paths(verified: Sequence[Verified], in_cache: Collection[int]) -> None:

@@ -129,7 +129,14 @@ def _shared_archive(shared: SharedCache | None, package: LockedConda, staging: P
 async def _record(package: LockedConda, path: Path, uri: str, md5: str) -> Any:
     from rattler import RepoDataRecord
 
-    record = await RepoDataRecord.from_package_archive(path)
+    try:
+        record = await RepoDataRecord.from_package_archive(path)
+    except Exception as error:  # rattler's read errors have no common base class
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RestoreError(
+            f"{package.dist_name}: its archive matches the lock but is not a conda package "
+            f"that can be read ({redact_url(first)[:200]}); nothing was installed"
+        ) from None
     if record.md5 is None:
         # rattler computes only the sha256 of an archive; without the md5, `conda-meta`
         # would lack what conda's records (and an `@EXPLICIT --md5` export) have.
