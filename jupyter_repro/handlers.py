@@ -467,7 +467,9 @@ class RestoreHandler(ReproHandler):
             await self.authorize_contents("write")
             after = self._notebook_writer(source)
         job = await self.wait_for(
-            self.restores.start(source, name=name, prefix=target, after=after)
+            self.restores.start(
+                source, name=name, prefix=target, after=after, root=self._server_root()
+            )
         )
         self.set_header("Location", url_path_join(self.base_url, URL_PREFIX, "jobs", job.id))
         self.write_json(job.to_json(), status=202)

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,6 +92,9 @@ class Job:
     finished: float | None = None
     cancel_requested: bool = False
     log_dropped: int = 0
+    hidden: tuple[str, ...] = field(default=(), repr=False)
+    """Folders whose location the job's log and error never show (the server root): paths
+    in them are shown relative to them."""
     # Bounded so a chatty job cannot grow the server's memory without limit.
     log: deque[str] = field(init=False)
     _last_line: str | None = field(default=None, init=False, repr=False)
@@ -104,9 +107,16 @@ class Job:
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
 
+    def public(self, text: str) -> str:
+        """`text` without credentials, and without the location of the hidden folders."""
+        text = redact_text(text)
+        for folder in self.hidden:
+            text = text.replace(folder + os.sep, "").replace(folder, ".")
+        return text
+
     def add_log(self, line: str) -> None:
         # Engines and pip print URLs; a channel token must not reach a client.
-        line = redact_text(line)
+        line = self.public(line)
         # pip and the CLIs repeat lines (retries, progress): a run of one line is one line.
         if self.log and line == self._last_line:
             self._repeats += 1
@@ -216,15 +226,22 @@ class JobManager:
         *,
         on_finish: Callable[[Job, JobState], None] | None = None,
         on_forget: Callable[[Job], None] | None = None,
+        hidden: Sequence[str] = (),
     ) -> Job:
-        """Start `work(progress)` as a task; its returned dict becomes the job's result.
+        """Start `work(progress)` as a task; its returned dict becomes the job's result;
+        `hidden`: see `Job.hidden`.
 
         `on_finish(job, state)` runs once the work is over, whatever the outcome, just
         before the job shows its final `state`. `on_forget(job)` runs when the finished job
         is forgotten (after the retention time).
         """
         self._prune()
-        job = Job(kind=kind, max_log_lines=self.max_log_lines, created=self._clock())
+        job = Job(
+            kind=kind,
+            max_log_lines=self.max_log_lines,
+            created=self._clock(),
+            hidden=tuple(hidden),
+        )
         self._jobs[job.id] = job
         if on_forget is not None:
             self._on_forget[job.id] = on_forget
@@ -252,7 +269,7 @@ class JobManager:
             self._finish(job, "cancelled", on_finish)
             raise
         except self.expected_errors as error:
-            job.error = {"message": redact_text(str(error)), "reason": error_reason(error)}
+            job.error = {"message": job.public(str(error)), "reason": error_reason(error)}
             job.add_log(f"error: {error}")
             self._finish(job, "failed", on_finish)
         except Exception as error:
@@ -373,10 +390,12 @@ class RestoreJobs:
         name: str | None = None,
         prefix: Path | None = None,
         after: Callable[[RestoreResult, JobProgress], Awaitable[dict[str, Any]]] | None = None,
+        root: str | None = None,
     ) -> Job:
         """Plan (which refuses existing targets), then run the restore as a job; `after`
         runs once the environment is restored (a capsule's notebooks are written there) and
-        what it returns is added to the job's result."""
+        what it returns is added to the job's result. `root`: a folder the job's log and
+        error name paths in relative to (the server root; never its location)."""
         plan = await self.plan(source, name=name, prefix=prefix, suggest_name=False)
         # No await between the check in plan() and here: two requests cannot both pass.
         target = _target_key(plan.target)
@@ -400,7 +419,10 @@ class RestoreJobs:
 
         try:
             job = self.jobs.submit(
-                "restore", work, on_finish=lambda _job, _state: self._busy.discard(target)
+                "restore",
+                work,
+                on_finish=lambda _job, _state: self._busy.discard(target),
+                hidden=(root,) if root else (),
             )
         except BaseException:
             self._busy.discard(target)

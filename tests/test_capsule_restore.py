@@ -505,6 +505,33 @@ async def test_the_server_refuses_a_tampered_capsule_and_one_for_other_platforms
     assert not installation.env_prefix("t").exists()
 
 
+async def test_a_restore_job_failing_on_a_changed_archive_never_shows_where_the_root_is(
+    jp_fetch, jp_root_dir: Path, conda_only: Packed, installation: CondaInstallation
+) -> None:
+    """Found while extracting (the head is consistent, an archive is not): a failed job whose
+    error and log name the capsule relative to the server root."""
+    folder = jp_root_dir / "work"
+    folder.mkdir()
+    rewrite(
+        conda_only.capsule,
+        folder / "changed.capsule.tar.zst",
+        one_byte_changed(libplat_member(conda_only.capsule)),
+        fix_manifest=False,
+    )
+    body = {"source": {"file": "work/changed.capsule.tar.zst"}, "name": "changed"}
+
+    status, job = await status_and_body(post_restore(jp_fetch, body))
+    assert status == 202, job
+    final, _ = await poll(jp_fetch, job["id"], {"succeeded", "failed", "cancelled"})
+
+    assert final["state"] == "failed"
+    assert "libplat-1.1-0.conda was changed" in final["error"]["message"]
+    assert "work/changed.capsule.tar.zst" in final["error"]["message"]
+    shown = json.dumps(final)
+    assert str(jp_root_dir) not in shown
+    assert not installation.env_prefix("changed").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # 3. a package cache that already holds the capsule's packages
 
