@@ -262,11 +262,13 @@ def test_notebooks_of_the_same_name_are_numbered_and_odd_characters_replaced(inp
         notebooks[-1].write_text("{}")
     odd = tmp_path / "a" / 'what: "why"?.ipynb'
     odd.write_text("{}")
+    spoofed = tmp_path / "b" / "report\u202eblpi.ipynb"  # shows as "reportipynb.pl..."
+    spoofed.write_text("{}")
 
     manifest = write_capsule(
         tmp_path / "n.capsule.tar.zst",
         lock=inputs.lock,
-        notebooks=[*notebooks, odd],
+        notebooks=[*notebooks, odd, spoofed],
         conda=inputs.conda,
         pypi=inputs.pypi,
     )
@@ -274,6 +276,7 @@ def test_notebooks_of_the_same_name_are_numbered_and_odd_characters_replaced(inp
     assert manifest.notebooks == (
         "notebooks/analysis-1.ipynb",
         "notebooks/analysis.ipynb",
+        "notebooks/report_blpi.ipynb",
         "notebooks/what_ _why__.ipynb",
     )
     with pytest.raises(CapsuleError, match=r"is not a notebook \(\.ipynb\)"):
@@ -404,6 +407,9 @@ def _manifest_escapes(members):
     [
         (_insert_after_lock(regular("../evil")), r"'\.\./evil' is refused: .*leaves the capsule"),
         (_insert_after_lock(regular("/tmp/evil")), "'/tmp/evil' is refused: an absolute path"),
+        (_insert_after_lock(regular("notebooks/report\u202eblpi.ipynb")), "member name"),
+        (_insert_after_lock(regular("notebooks/a\u200bb.ipynb")), "member name"),
+        (_insert_after_lock(regular("notebooks/a\x9b[31m.ipynb")), "member name"),
         (
             _insert_after_lock(regular("notebooks/../../evil.ipynb")),
             "leaves the capsule",

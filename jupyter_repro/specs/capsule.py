@@ -97,11 +97,15 @@ _CONDA_MEMBER = re.compile(
     rf"pkgs/(?P<subdir>[a-z0-9][a-z0-9_-]*)/(?P<file>{_SAFE_FILE}\.(?:conda|tar\.bz2))"
 )
 _WHEEL_MEMBER = re.compile(rf"wheels/(?P<file>{_SAFE_FILE}\.whl)")
-# A notebook keeps its name (spaces, accents) but nothing a file system treats specially.
+# A notebook keeps its name (spaces, accents) but nothing a file system treats specially,
+# and no character that hides or reorders what a listing shows (C1 controls, zero-width and
+# bidirectional marks, line separators): `report\u202eblpi.ipynb` would read as another name.
+_HIDDEN_CHARACTERS = r"\x80-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
 _NOTEBOOK_MEMBER = re.compile(
-    r'notebooks/(?P<file>[^./\\:*?"<>|\x00-\x1f\x7f][^/\\:*?"<>|\x00-\x1f\x7f]*\.ipynb)'
+    rf'notebooks/(?P<file>[^./\\:*?"<>|\x00-\x1f\x7f{_HIDDEN_CHARACTERS}]'
+    rf'[^/\\:*?"<>|\x00-\x1f\x7f{_HIDDEN_CHARACTERS}]*\.ipynb)'
 )
-_NOT_IN_NOTEBOOK_NAME = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+_NOT_IN_NOTEBOOK_NAME = re.compile(rf'[/\\:*?"<>|\x00-\x1f\x7f{_HIDDEN_CHARACTERS}]')
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 
