@@ -450,6 +450,11 @@ def _restore_source(path: str, lock_environment: str = "default") -> RestoreSour
 
     source = Path(path)
     if not source.is_file():
+        if os.path.lexists(source):
+            kind = "a folder" if source.is_dir() else "not a regular file (a device or a FIFO?)"
+            raise _RestoreProblem(
+                f"{path} is {kind}; give an environment.yml, a lock, a notebook or a capsule"
+            )
         raise _RestoreProblem(f"no file {path}")
     if source.suffix == ".ipynb":
         return load_source(notebook=source, lock_environment=lock_environment)

@@ -162,3 +162,23 @@ def test_a_taken_name_is_refused_naming_a_free_one_and_the_dry_run_shows_the_con
     assert "'busy-2'" in err
     assert "--name" in err
     assert not (conda_installation.extra_envs_dir / "busy").exists()
+
+
+@pytest.mark.parametrize("what", ["folder", "fifo"])
+def test_a_source_that_is_no_regular_file_is_said_so(tmp_path, capsys, what):
+    import os
+
+    from jupyter_repro.cli import main
+
+    path = tmp_path / "x.capsule.tar.zst"
+    if what == "folder":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+
+    status = main(["restore", str(path), "--yes"])
+
+    assert status == 1
+    err = capsys.readouterr().err
+    assert ("is a folder" if what == "folder" else "not a regular file") in err
+    assert "Traceback" not in err
