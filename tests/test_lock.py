@@ -861,3 +861,66 @@ def test_locking_an_environment_from_a_private_channel_shows_no_credentials(
             assert f"{public}/linux-64/libplat-1.1-0.conda" in text, fmt
     back = parse_pixi_lock(render_lock(result, "pixi"))
     assert hashes(back.platform("linux-64")) == hashes(result.lock.platform("linux-64"))
+
+
+@pytest.mark.parametrize(
+    ("channel", "url", "expected"),
+    [
+        # conda before 24: the channel with its subdir
+        (
+            "https://conda.anaconda.org/conda-forge/linux-64",
+            "https://conda.anaconda.org/conda-forge/linux-64/libplat-1.1-0.conda",
+            "https://conda.anaconda.org/conda-forge",
+        ),
+        (
+            "https://repo.anaconda.com/pkgs/main/noarch",
+            "https://repo.anaconda.com/pkgs/main/noarch/six-1.16.0-pyhd3eb1b0_1.tar.bz2",
+            "https://repo.anaconda.com/pkgs/main",
+        ),
+        # newer conda: a bare name
+        (
+            "conda-forge",
+            "https://conda.anaconda.org/conda-forge/noarch/pkgdemo-1.0-0.conda",
+            "https://conda.anaconda.org/conda-forge",
+        ),
+        # a token in the URL is redacted
+        (
+            "private",
+            "https://conda.example.org/t/secret-token/private/linux-64/x-1-0.conda",
+            "https://conda.example.org/private",
+        ),
+    ],
+)
+def test_a_records_channel_comes_from_its_package_url(channel, url, expected):
+    from types import SimpleNamespace
+
+    from jupyter_repro.specs.lock import record_channel
+
+    subdir = url.rsplit("/", 2)[1]
+    record = SimpleNamespace(url=url, subdir=subdir, channel=channel)
+
+    assert record_channel(record) == expected
+
+
+def test_the_lock_lists_channels_of_old_and_new_style_records():
+    from types import SimpleNamespace
+
+    from jupyter_repro.specs.locking import _channel_urls
+
+    records = [
+        SimpleNamespace(
+            url="https://conda.anaconda.org/conda-forge/linux-64/a-1-0.conda",
+            subdir="linux-64",
+            channel="https://conda.anaconda.org/conda-forge/linux-64",
+        ),
+        SimpleNamespace(
+            url="https://conda.anaconda.org/bioconda/noarch/b-1-0.conda",
+            subdir="noarch",
+            channel="bioconda",
+        ),
+    ]
+
+    assert _channel_urls(["conda-forge", "bioconda"], records) == [
+        "https://conda.anaconda.org/conda-forge",
+        "https://conda.anaconda.org/bioconda",
+    ]

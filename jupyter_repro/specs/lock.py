@@ -718,13 +718,9 @@ def locked_from_record(record: Any, *, redact: bool = True) -> LockedConda:
     keeps them, as `parse_conda_lock` does, so a restore can download with them; messages
     and plans show them redacted.
     """
-    clean = redact_url if redact else (lambda text: text)
-    url = clean(str(record.url))
+    url = redact_url(str(record.url)) if redact else str(record.url)
     subdir = str(record.subdir)
-    channel = record.channel
-    channel_url = clean(str(channel)).rstrip("/") if channel else _split_channel(url, subdir)
-    if "://" not in channel_url:
-        channel_url = _split_channel(url, subdir)
+    channel_url = record_channel(record, redact=redact)
     noarch = record.noarch
     return LockedConda(
         name=record.name.normalized,
@@ -742,6 +738,28 @@ def locked_from_record(record: Any, *, redact: bool = True) -> LockedConda:
         noarch=str(noarch) if noarch and not noarch.none else None,
         timestamp=int(record.timestamp.timestamp() * 1000) if record.timestamp else None,
     )
+
+
+def record_channel(record: Any, *, redact: bool = True) -> str:
+    """The channel URL of an installed or repodata record, without its subdir.
+
+    From the package URL when it is `<channel>/<subdir>/<file>`, conda's own layout,
+    whatever the `channel` field says: conda before 24 wrote it with the subdir
+    (`https://conda.anaconda.org/conda-forge/linux-64`), newer conda a bare name
+    (`conda-forge`). Else the `channel` field when it is a URL (its subdir cut), else the
+    URL's folder.
+    """
+    clean = redact_url if redact else (lambda text: text)
+    url = clean(str(record.url))
+    subdir = str(record.subdir)
+    head = url.rpartition("/")[0]
+    folder, _, last = head.rpartition("/")
+    if last == subdir and "://" in folder:
+        return folder.rstrip("/")
+    field = clean(str(record.channel or "")).rstrip("/")
+    if "://" in field:
+        return field[: -len(subdir) - 1] if field.endswith("/" + subdir) else field
+    return _split_channel(url, subdir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from ..environments.channels import redact_text, redact_url
+from ..environments.channels import redact_text, redact_url, short_channel_name
 from ..environments.platforms import virtual_packages
 from ..environments.prefix import Prefix
 from .export import ExportError, export_environment, platform_of
-from .lock import DEFAULT_PLATFORMS, Lock, PlatformLock, locked_from_record
+from .lock import DEFAULT_PLATFORMS, Lock, PlatformLock, locked_from_record, record_channel
 from .pip_lock import LockedPypi, PipIndex, PipLockError, lock_pip
 
 _HISTORY_DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
@@ -125,20 +125,22 @@ def _explanation(error: BaseException, limit: int = 2000) -> str:
 def _channel_urls(spec_channels: Sequence[str], records: Sequence[Any]) -> list[str]:
     """The environment's channels as URLs, in the spec's order (records know the URLs)."""
     by_name: dict[str, str] = {}
-    for record in records:
-        channel = str(record.channel or "").rstrip("/")
+    # Whatever the records' `channel` field holds (a URL with or without its subdir, a bare
+    # name): the channel their package URLs were downloaded from.
+    channels = [record_channel(record, redact=False) for record in records]
+    for channel in channels:
         if "://" not in channel:
             continue
         by_name.setdefault(channel, channel)
         by_name.setdefault(channel.rsplit("/", 1)[-1], channel)
         by_name.setdefault(redact_url(channel), channel)
+        by_name.setdefault(short_channel_name(channel), channel)
     urls: list[str] = []
     for name in spec_channels:
         url = by_name.get(name.rstrip("/"))
         if url is not None and url not in urls:
             urls.append(url)
-    for record in records:
-        channel = str(record.channel or "").rstrip("/")
+    for channel in channels:
         if "://" in channel and channel not in urls:
             urls.append(channel)
     return urls
