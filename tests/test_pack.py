@@ -566,3 +566,25 @@ def test_cli_packs_from_the_archives_conda_kept_when_the_channel_is_unreachable(
     assert manifest.missing == ()
     assert len(manifest.conda) == len(list(pkgs.iterdir()))
     assert all(c.url.startswith("http://127.0.0.1:9/unreachable/") for c in manifest.conda)
+
+
+def test_conda_pkgs_dirs_read_condarc_and_the_installation_that_made_the_environment(
+    tmp_path,
+):
+    """Clusters move the package cache with `pkgs_dirs:` in a condarc; `conda create -p`
+    puts an environment anywhere, its history naming the conda (and so the installation)
+    that made it."""
+    home = tmp_path / "home"
+    root = tmp_path / "opt" / "miniforge3"
+    scratch = tmp_path / "scratch" / "pkgs"
+    prefix = tmp_path / "projects" / "study" / "env"
+    for folder in (home, root / "pkgs", scratch, prefix / "conda-meta"):
+        folder.mkdir(parents=True)
+    (home / ".condarc").write_text(f"channels: [conda-forge]\npkgs_dirs:\n  - {scratch}\n")
+    (prefix / "conda-meta" / "history").write_text(
+        f"==> 2024-05-01 10:00:00 <==\n# cmd: {root}/bin/conda create -p {prefix} python\n"
+    )
+
+    found = conda_pkgs_dirs(prefix, environ={"HOME": str(home)}, home=home)
+
+    assert found == (scratch, root / "pkgs")
