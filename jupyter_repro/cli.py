@@ -7,12 +7,14 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ._version import __version__
 from .environments.channels import redact_text
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from .environments.catalog import CatalogEntry
@@ -201,7 +203,31 @@ def _output_problem(output: str) -> str | None:
         return f"cannot write {output}: the folder {folder} does not exist"
     if not folder.is_dir():
         return f"cannot write {output}: {folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write {output}: no permission to create files in {folder}"
     return None
+
+
+async def _cancelled_by_sigterm(work: Awaitable[_T]) -> _T:
+    """`work`, cancelled (its cleanup run) on SIGTERM or SIGHUP (`kill`, a batch scheduler, a
+    closed terminal) as on Ctrl-C. Where a loop takes no signal handlers (Windows, not the
+    main thread), they keep their default action."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    for number in stops:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            if task is not None:
+                loop.add_signal_handler(number, task.cancel)
+    try:
+        return await work
+    finally:
+        for number in stops:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(number)
 
 
 def _source_problem(args: argparse.Namespace, what: str) -> str | None:
@@ -922,6 +948,7 @@ def _print_missing(missing: Sequence[Any]) -> None:
 def _pack(args: argparse.Namespace) -> int:
     """`jupyter repro pack`: a capsule (or a conda-pack archive) of notebooks and their env."""
     import asyncio
+    import signal
     import time
 
     started = time.monotonic()
@@ -1002,7 +1029,19 @@ def _pack(args: argparse.Namespace) -> int:
             return 0
         if output.exists() and not args.force:
             return fail(f"{output} exists; choose another name (-o) or use --force")
-        result = asyncio.run(pack(request, output, plan=plan, progress=progress.phase, log=say))
+        if (problem := _output_problem(str(output))) is not None:
+            return fail(problem)
+        try:
+            result = asyncio.run(
+                _cancelled_by_sigterm(
+                    pack(request, output, plan=plan, progress=progress.phase, log=say)
+                )
+            )
+        except (KeyboardInterrupt, asyncio.CancelledError) as stopped:
+            progress.end_line()
+            how = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "terminated"
+            print(f"jupyter repro pack: {how}; nothing was written", file=sys.stderr)
+            return 130 if isinstance(stopped, KeyboardInterrupt) else 128 + signal.SIGTERM
         progress.end_line()
         manifest = result.manifest
         conda = len({c.path for c in manifest.conda})

@@ -588,3 +588,52 @@ def test_conda_pkgs_dirs_read_condarc_and_the_installation_that_made_the_environ
     found = conda_pkgs_dirs(prefix, environ={"HOME": str(home)}, home=home)
 
     assert found == (scratch, root / "pkgs")
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_pack_stopped_while_it_downloads_leaves_nothing_behind(
+    multi_platform_env: MultiPlatformEnv, tmp_path, stop
+):
+    """A channel that takes the connection and never answers; the pack is stopped (a batch
+    scheduler's SIGTERM, Ctrl-C): a message, no traceback, nothing left in the output folder."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(50)
+    port = hole.getsockname()[1]
+    prefix = tmp_path / "miniconda3" / "envs" / "stuck"
+    shutil.copytree(multi_platform_env.prefix, prefix, symlinks=True)
+    for record in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(record.read_text())
+        subdir = data["url"].rsplit("/", 2)[-2]
+        data["url"] = f"http://127.0.0.1:{port}/ch/{subdir}/{data['fn']}"
+        data["channel"] = f"http://127.0.0.1:{port}/ch"
+        record.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    program = Path(sys.executable).parent / "jupyter-repro"
+    environ = {**os.environ, "HOME": str(tmp_path / "home")}
+    argv = [str(program), "pack", "--prefix", str(prefix), "--platform", "linux-64"]
+    argv += ["-o", str(out / "x.capsule.tar.zst")]
+    try:
+        process = subprocess.Popen(
+            argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(out.iterdir()):
+            time.sleep(0.05)  # the pack's work folder appears: it is downloading
+        time.sleep(0.5)
+        process.send_signal(getattr(signal, stop))
+        _, err = process.communicate(timeout=60)
+    finally:
+        hole.close()
+
+    assert process.returncode == (130 if stop == "SIGINT" else 143), err
+    assert "nothing was written" in err
+    assert "Traceback" not in err
+    assert list(out.iterdir()) == []
