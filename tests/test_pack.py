@@ -637,3 +637,30 @@ def test_a_pack_stopped_while_it_downloads_leaves_nothing_behind(
     assert "nothing was written" in err
     assert "Traceback" not in err
     assert list(out.iterdir()) == []
+
+
+def test_offline_without_a_kept_archive_the_error_says_none_was_found(
+    multi_platform_env: MultiPlatformEnv, tmp_path, capsys, monkeypatch
+):
+    """After `conda clean --tarballs`: the download is the last resort, and when it fails
+    the message says no package folder had the archive."""
+    root = tmp_path / "miniconda3"
+    prefix = root / "envs" / "cleaned"
+    shutil.copytree(multi_platform_env.prefix, prefix, symlinks=True)
+    (root / "pkgs").mkdir()
+    for record in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(record.read_text())
+        subdir = data["url"].rsplit("/", 2)[-2]
+        data["url"] = f"http://127.0.0.1:9/unreachable/{subdir}/{data['fn']}"
+        data["channel"] = "http://127.0.0.1:9/unreachable"
+        record.write_text(json.dumps(data))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = tmp_path / "x.capsule.tar.zst"
+
+    status = main(["pack", "--prefix", str(prefix), "--platform", "linux-64", "-o", str(out)])
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "cannot download http://127.0.0.1:9/unreachable/" in err
+    assert "package folders (pkgs_dirs) hold no copy of it" in err
+    assert not out.exists()

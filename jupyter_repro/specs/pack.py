@@ -595,7 +595,18 @@ async def _fetch_all(
         async with semaphore:
             if client is None:
                 client = await download_client()
-            why = await _download(client, package_url, dest)
+            try:
+                why = await _download(client, package_url, dest)
+            except PackError as error:
+                # Offline, the download is the last resort: say what was looked at first.
+                refused = len(item.candidates)
+                looked = (
+                    f"{refused} cop{'y' if refused == 1 else 'ies'} in conda's package folders "
+                    "did not match the lock's hash"
+                    if refused
+                    else "conda's package folders (pkgs_dirs) hold no copy of it"
+                )
+                raise PackError(f"{error}; {looked}") from None
         if why is not None:
             absent[member] = f"{item.url} cannot be downloaded: {why}"
             return tick()
