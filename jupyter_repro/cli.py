@@ -520,6 +520,13 @@ def _restore(args: argparse.Namespace) -> int:
     notebooks_dir = Path(args.notebooks_dir or ".")
     if notebooks_dir.exists() and not notebooks_dir.is_dir():
         return fail(f"--notebooks-dir {notebooks_dir}: not a folder")
+    # A folder still to be made: what is above it must be a folder (checked before the
+    # environment is built, not once it is there).
+    above = notebooks_dir.absolute()
+    while not above.exists() and above.parent != above:
+        above = above.parent
+    if not above.is_dir():
+        return fail(f"--notebooks-dir {notebooks_dir}: {above} is not a folder")
     if (problem := _engine_problem(args.engine)) is not None:
         # Before the plan: a solve, then a prompt, then "not found" would waste the user's time.
         return fail(problem)

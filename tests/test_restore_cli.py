@@ -182,3 +182,20 @@ def test_a_source_that_is_no_regular_file_is_said_so(tmp_path, capsys, what):
     err = capsys.readouterr().err
     assert ("is a folder" if what == "folder" else "not a regular file") in err
     assert "Traceback" not in err
+
+
+def test_a_notebooks_dir_below_a_file_is_refused_before_anything_is_restored(tmp_path, capsys):
+    from jupyter_repro.cli import main
+
+    (tmp_path / "afile").write_text("")
+    spec = tmp_path / "environment.yml"
+    spec.write_text("name: never\ndependencies: [python]\n")
+
+    status = main(
+        ["restore", str(spec), "--prefix", str(tmp_path / "env"), "--yes", "--notebooks-dir",
+         str(tmp_path / "afile" / "sub")]
+    )  # fmt: skip
+
+    assert status == 1
+    assert "afile is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "env").exists()

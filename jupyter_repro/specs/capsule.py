@@ -921,7 +921,12 @@ def _tar_stream(raw: BinaryIO, source: str, bufsize: int = _CHUNK) -> Iterator[t
                 encoding="utf-8",
             )
         except (tarfile.TarError, zstandard.ZstdError, EOFError) as error:
-            what = "zstd-compressed data that is not a tar" if reader else "neither zstd nor tar"
+            # A capsule cut short in its first block reads as no tar at all.
+            what = (
+                "zstd-compressed data that is not a tar (a capsule cut short, or not a capsule)"
+                if reader
+                else "neither zstd nor tar"
+            )
             raise CapsuleError(
                 f"not a capsule: {what} ({_first_line(error)})", source=source
             ) from None
