@@ -664,3 +664,19 @@ def test_offline_without_a_kept_archive_the_error_says_none_was_found(
     assert "cannot download http://127.0.0.1:9/unreachable/" in err
     assert "package folders (pkgs_dirs) hold no copy of it" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [
+        ("données", "données.capsule.tar.zst"),
+        ("数据", "数据.capsule.tar.zst"),
+        ("my env", "my_env.capsule.tar.zst"),
+        ("../up", "up.capsule.tar.zst"),
+        ("\u202eevil", "evil.capsule.tar.zst"),
+    ],
+)
+def test_the_default_capsule_name_keeps_letters_of_any_script(name, file):
+    from jupyter_repro.specs.pack import default_capsule_name
+
+    assert default_capsule_name(PackRequest(name=name)) == file

@@ -215,7 +215,9 @@ def default_capsule_name(request: PackRequest, lock: Lock | None = None) -> str:
         name = Path(request.notebooks[0]).stem
     if not name and request.prefix is not None:
         name = Path(request.prefix).name
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "environment").strip("._") or "environment"
+    # Letters and digits of any script stay (`données`, `数据`); what a shell or a file
+    # system treats specially does not.
+    safe = re.sub(r"[^\w.-]+", "_", name or "environment").strip("._")[:200] or "environment"
     return safe + CAPSULE_SUFFIX
 
 
