@@ -680,3 +680,42 @@ def test_the_default_capsule_name_keeps_letters_of_any_script(name, file):
     from jupyter_repro.specs.pack import default_capsule_name
 
     assert default_capsule_name(PackRequest(name=name)) == file
+
+
+def test_a_private_channels_archives_are_fetched_with_the_records_credentials(
+    multi_platform_env: MultiPlatformEnv, tmp_path, capsys, monkeypatch
+):
+    """conda writes a token channel's URL with its token; the lock never has it. Archives the
+    package folders lack are downloaded from the record's own URL, token and all, and the
+    capsule still names the channel without it."""
+    from tests.rig.served import ServedChannel
+
+    prefix = tmp_path / "miniconda3" / "envs" / "private"
+    shutil.copytree(multi_platform_env.prefix, prefix, symlinks=True)
+    records = list((prefix / "conda-meta").glob("*.json"))
+    first = json.loads(records[0].read_text())["url"]
+    channel_folder = Path(first.removeprefix("file://")).parent.parent
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = tmp_path / "x.capsule.tar.zst"
+    with ServedChannel(channel_folder) as served:
+        private = served.token_url("sekrit-token-1")
+        for record in records:
+            data = json.loads(record.read_text())
+            subdir = data["url"].rsplit("/", 2)[-2]
+            data["url"] = f"{private}/{subdir}/{data['fn']}"
+            data["channel"] = private
+            record.write_text(json.dumps(data))
+
+        status = main(["pack", "--prefix", str(prefix), "--platform", "linux-64", "-o", str(out)])
+
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    fetched = [path for path in served.counts if path.endswith(".conda")]
+    assert fetched
+    assert all(path.startswith("/t/sekrit-token-1/") for path in fetched)
+    assert b"sekrit" not in out.read_bytes()
+    import zstandard
+
+    assert b"sekrit" not in zstandard.ZstdDecompressor().stream_reader(out.read_bytes()).read()
+    assert "sekrit" not in captured.out + captured.err
+    assert all("/t/" not in c.url for c in read_manifest(out).conda)

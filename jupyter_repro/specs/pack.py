@@ -135,6 +135,9 @@ class PackPlan:
     missing: tuple[MissingPackage, ...]
     notebooks: tuple[Path, ...]
     warnings: tuple[str, ...] = ()
+    download_urls: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Package URL as locked (without credentials) -> the URL the environment's record has,
+    with them: what a private channel's archive is downloaded from. Never written."""
 
     def unique(self) -> dict[str, PlannedFile]:
         """Each capsule member once (the first platform that needs it)."""
@@ -390,6 +393,27 @@ def _plan_conda(
     return planned
 
 
+def _credentialed_urls(prefix: Path) -> dict[str, str]:
+    """Redacted URL -> URL, for the installed records whose URL carries credentials (a
+    token path, a user and password): conda writes them so, the lock never has them."""
+    found: dict[str, str] = {}
+    try:
+        entries = list(os.scandir(prefix / "conda-meta"))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            with open(entry.path, "rb") as stream:
+                url = json.loads(stream.read()).get("url")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(url, str) and (shown := redact_url(url)) != url:
+            found[shown] = url
+    return found
+
+
 def _plan_pypi(platform: str, package: LockedPypi) -> PlannedFile | MissingPackage:
     what = f"{package.name} {package.version}"
     if not package.url or not package.sha256:
@@ -490,10 +514,12 @@ async def plan_pack(
             _sort(_plan_conda(part.platform, package, request.package_dirs), files, missing)
         for pypi in part.pypi:
             _sort(_plan_pypi(part.platform, pypi), files, missing)
+    download_urls: dict[str, str] = {}
     if request.prefix is not None:
         missing += await loop.run_in_executor(
             None, _local_pip_installs, Path(request.prefix), lock.platform_names
         )
+        download_urls = await loop.run_in_executor(None, _credentialed_urls, Path(request.prefix))
     return PackPlan(
         lock=lock,
         lock_source=source,
@@ -502,6 +528,7 @@ async def plan_pack(
         missing=tuple(missing),
         notebooks=tuple(Path(n) for n in request.notebooks),
         warnings=tuple(warnings),
+        download_urls=download_urls,
     )
 
 
@@ -589,6 +616,8 @@ async def _fetch_all(
         if package_url is None and item.pypi is not None:
             package_url = item.pypi.url
         assert package_url
+        # A private channel's archive: from the record's own URL, with its credentials.
+        fetch_url = plan.download_urls.get(package_url, package_url)
         if file_url_path(package_url) is not None:
             # a file:// URL that is gone, and no cached copy matches the lock
             absent[member] = f"{item.url} does not exist any more and no cached copy matches"
@@ -598,7 +627,7 @@ async def _fetch_all(
             if client is None:
                 client = await download_client()
             try:
-                why = await _download(client, package_url, dest)
+                why = await _download(client, fetch_url, dest)
             except PackError as error:
                 # Offline, the download is the last resort: say what was looked at first.
                 refused = len(item.candidates)
