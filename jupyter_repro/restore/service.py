@@ -104,7 +104,13 @@ from .errors import (
 )
 from .limits import existing_folder, format_size, free_space, shared_folder_of
 from .notebooks import CapsuleNotebook
-from .package_paths import UnsafePackage, archive_paths, check_paths, entry_paths
+from .package_paths import (
+    PackagePaths,
+    UnsafePackage,
+    archive_paths,
+    check_paths,
+    entry_paths,
+)
 from .pip import pip_install_command, pip_requirements_command
 from .process import run_process
 from .shared_cache import (
@@ -1476,6 +1482,9 @@ class RestoreService:
                 for p, w in zip(fetching, wanted, strict=True)
                 if checked and p.url in checked and p.url in source.archives
             }
+            # What each fetched archive writes (restore/package_paths.py), read while the
+            # records are made; the cache entries' are read below.
+            inspected: dict[str, PackagePaths] = {}
             try:
                 fetched: list[Verified] = []
                 if fetching:
@@ -1493,6 +1502,7 @@ class RestoreService:
                         on_done=lambda done, total: progress.phase("verify", done, total),
                         checked=already,
                         shared=shared_cache,
+                        inspect=lambda archives: inspected.update(_archive_paths(archives)),
                     )
                 else:
                     progress.phase("verify", len(locked.conda), len(locked.conda))
@@ -1517,7 +1527,7 @@ class RestoreService:
             records = [v.record for v in verified]
             try:
                 # What each package writes stays in the prefix (restore/package_paths.py).
-                await asyncio.to_thread(_check_package_paths, verified, in_cache)
+                await asyncio.to_thread(_check_package_paths, verified, in_cache, inspected)
             except BaseException:
                 if staging is not None:
                     staging.cleanup()
@@ -1813,24 +1823,46 @@ async def _rattler_errors(installing: Awaitable[Any]) -> Any:
         ) from error
 
 
-def _check_package_paths(verified: Sequence[Verified], in_cache: Collection[int]) -> None:
-    """`check_paths` of every package about to be installed: cache entries (`in_cache`,
-    ids of their records) are read where they are, archives from the archive."""
+def _check_package_paths(
+    verified: Sequence[Verified],
+    in_cache: Collection[int],
+    inspected: Mapping[str, PackagePaths],
+) -> None:
+    """`check_paths` of every package about to be installed: archives as `_archive_paths`
+    read them (`inspected`, by dist name), cache entries (`in_cache`, ids of their records)
+    where they are."""
     checked = []
     for item in verified:
-        try:
-            if id(item.record) in in_cache:
-                paths = entry_paths(item.path)
-            else:
-                paths = archive_paths(item.path)
-        except Exception as error:  # rattler's parse errors have no common base class
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise UnsafePackage(
-                f"{item.package.dist_name}: its info/paths.json cannot be read ({first[:200]}); "
-                "nothing was installed"
-            ) from None
-        checked.append((item.package.dist_name, paths))
+        dist = item.package.dist_name
+        paths = inspected.get(dist)
+        if paths is None:
+            paths = _read_paths(dist, item.path, entry=id(item.record) in in_cache)
+        checked.append((dist, paths))
     check_paths(checked)
+
+
+def _archive_paths(archives: Sequence[tuple[LockedConda, Path]]) -> dict[str, PackagePaths]:
+    """dist name -> what its verified archive writes; each archive checked on its own at
+    once (the install's links across packages are checked by `_check_package_paths`)."""
+    found = {}
+    for package, path in archives:
+        paths = _read_paths(package.dist_name, path, entry=False)
+        check_paths([(package.dist_name, paths)])
+        found[package.dist_name] = paths
+    return found
+
+
+def _read_paths(dist: str, path: Path, *, entry: bool) -> PackagePaths:
+    try:
+        return entry_paths(path) if entry else archive_paths(path)
+    except Exception as error:  # rattler's parse errors have no common base class
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        what = (
+            "its cache entry's info/paths.json cannot be read"
+            if entry
+            else "its archive matches the lock but is not a conda package that can be read"
+        )
+        raise UnsafePackage(f"{dist}: {what} ({first[:200]}); nothing was installed") from None
 
 
 def _same_lock(read: Lock, planned: Lock) -> bool:

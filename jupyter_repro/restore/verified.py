@@ -155,8 +155,11 @@ async def fetch_verified(
     concurrency: int = 8,
     checked: Mapping[str, str] | None = None,
     shared: SharedCache | None = None,
+    inspect: Callable[[Sequence[tuple[LockedConda, Path]]], object] | None = None,
 ) -> list[Verified]:
     """Fetch (or find, for `file://`) and verify every archive; records made from them.
+    `inspect(archives)`, when given, runs in a worker thread over the verified archives
+    while their records are made (its exceptions are raised here).
 
     Local archives are checked where they are; remote ones are downloaded into `staging`
     (`concurrency` at a time) and checked there. Nothing is returned unless all match.
@@ -212,9 +215,13 @@ async def fetch_verified(
     uris = await asyncio.to_thread(
         lambda: {url: Path(os.path.realpath(path)).as_uri() for url, path in paths.items()}
     )
-    records = await gather_all(
-        [_record(p, paths[p.url], uris[p.url], md5s[p.url]) for p in packages]
-    )
+    making = [_record(p, paths[p.url], uris[p.url], md5s[p.url]) for p in packages]
+    if inspect is None:
+        records = await gather_all(making)
+    else:
+        archives = [(p, paths[p.url]) for p in packages]
+        # Alongside: the records are rattler's async work, the inspection a thread's.
+        _, *records = await gather_all([asyncio.to_thread(inspect, archives), *making])
     return [Verified(p, paths[p.url], r) for p, r in zip(packages, records, strict=True)]
 
 

@@ -519,7 +519,12 @@ async def plan_pack(
         missing += await loop.run_in_executor(
             None, _local_pip_installs, Path(request.prefix), lock.platform_names
         )
-        download_urls = await loop.run_in_executor(None, _credentialed_urls, Path(request.prefix))
+        if any(f.source == "download" for f in files):
+            # Only when something is downloaded: reading every record costs a pack from the
+            # cache a few percent.
+            download_urls = await loop.run_in_executor(
+                None, _credentialed_urls, Path(request.prefix)
+            )
     return PackPlan(
         lock=lock,
         lock_source=source,
