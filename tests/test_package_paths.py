@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from jupyter_repro.restore.package_paths import UnsafePackage, path_problem
+from jupyter_repro.restore.errors import RestoreError
+from jupyter_repro.restore.package_paths import (
+    PackagePaths,
+    UnsafePackage,
+    check_paths,
+    path_problem,
+)
 from jupyter_repro.restore.source import load_source
 from jupyter_repro.specs.lock import Lock, LockedConda, PlatformLock
 from tests.test_lock_restore import Fresh, write_lock
@@ -165,7 +171,7 @@ async def test_a_package_writing_outside_the_prefix_is_refused_and_nothing_is_le
         file=write_lock(tmp_path / "conda-lock.yml", lock_of(channel, [good, evil]))
     )
 
-    with pytest.raises(UnsafePackage, match=r"evilpkg-1\.0-0") as refused:
+    with pytest.raises(RestoreError, match=r"evilpkg-1\.0-0") as refused:
         await fresh.service().restore(source, prefix=tmp_path / "env")
 
     assert message in str(refused.value)
@@ -234,3 +240,105 @@ def test_a_notebook_too_deep_or_not_utf8_clean_keeps_its_bytes() -> None:
     assert json.loads(with_kernel(plain, kernel))["metadata"]["kernelspec"]["name"] == (
         "conda-env-x-py"
     )
+
+
+def test_a_file_below_a_link_another_package_creates_is_refused() -> None:
+    """Two packages: one links `share/data -> /etc`, the other writes `share/data/x`."""
+    linker = PackagePaths(None, frozenset({"share/data"}), ("share/data",))
+    writer = PackagePaths(None, frozenset(), ("share/data/x", "share/other"))
+
+    with pytest.raises(UnsafePackage, match="through the symbolic link 'share/data'"):
+        check_paths([("linker-1-0", linker), ("writer-1-0", writer)])
+    check_paths([("linker-1-0", linker), ("fine-1-0", PackagePaths(None, frozenset(), ("a",)))])
+
+
+@pytest.mark.asyncio
+async def test_an_archive_with_a_second_paths_json_is_judged_by_what_extraction_gives(
+    tmp_path: Path,
+) -> None:
+    """The first `info/paths.json` harmless (rattler reads it), a second one (extraction
+    keeps it, the last wins) writing outside: refused for naming a member twice."""
+    fresh = Fresh(tmp_path)
+    channel = tmp_path / "channel"
+    dist = "twofaced-1.0-0"
+    index = {"name": "twofaced", "version": "1.0", "build": "0", "build_number": 0,
+             "subdir": "noarch", "noarch": "generic", "depends": []}  # fmt: skip
+    data = b"x"
+    entry = {"path_type": "hardlink", "sha256": hashlib.sha256(data).hexdigest(),
+             "size_in_bytes": 1}  # fmt: skip
+    harmless = {"paths": [{"_path": "share/ok", **entry}], "paths_version": 1}
+    hostile = {"paths": [{"_path": "../../jupyter-repro-pwned-twice", **entry}], "paths_version": 1}
+    info = _tar_zst(
+        [
+            ("info/index.json", json.dumps(index).encode(), None),
+            ("info/paths.json", json.dumps(harmless).encode(), None),
+            ("info/paths.json", json.dumps(hostile).encode(), None),
+        ]
+    )
+    archive = channel / "noarch" / f"{dist}.conda"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
+        out.writestr("metadata.json", json.dumps({"conda_pkg_format_version": 2}))
+        out.writestr(f"pkg-{dist}.tar.zst", _tar_zst([("share/ok", data, None)]))
+        out.writestr(f"info-{dist}.tar.zst", info)
+    source = load_source(file=write_lock(tmp_path / "conda-lock.yml", lock_of(channel, [archive])))
+
+    with pytest.raises(UnsafePackage, match=r"twofaced-1\.0-0 is refused: 'info/paths.json' comes"):
+        await fresh.service().restore(source, prefix=tmp_path / "env")
+
+    assert not (tmp_path / "env").exists()
+    assert not list(tmp_path.parent.glob("jupyter-repro-pwned-twice"))
+
+
+def test_archives_that_could_show_one_list_and_install_another_are_refused(tmp_path: Path):
+    from jupyter_repro.restore.package_paths import archive_problem
+
+    channel = tmp_path / "channel"
+    fine = conda_archive(channel, "fine", [("share/a", b"a", None)])
+    smuggled = conda_archive(channel, "smuggled", [("share/a", b"a", None)])
+    # The package part carries its own info/paths.json (extracted after the info part).
+    rebuilt = tmp_path / "smuggled.conda"
+    with zipfile.ZipFile(smuggled) as source, zipfile.ZipFile(rebuilt, "w") as out:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("pkg-"):
+                data = _tar_zst([("share/a", b"a", None), ("info/paths.json", b"{}", None)])
+            out.writestr(item.filename, data)
+    extra = tmp_path / "extra.conda"
+    with zipfile.ZipFile(fine) as source, zipfile.ZipFile(extra, "w") as out:
+        for item in source.infolist():
+            out.writestr(item.filename, source.read(item))
+        out.writestr("pkg-second.tar.zst", _tar_zst([("share/b", b"b", None)]))
+    twice = tmp_path / "twice-1.0-0.tar.bz2"
+    with tarfile.open(twice, "w:bz2") as tar:
+        for data in (b'{"paths": []}', b'{"paths": [{"_path": "/etc/x"}]}'):
+            info = tarfile.TarInfo("info/paths.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    assert archive_problem(fine) is None
+    assert "its package part holds 'info/paths.json'" in (archive_problem(rebuilt) or "")
+    assert "not metadata.json, one pkg- and one info- part" in (archive_problem(extra) or "")
+    assert "'info/paths.json' comes twice" in (archive_problem(twice) or "")
+
+
+def test_an_old_package_without_paths_json_is_judged_by_its_info_files(tmp_path: Path):
+    """Before conda-build 3 a package listed its files in `info/files` only."""
+    from jupyter_repro.restore.package_paths import archive_paths
+
+    def old_package(name: str, listed: bytes) -> Path:
+        path = tmp_path / f"{name}-1.0-0.tar.bz2"
+        with tarfile.open(path, "w:bz2") as tar:
+            for member, data in (("info/index.json", b"{}"), ("info/files", listed)):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return path
+
+    good = archive_paths(old_package("old", b"bin/tool\nlib/libold.so\n"))
+    bad = archive_paths(old_package("evil", b"bin/tool\n../../etc/cron.d/x\n"))
+
+    assert good.problem is None
+    assert good.paths == ("bin/tool", "lib/libold.so")
+    assert bad.problem is not None
+    assert "in its info/files" in bad.problem

@@ -32,7 +32,7 @@ class PackagePaths:
     """What one package writes, as far as the checks need it."""
 
     problem: str | None
-    """Why a path of it is refused, else None."""
+    """Why it is refused (a path leaving the prefix, members named twice), else None."""
     links: frozenset[str]
     """Its symbolic links (prefix-relative, `/`-separated)."""
     paths: tuple[str, ...]
@@ -59,7 +59,10 @@ def _from_paths_json(paths_json: object) -> PackagePaths:
         path = os.fspath(entry.relative_path)
         found = path_problem(path)
         if found is not None and problem is None:
-            problem = f"{found}: {path[:200]!r}"
+            problem = (
+                f"it would write outside the environment ({found}: {path[:200]!r} in its "
+                "info/paths.json)"
+            )
         path = path.replace("\\", "/")
         paths.append(path)
         if entry.path_type.softlink:
@@ -68,10 +71,101 @@ def _from_paths_json(paths_json: object) -> PackagePaths:
 
 
 def archive_paths(archive: Path) -> PackagePaths:
-    """The paths of a package archive (`.conda` or `.tar.bz2`), read from the archive."""
+    """The paths of a package archive (`.conda` or `.tar.bz2`), read from the archive.
+
+    rattler reads the first `info/paths.json` of an archive, while extracting it keeps the
+    last: an archive naming a metadata file twice (or, in a `.conda`, carrying `info/` in its
+    package part, which may be extracted after the info part) could show one list and
+    install another. Such an archive is refused outright (`archive_problem`)."""
     from rattler.package import PathsJson
 
+    problem, files = _listing(archive)
+    if problem is not None:
+        return PackagePaths(problem, frozenset(), ())
+    if files is not None:
+        # An old package (before conda-build 3): no paths.json; rattler links what its
+        # `info/files` lists, one path a line.
+        return _from_files(files.decode("utf-8", "replace"))
     return _from_paths_json(PathsJson.from_package_archive(archive))
+
+
+def _from_files(text: str) -> PackagePaths:
+    problem: str | None = None
+    paths: list[str] = []
+    for line in text.splitlines():
+        path = line.strip()
+        if not path:
+            continue
+        found = path_problem(path)
+        if found is not None and problem is None:
+            problem = (
+                f"it would write outside the environment ({found}: {path[:200]!r} in its "
+                "info/files)"
+            )
+        paths.append(path.replace("\\", "/"))
+    return PackagePaths(problem, frozenset(), tuple(paths))
+
+
+def archive_problem(archive: Path) -> str | None:
+    """See `_listing`: why the archive is refused, else None."""
+    return _listing(archive)[0]
+
+
+def _listing(archive: Path) -> tuple[str | None, bytes | None]:
+    """Why the archive's members are not those of a package a conda tool built (a member
+    named twice; a `.conda` with other parts than `metadata.json`, one `pkg-*.tar.zst` and
+    one `info-*.tar.zst`, or with `info/` in its package part), else None; and the
+    content of `info/files` when the archive has no `info/paths.json` (an old package).
+    Reads the archive's member names: the whole archive is decompressed."""
+    import tarfile
+    import zipfile
+
+    import zstandard
+
+    files: list[bytes] = []  # `info/files`, kept for an archive without `info/paths.json`
+    has_paths_json = False
+
+    def names_of(tar: tarfile.TarFile, where: str) -> str | None:
+        nonlocal has_paths_json
+        seen: set[str] = set()
+        for info in tar:
+            name = info.name.lstrip("./")
+            if name in seen:
+                return f"{name!r} comes twice in {where}"
+            seen.add(name)
+            if where.startswith("pkg") and name.startswith("info/"):
+                return f"its package part holds {name!r}, metadata of the info part"
+            has_paths_json = has_paths_json or name == "info/paths.json"
+            if name == "info/files" and info.isreg() and info.size <= 64 << 20:
+                stream = tar.extractfile(info)
+                files.append(stream.read() if stream is not None else b"")
+        return None
+
+    found: str | None = None
+    if archive.name.endswith(".tar.bz2"):
+        with tarfile.open(archive, mode="r|bz2") as tar:
+            found = names_of(tar, "the archive")
+    else:
+        with zipfile.ZipFile(archive) as outer:
+            parts = [i.filename for i in outer.infolist()]
+            pkg = [p for p in parts if p.startswith("pkg-") and p.endswith(".tar.zst")]
+            info = [p for p in parts if p.startswith("info-") and p.endswith(".tar.zst")]
+            others = [p for p in parts if p not in (*pkg, *info, "metadata.json")]
+            if len(pkg) != 1 or len(info) != 1 or others or len(parts) != len(set(parts)):
+                return (
+                    f"its parts are {parts[:6]!r}, not metadata.json, one pkg- and one info- part",
+                    None,
+                )
+            for part in (info[0], pkg[0]):
+                with outer.open(part) as raw:
+                    reader = zstandard.ZstdDecompressor().stream_reader(raw)
+                    with tarfile.open(fileobj=reader, mode="r|") as tar:
+                        found = names_of(tar, "pkg" if part == pkg[0] else "the info part")
+                if found is not None:
+                    break
+    if found is not None:
+        return found, None
+    return None, (files[0] if files and not has_paths_json else None)
 
 
 def entry_paths(entry: Path) -> PackagePaths:
@@ -107,9 +201,8 @@ def check_paths(packages: Sequence[tuple[str, PackagePaths]]) -> None:
     for name, paths in packages:
         if paths.problem is not None:
             raise UnsafePackage(
-                f"{name} would write outside the environment ({paths.problem} in its "
-                "info/paths.json); it is not a package a conda tool built, and nothing was "
-                "installed"
+                f"{name} is refused: {paths.problem}; it is not a package a conda tool "
+                "built, and nothing was installed"
             )
     links = {link for _, paths in packages for link in paths.links}
     if not links:
