@@ -208,6 +208,10 @@ def _output_problem(output: str) -> str | None:
     return None
 
 
+_STOPPED_BY: list[int] = []
+"""The signal `_cancelled_by_sigterm` stopped its work for (its exit status is 128 + it)."""
+
+
 async def _cancelled_by_sigterm(work: Awaitable[_T]) -> _T:
     """`work`, cancelled (its cleanup run) on SIGTERM or SIGHUP (`kill`, a batch scheduler, a
     closed terminal) as on Ctrl-C. Where a loop takes no signal handlers (Windows, not the
@@ -218,10 +222,15 @@ async def _cancelled_by_sigterm(work: Awaitable[_T]) -> _T:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+
+    def stop(number: int) -> None:
+        _STOPPED_BY[:] = [number]
+        if task is not None:
+            task.cancel()
+
     for number in stops:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            if task is not None:
-                loop.add_signal_handler(number, task.cancel)
+            loop.add_signal_handler(number, stop, number)
     try:
         return await work
     finally:
@@ -1048,7 +1057,9 @@ def _pack(args: argparse.Namespace) -> int:
             progress.end_line()
             how = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "terminated"
             print(f"jupyter repro pack: {how}; nothing was written", file=sys.stderr)
-            return 130 if isinstance(stopped, KeyboardInterrupt) else 128 + signal.SIGTERM
+            if isinstance(stopped, KeyboardInterrupt):
+                return 130
+            return 128 + (_STOPPED_BY[0] if _STOPPED_BY else signal.SIGTERM)
         progress.end_line()
         manifest = result.manifest
         conda = len({c.path for c in manifest.conda})

@@ -44,6 +44,7 @@ from .jobs import (
     VerificationRunning,
     VerifyJobs,
     error_reason,
+    hide_folders,
 )
 from .notebooks.drift import FROM_FILE, DriftCache
 from .notebooks.embedded import METADATA_KEY, NotebookError, kept_keys, kernel_name, read_notebook
@@ -222,8 +223,7 @@ class ReproHandler(ExtensionHandlerMixin, APIHandler):
         Service errors name files by their real paths; a client only knows paths relative to
         the server root, and has no business learning where that root is.
         """
-        root = self._server_root()
-        return redact_text(message).replace(root + os.sep, "").replace(root, ".")
+        return hide_folders(redact_text(message), [self._server_root()])
 
     @contextlib.contextmanager
     def http_errors(self) -> Iterator[None]:
@@ -1429,12 +1429,16 @@ class PackHandler(_LockRoute):
             catalog: EnvironmentCatalog = self.services["catalog"]
             entry = await self.call(catalog.get, environment)
             prefix: Path | None = entry.environment.prefix
+            # Reads condarcs and the history: not on the event loop.
+            package_dirs = await self.call(
+                lambda: conda_pkgs_dirs(entry.environment.prefix, root=entry.environment.root)
+            )
             request = PackRequest(
                 prefix=prefix,
                 name=entry.name,
                 platforms=platforms,
                 pip_index=pip_index,
-                package_dirs=conda_pkgs_dirs(entry.environment.prefix, root=entry.environment.root),
+                package_dirs=package_dirs,
             )
             if fmt == "conda-pack":
                 own = await self.call(platform_of, prefix)
@@ -1474,6 +1478,10 @@ class PackHandler(_LockRoute):
                         f"{problem}; and the notebook embeds no lock to pack from",
                         reason="kernel not found",
                     ) from None
+            dirs_of = prefix
+            package_dirs = (
+                await self.call(lambda: conda_pkgs_dirs(dirs_of)) if dirs_of is not None else ()
+            )
             request = PackRequest(
                 notebooks=tuple(files),
                 prefix=prefix,
@@ -1481,7 +1489,7 @@ class PackHandler(_LockRoute):
                 platforms=platforms,
                 pip_index=pip_index,
                 environment_problem=problem,
-                package_dirs=conda_pkgs_dirs(prefix) if prefix is not None else (),
+                package_dirs=package_dirs,
             )
         with self.http_errors():
             job = self.packs.start(request, fmt=fmt, hide=(self._server_root(),))

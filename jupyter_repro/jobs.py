@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -64,6 +65,22 @@ class JobNotFound(KeyError):
         return f"no job with id {self.job_id!r}"
 
 
+def hide_folders(text: str, folders: Sequence[str]) -> str:
+    """`text` with paths in `folders` written relative to them (`<folder>/a/b` -> `a/b`,
+    the folder itself -> `.`). Only whole paths: `/srv/root2` is not in `/srv/root`, nor
+    `/home/u/data` in `/data`; a folder of `/` hides nothing (every path would lose it)."""
+    for folder in folders:
+        folder = folder.rstrip(os.sep)
+        if not folder:
+            continue
+        pattern = re.compile(
+            rf"(?<![\w.~/-]){re.escape(folder)}"
+            rf"(?:{re.escape(os.sep)}(?=[^{re.escape(os.sep)}\s])|(?![\w~-]|\.[\w.~-]))"
+        )
+        text = pattern.sub(lambda m: "" if m.group(0).endswith(os.sep) else ".", text)
+    return text
+
+
 @dataclass
 class Job:
     """One unit of long-running work and everything a client may want to know about it."""
@@ -109,10 +126,7 @@ class Job:
 
     def public(self, text: str) -> str:
         """`text` without credentials, and without the location of the hidden folders."""
-        text = redact_text(text)
-        for folder in self.hidden:
-            text = text.replace(folder + os.sep, "").replace(folder, ".")
-        return text
+        return hide_folders(redact_text(text), self.hidden)
 
     def add_log(self, line: str) -> None:
         # Engines and pip print URLs; a channel token must not reach a client.
@@ -566,7 +580,7 @@ class VerifyJobs:
             except VerifyError as error:
                 if root is None:
                     raise
-                message = str(error).replace(root + os.sep, "").replace(root, ".")
+                message = hide_folders(str(error), [root])
                 raise VerifyError(message) from error
             return verify_result(report, shown)
 
@@ -671,9 +685,7 @@ class PackJobs:
         folder_box: list[Path] = []
 
         def public(message: str) -> str:
-            for folder in (*folder_box, self.workdir, *hide):
-                message = message.replace(str(folder) + os.sep, "").replace(str(folder), ".")
-            return message
+            return hide_folders(message, [str(f) for f in (*folder_box, self.workdir, *hide)])
 
         async def work(progress: JobProgress) -> dict[str, Any]:
             folder = folder_box[0]

@@ -342,3 +342,26 @@ async def test_on_forget_runs_once_when_a_finished_job_is_forgotten():
     manager.jobs()
     manager.jobs()
     assert forgotten == [job.id]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("cannot read /srv/root/work/x.capsule.tar.zst", "cannot read work/x.capsule.tar.zst"),
+        ("the root /srv/root itself", "the root . itself"),
+        ("/srv/root2/env.yml is elsewhere", "/srv/root2/env.yml is elsewhere"),
+        ("/home/u/srv/root/a stays", "/home/u/srv/root/a stays"),
+        ("/srv/root.d/x stays", "/srv/root.d/x stays"),
+    ],
+)
+def test_hidden_folders_are_hidden_as_whole_paths_only(text, shown):
+    from jupyter_repro.jobs import hide_folders
+
+    assert hide_folders(text, ["/srv/root"]) == shown
+
+
+def test_a_root_of_slash_hides_nothing():
+    from jupyter_repro.jobs import hide_folders
+
+    text = "https://conda.anaconda.org/conda-forge and /home/u/x"
+    assert hide_folders(text, ["/"]) == text

@@ -590,7 +590,7 @@ def test_conda_pkgs_dirs_read_condarc_and_the_installation_that_made_the_environ
     assert found == (scratch, root / "pkgs")
 
 
-@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_pack_stopped_while_it_downloads_leaves_nothing_behind(
     multi_platform_env: MultiPlatformEnv, tmp_path, stop
 ):
@@ -633,7 +633,7 @@ def test_a_pack_stopped_while_it_downloads_leaves_nothing_behind(
     finally:
         hole.close()
 
-    assert process.returncode == (130 if stop == "SIGINT" else 143), err
+    assert process.returncode == 128 + int(getattr(signal, stop)), err
     assert "nothing was written" in err
     assert "Traceback" not in err
     assert list(out.iterdir()) == []
@@ -719,3 +719,17 @@ def test_a_private_channels_archives_are_fetched_with_the_records_credentials(
     assert b"sekrit" not in zstandard.ZstdDecompressor().stream_reader(out.read_bytes()).read()
     assert "sekrit" not in captured.out + captured.err
     assert all("/t/" not in c.url for c in read_manifest(out).conda)
+
+
+def test_a_condarc_naming_an_unknown_users_folder_costs_that_entry_only(tmp_path):
+    home = tmp_path / "home"
+    kept = tmp_path / "kept"
+    for folder in (home, kept):
+        folder.mkdir()
+    (home / ".condarc").write_text(
+        f"pkgs_dirs:\n  - ~no-such-user-here/pkgs\n  - {kept}\n  - [not, a, path]\n"
+    )
+
+    found = conda_pkgs_dirs(tmp_path / "env", environ={"CONDA_PKGS_DIRS": "~nobody-x/p"}, home=home)
+
+    assert found == (kept,)

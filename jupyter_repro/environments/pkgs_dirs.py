@@ -11,6 +11,7 @@ environment anywhere), else `$CONDA_ROOT`/`$CONDA_EXE`'s. Only folders that exis
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -31,11 +32,11 @@ def conda_pkgs_dirs(
     environment is its own root)."""
     environ = os.environ if environ is None else environ
     home = Path(environ.get("HOME") or Path.home()) if home is None else home
-    candidates = [
-        Path(part.strip()).expanduser()
-        for part in environ.get("CONDA_PKGS_DIRS", "").split(",")
-        if part.strip()
-    ]
+    candidates = []
+    for part in environ.get("CONDA_PKGS_DIRS", "").split(","):
+        if part.strip():
+            with contextlib.suppress(RuntimeError, ValueError):  # `~nosuchuser`
+                candidates.append(Path(part.strip()).expanduser())
     roots: list[Path] = []
     if root is not None:
         roots.append(root)
@@ -56,8 +57,9 @@ def conda_pkgs_dirs(
     candidates.append(home / ".conda" / "pkgs")
     out: list[Path] = []
     for folder in candidates:
-        if folder not in out and folder.is_dir():
-            out.append(folder)
+        with contextlib.suppress(OSError, ValueError):
+            if folder not in out and folder.is_dir():
+                out.append(folder)
     return tuple(out)
 
 
@@ -117,8 +119,10 @@ def _condarc_pkgs_dirs(roots: list[Path], environ: Mapping[str, str], home: Path
             continue
         for value in values:
             if isinstance(value, str) and value.strip():
-                expanded = os.path.expandvars(value.strip())
-                folder = Path(expanded).expanduser()
+                try:
+                    folder = Path(os.path.expandvars(value.strip())).expanduser()
+                except (RuntimeError, ValueError):  # `~nosuchuser/pkgs`, a NUL
+                    continue
                 if folder.is_absolute():
                     found.append(folder)
     return found

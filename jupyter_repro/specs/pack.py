@@ -402,12 +402,12 @@ def _credentialed_urls(prefix: Path) -> dict[str, str]:
     except OSError:
         return found
     for entry in entries:
-        if not entry.name.endswith(".json"):
-            continue
         try:
+            if not entry.name.endswith(".json") or not entry.is_file(follow_symlinks=False):
+                continue  # a FIFO there would block the read
             with open(entry.path, "rb") as stream:
-                url = json.loads(stream.read()).get("url")
-        except (OSError, ValueError, AttributeError):
+                url = json.loads(stream.read(64 << 20)).get("url")
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue
         if isinstance(url, str) and (shown := redact_url(url)) != url:
             found[shown] = url
