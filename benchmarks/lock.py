@@ -11,9 +11,13 @@
    `rattler.install` of the same records (the lock's linux-64 part, read back from our pixi
    rendering) into a fresh prefix. Both cold: a fresh package cache per run. The source is
    parsed once, outside the timing, as in `restore.py`; the services share one catalog, as a
-   server's restores do. Ours costs a fixed ~12 ms more (5 ms of it making the 47 records from
-   the verified archives' own index.json, the true depends), so the ratio follows this
-   machine's speed: 1.0x when the bare install takes 185 ms, 1.4x when it takes 32 ms. Also,
+   server's restores do. Ours costs a fixed amount more: making the 47 records from the
+   verified archives' own index.json (the true depends), and reading each archive's member
+   list and paths.json to refuse packages that would write outside the prefix
+   (restore/package_paths.py), in a worker beside the records; the bare install does
+   neither, and installs ~4 ms slower (it makes a download client per call). So the ratio
+   follows this machine's speed: 1.0x when the bare install takes 185 ms, 1.2x-1.5x when it
+   takes 50-130 ms. Also,
    for information, the same service restoring from the environment's environment.yml export
    (which needs a solve), and what that parse costs: `load_source` of the conda-lock.yml
    against rattler's `LockFile.from_path` of the same lock in the pixi format.
