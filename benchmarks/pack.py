@@ -17,9 +17,10 @@
    every member checked; ours then finds the file unchanged (its sha256 is kept while its
    inode, size, mtime and ctime are), reads its head and notebooks, unpacks nothing and
    installs from the cache, with the process's download client (rattler's bare install
-   makes one each time: ~4 ms of loading certificates). For information: ours cold (a fresh package cache and the capsule never seen:
-   every member decompressed and checked, the archives unpacked) against the same bare warm
-   install, and against the bare install from a cold cache (the channel's archives).
+   makes one each time: ~4 ms of loading certificates). For information: ours cold (a fresh
+   package cache and the capsule never seen: every member decompressed and checked, the
+   archives unpacked) against the same bare warm install, and against the bare install from
+   a cold cache (the channel's archives).
 
 Medians of REPEATS runs, the two sides alternating who goes first. Everything runs in a
 temporary HOME with its own caches, removed afterwards.
