@@ -129,7 +129,9 @@ def _listing(archive: Path) -> tuple[str | None, bytes | None]:
         nonlocal has_paths_json
         seen: set[str] = set()
         for info in tar:
-            name = info.name.lstrip("./")
+            name = info.name
+            while name.startswith("./"):  # `./info/x` and `info/x` are one member
+                name = name[2:]
             if name in seen:
                 return f"{name!r} comes twice in {where}"
             seen.add(name)
