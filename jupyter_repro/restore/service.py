@@ -1829,12 +1829,12 @@ def _check_package_paths(
     inspected: Mapping[str, PackagePaths],
 ) -> None:
     """`check_paths` of every package about to be installed: archives as `_archive_paths`
-    read them (`inspected`, by dist name), cache entries (`in_cache`, ids of their records)
-    where they are."""
+    read them (`inspected`, by archive path: two entries of a lock may share a name),
+    cache entries (`in_cache`, ids of their records) where they are."""
     checked = []
     for item in verified:
         dist = item.package.dist_name
-        paths = inspected.get(dist)
+        paths = None if id(item.record) in in_cache else inspected.get(os.fspath(item.path))
         if paths is None:
             paths = _read_paths(dist, item.path, entry=id(item.record) in in_cache)
         checked.append((dist, paths))
@@ -1842,13 +1842,13 @@ def _check_package_paths(
 
 
 def _archive_paths(archives: Sequence[tuple[LockedConda, Path]]) -> dict[str, PackagePaths]:
-    """dist name -> what its verified archive writes; each archive checked on its own at
-    once (the install's links across packages are checked by `_check_package_paths`)."""
+    """archive path -> what that verified archive writes; each archive checked on its own
+    at once (the install's links across packages are checked by `_check_package_paths`)."""
     found = {}
     for package, path in archives:
         paths = _read_paths(package.dist_name, path, entry=False)
         check_paths([(package.dist_name, paths)])
-        found[package.dist_name] = paths
+        found[os.fspath(path)] = paths
     return found
 
 
