@@ -11,6 +11,7 @@ lock names. So before rattler sees them, each package's paths are checked here: 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -51,23 +52,31 @@ def path_problem(path: str) -> str | None:
     return None
 
 
-def _from_paths_json(paths_json: object) -> PackagePaths:
+def _package_paths(entries: Iterable[tuple[str, bool]], where: str) -> PackagePaths:
+    """What a package writes, from `(path, is a symbolic link)` as `where` lists them."""
     problem: str | None = None
     links: set[str] = set()
     paths: list[str] = []
-    for entry in paths_json.paths:  # type: ignore[attr-defined]
-        path = os.fspath(entry.relative_path)
+    for path, is_link in entries:
         found = path_problem(path)
         if found is not None and problem is None:
             problem = (
-                f"it would write outside the environment ({found}: {path[:200]!r} in its "
-                "info/paths.json)"
+                f"it would write outside the environment ({found}: {path[:200]!r} in its {where})"
             )
         path = path.replace("\\", "/")
         paths.append(path)
-        if entry.path_type.softlink:
+        if is_link:
             links.add(path)
     return PackagePaths(problem, frozenset(links), tuple(paths))
+
+
+def _from_paths_json(paths_json: object) -> PackagePaths:
+    """From rattler's `PathsJson` (an extracted package's, with `info/files` fallback)."""
+    entries = paths_json.paths  # type: ignore[attr-defined]
+    return _package_paths(
+        ((os.fspath(e.relative_path), bool(e.path_type.softlink)) for e in entries),
+        "info/paths.json",
+    )
 
 
 def archive_paths(archive: Path) -> PackagePaths:
@@ -76,34 +85,26 @@ def archive_paths(archive: Path) -> PackagePaths:
     rattler reads the first `info/paths.json` of an archive, while extracting it keeps the
     last: an archive naming a metadata file twice (or, in a `.conda`, carrying `info/` in its
     package part, which may be extracted after the info part) could show one list and
-    install another. Such an archive is refused outright (`archive_problem`)."""
-    from rattler.package import PathsJson
-
-    problem, files = _listing(archive)
+    install another. Such an archive is refused outright (`archive_problem`); otherwise the
+    one `info/paths.json` the listing read is the list (an old package's `info/files`)."""
+    problem, metadata = _listing(archive)
     if problem is not None:
         return PackagePaths(problem, frozenset(), ())
-    if files is not None:
-        # An old package (before conda-build 3): no paths.json; rattler links what its
-        # `info/files` lists, one path a line.
-        return _from_files(files.decode("utf-8", "replace"))
-    return _from_paths_json(PathsJson.from_package_archive(archive))
-
-
-def _from_files(text: str) -> PackagePaths:
-    problem: str | None = None
-    paths: list[str] = []
-    for line in text.splitlines():
-        path = line.strip()
-        if not path:
-            continue
-        found = path_problem(path)
-        if found is not None and problem is None:
-            problem = (
-                f"it would write outside the environment ({found}: {path[:200]!r} in its "
-                "info/files)"
-            )
-        paths.append(path.replace("\\", "/"))
-    return PackagePaths(problem, frozenset(), tuple(paths))
+    if metadata is None:
+        raise ValueError("it has neither info/paths.json nor info/files")
+    name, data = metadata
+    if name == "info/files":
+        # An old package (before conda-build 3): rattler links what it lists, a path a line.
+        lines = (line.strip() for line in data.decode("utf-8", "replace").splitlines())
+        return _package_paths(((line, False) for line in lines if line), name)
+    document = json.loads(data)
+    return _package_paths(
+        (
+            (str(entry["_path"]), entry.get("path_type") == "softlink")
+            for entry in document["paths"]
+        ),
+        name,
+    )
 
 
 def archive_problem(archive: Path) -> str | None:
@@ -111,22 +112,20 @@ def archive_problem(archive: Path) -> str | None:
     return _listing(archive)[0]
 
 
-def _listing(archive: Path) -> tuple[str | None, bytes | None]:
+def _listing(archive: Path) -> tuple[str | None, tuple[str, bytes] | None]:
     """Why the archive's members are not those of a package a conda tool built (a member
     named twice; a `.conda` with other parts than `metadata.json`, one `pkg-*.tar.zst` and
     one `info-*.tar.zst`, or with `info/` in its package part), else None; and the
-    content of `info/files` when the archive has no `info/paths.json` (an old package).
+    package's list of files: `info/paths.json`, else (an old package) `info/files`.
     Reads the archive's member names: the whole archive is decompressed."""
     import tarfile
     import zipfile
 
     import zstandard
 
-    files: list[bytes] = []  # `info/files`, kept for an archive without `info/paths.json`
-    has_paths_json = False
+    kept: dict[str, bytes] = {}  # `info/paths.json` and `info/files`, each at most once
 
     def names_of(tar: tarfile.TarFile, where: str) -> str | None:
-        nonlocal has_paths_json
         seen: set[str] = set()
         for info in tar:
             name = info.name
@@ -137,10 +136,11 @@ def _listing(archive: Path) -> tuple[str | None, bytes | None]:
             seen.add(name)
             if where.startswith("pkg") and name.startswith("info/"):
                 return f"its package part holds {name!r}, metadata of the info part"
-            has_paths_json = has_paths_json or name == "info/paths.json"
-            if name == "info/files" and info.isreg() and info.size <= 64 << 20:
+            if name in ("info/paths.json", "info/files") and info.isreg():
+                if info.size > _MAX_LIST_BYTES:
+                    return f"its {name} is {info.size:,} bytes"
                 stream = tar.extractfile(info)
-                files.append(stream.read() if stream is not None else b"")
+                kept[name] = stream.read() if stream is not None else b""
         return None
 
     found: str | None = None
@@ -167,7 +167,14 @@ def _listing(archive: Path) -> tuple[str | None, bytes | None]:
                     break
     if found is not None:
         return found, None
-    return None, (files[0] if files and not has_paths_json else None)
+    for name in ("info/paths.json", "info/files"):
+        if name in kept:
+            return None, (name, kept[name])
+    return None, None
+
+
+_MAX_LIST_BYTES = 256 << 20
+"""The largest `info/paths.json` read (big packages list a few MB of paths)."""
 
 
 def entry_paths(entry: Path) -> PackagePaths:
